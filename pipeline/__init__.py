@@ -1,0 +1,1 @@
+"""sling: documents in, a small RAG-tuned language model and honest benchmark numbers out."""

@@ -1,0 +1,149 @@
+"""Stage answer: each benchmark question through RAG, for every student variant and the reference.
+
+    python -m pipeline.answer students                      # stage answer: base, +general, +general+domain
+    python -m pipeline.answer reference                     # stage reference: the teacher (or the paper's column)
+    python -m pipeline.answer students rag.top_k=5 rag.variants=[base,domain]
+
+Per task: embed the questions, retrieve `rag.top_k` chunks from Qdrant, fill `rag.prompt_template`,
+and generate with batched greedy decoding (`rag.max_new_tokens`, `rag.repetition_penalty`) for the base
+model, +general and +general+domain (loaded by `pipeline.models.load_student`, as training built them).
+The reference answer is the teacher's in the same RAG setup, or the question file's `gpt_response`
+column (`data.reference=column`, the paper's data). Each row records the answer, the retrieved chunk
+ids and texts, latency and token counts.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from omegaconf import DictConfig
+
+from pipeline.config import load_config, resolve_path
+from pipeline.embed import embed
+from pipeline.importers import read_benchmark
+from pipeline.index import TASKS, collection_name, qdrant_client
+from pipeline.io import write_json, write_jsonl
+from pipeline.models import load_student, load_tokenizer
+from pipeline.tracking import log_metrics, stage_run
+
+log = logging.getLogger("answer")
+
+
+
+def answers_path(name: str, task: str) -> str:
+    """Students' answers in results/students/, the reference's in results/reference/."""
+    return f"results/reference/{task}.jsonl" if name == "reference" else f"results/students/{name}_{task}.jsonl"
+
+
+def retrieve(cfg: DictConfig, client, task: str, questions: list[dict]) -> list[list[dict]]:
+    vectors = embed(cfg.rag.embedder, [q["question"] for q in questions])
+    hits = []
+    for v in vectors:
+        res = client.query_points(collection_name(cfg, task), query=v.tolist(), limit=cfg.rag.top_k, with_payload=True)
+        hits.append([{"id": str(p.id), "score": round(float(p.score), 5), "text": p.payload["text"],
+                      "document": p.payload["document"], "pages": p.payload["pages"]} for p in res.points])
+    return hits
+
+
+def build_prompt(cfg: DictConfig, question: str, chunks: list[dict]) -> str:
+    context = "\n\n".join(c["text"] for c in chunks)
+    return cfg.rag.prompt_template.format(context=context, question=question)
+
+
+def generate(model, tokenizer, prompts: list[str], cfg: DictConfig) -> list[dict]:
+    """Batched greedy decoding; per answer: text, tokens, and the batch's wall time shared per answer."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    out_rows = []
+    for start in range(0, len(prompts), cfg.rag.batch_size):
+        batch = prompts[start:start + cfg.rag.batch_size]
+        enc = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=cfg.rag.max_new_tokens, do_sample=False,
+                                 repetition_penalty=cfg.rag.repetition_penalty, pad_token_id=tokenizer.pad_token_id)
+        elapsed = time.perf_counter() - t0
+        for i, row in enumerate(out[:, enc["input_ids"].shape[1]:]):
+            row = row[row != tokenizer.pad_token_id]
+            out_rows.append({"answer": tokenizer.decode(row, skip_special_tokens=True).strip(),
+                             "prompt_tokens": int(enc["attention_mask"][i].sum()), "answer_tokens": int(len(row)),
+                             "latency_s": round(elapsed / len(batch), 4), "batch_latency_s": round(elapsed, 4)})
+    return out_rows
+
+
+def reference_answers(cfg: DictConfig, questions: list[dict], prompts: list[str]) -> list[dict]:
+    if cfg.data.reference == "column":
+        missing = [q["id"] for q in questions if not str(q.get("gpt_response", "")).strip()]
+        if missing:
+            raise ValueError(f"data.reference=column but questions {missing} have no gpt_response")
+        return [{"answer": q["gpt_response"].strip(), "prompt_tokens": None, "answer_tokens": None, "latency_s": None}
+                for q in questions]
+    from pipeline.teacher import make_teacher, stream
+
+    teacher = make_teacher(cfg)
+    rows: list[dict | None] = [None] * len(prompts)
+    for i, result in stream(teacher, prompts):
+        if isinstance(result, Exception):
+            raise RuntimeError(f"the teacher failed on question {questions[i]['id']}: {result}") from result
+        rows[i] = {"answer": result.text, "prompt_tokens": result.prompt_tokens, "answer_tokens": result.completion_tokens,
+                   "latency_s": None}
+    return rows
+
+
+def prepare(cfg: DictConfig) -> dict[str, tuple[list[dict], list[list[dict]], list[str]]]:
+    """Per task: the questions, their retrieved chunks and the filled prompts."""
+    client = qdrant_client(cfg)
+    try:
+        per_task = {}
+        for task in TASKS:
+            questions = read_benchmark(resolve_path(cfg.data.benchmark[task].questions))
+            chunks = retrieve(cfg, client, task, questions)
+            per_task[task] = (questions, chunks, [build_prompt(cfg, q["question"], c) for q, c in zip(questions, chunks)])
+        return per_task
+    finally:
+        client.close()
+
+
+def save(name: str, task: str, questions: list[dict], chunks: list[list[dict]], rows: list[dict]) -> None:
+    write_jsonl(resolve_path(answers_path(name, task)), [
+        {"id": q["id"], "question": q["question"], "source_text": q.get("text", ""), "document": q.get("document", ""),
+         "variant": name, "retrieved": c, **r} for q, c, r in zip(questions, chunks, rows)])
+
+
+def answer_students(cfg: DictConfig, per_task) -> dict:
+    summary = {}
+    tokenizer = load_tokenizer()
+    for variant in cfg.rag.variants:
+        model = load_student(cfg, variant)
+        for task, (questions, chunks, prompts) in per_task.items():
+            t0 = time.perf_counter()
+            rows = generate(model, tokenizer, prompts, cfg)
+            wall = time.perf_counter() - t0
+            save(variant, task, questions, chunks, rows)
+            summary[f"{variant}.{task}"] = {"answers_per_s": round(len(rows) / wall, 3),
+                                            "tokens_per_s": round(sum(r["answer_tokens"] for r in rows) / wall, 2)}
+            log.info("%s/%s: %d answers in %.1fs", variant, task, len(rows), wall)
+        del model
+    return summary
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in ("students", "reference"):
+        raise SystemExit("usage: python -m pipeline.answer {students|reference} [key=value ...]")
+    who, cfg = argv[0], load_config(argv[1:])
+    with stage_run(f"answer_{who}", cfg):
+        per_task = prepare(cfg)
+        if who == "reference":
+            for task, (questions, chunks, prompts) in per_task.items():
+                save("reference", task, questions, chunks, reference_answers(cfg, questions, prompts))
+            return
+        summary = answer_students(cfg, per_task)
+        write_json(resolve_path("metrics/answer.json"), summary)
+        log_metrics(summary, prefix="answer.")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    main(sys.argv[1:])

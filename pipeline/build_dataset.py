@@ -1,0 +1,113 @@
+"""Stage build_dataset: synthetic Q&A -> filtered, document-split, formatted domain training set.
+
+    python -m pipeline.build_dataset
+    python -m pipeline.build_dataset dataset.min_grounding=0.5
+
+Filters, each counted in metrics/dataset.json: paragraphs shorter than the configured length percentile,
+empty/malformed/refusing generations, near-duplicate questions within a document (embedding cosine),
+answers not grounded in their paragraph (content-word overlap). The split is by document, seeded, and
+written as a manifest; no document is on both sides.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from collections import Counter, defaultdict
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.config import load_config, resolve_path
+from pipeline.embed import embed
+from pipeline.formats import domain_prompt, record
+from pipeline.io import provenance, read_jsonl, write_json, write_jsonl
+from pipeline.synthesize import OUT as SYNTHETIC
+from pipeline.text import support
+from pipeline.tracking import log_metrics, stage_run
+
+log = logging.getLogger("build_dataset")
+
+OUT_DIR = "data/datasets/domain"
+METRICS = "metrics/dataset.json"
+
+
+def filter_rows(cfg: DictConfig, rows: list[dict]) -> tuple[list[dict], Counter]:
+    d = cfg.dataset
+    dropped = Counter()
+    lengths = [len(r["paragraph"]) for r in rows]
+    min_len = float(np.percentile(lengths, d.min_paragraph_percentile)) if lengths and d.min_paragraph_percentile else 0.0
+    kept = []
+    for r in rows:
+        q, a = (r.get("question") or "").strip(), (r.get("answer") or "").strip()
+        if len(r["paragraph"]) < min_len:
+            dropped["short_paragraph"] += 1
+        elif len(q) < d.min_question_chars or len(a) < d.min_answer_chars:
+            dropped["empty_or_malformed"] += 1
+        elif any(p in (q + " " + a).lower() for p in d.refusal_patterns):
+            dropped["refusal"] += 1
+        elif support(a, r["paragraph"]) < d.min_grounding:
+            dropped["ungrounded_answer"] += 1
+        else:
+            kept.append(r)
+    by_doc = defaultdict(list)
+    for i, r in enumerate(kept):
+        by_doc[r["doc_id"]].append(i)
+    vectors = embed(d.embedder, [r["question"] for r in kept]) if kept else None
+    drop = set()
+    for idx in by_doc.values():
+        for a_pos, i in enumerate(idx):
+            if i in drop:
+                continue
+            for j in idx[a_pos + 1:]:
+                if j not in drop and float(vectors[i] @ vectors[j]) >= d.near_duplicate_cosine:
+                    drop.add(j)
+    dropped["near_duplicate_question"] = len(drop)
+    dropped["min_paragraph_chars"] = round(min_len, 1)
+    return [r for i, r in enumerate(kept) if i not in drop], dropped
+
+
+def split_by_document(doc_ids: list[str], eval_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    docs = sorted(set(doc_ids))
+    random.Random(seed).shuffle(docs)
+    n_eval = round(len(docs) * eval_fraction)
+    if eval_fraction > 0 and len(docs) >= 2:
+        n_eval = min(max(1, n_eval), len(docs) - 1)
+    return sorted(docs[n_eval:]), sorted(docs[:n_eval])
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(argv)
+    with stage_run("build_dataset", cfg):
+        rows = read_jsonl(resolve_path(SYNTHETIC))
+        kept, dropped = filter_rows(cfg, rows)
+        if not kept:
+            raise ValueError(f"every one of the {len(rows)} synthetic rows was filtered out ({dict(dropped)}); "
+                             "loosen conf/dataset (e.g. dataset.min_grounding) or use a stronger teacher")
+        train_docs, eval_docs = split_by_document([r["doc_id"] for r in kept], cfg.dataset.eval_fraction, cfg.seed)
+        out = {"train": [], "eval": []}
+        for r in kept:
+            side = "eval" if r["doc_id"] in eval_docs else "train"
+            lineage = {k: r.get(k) for k in ("doc_id", "document", "page", "paragraph_hash", "teacher", "prompt_version")}
+            out[side].append(record(domain_prompt(cfg, r["paragraph"], r["question"]), r["answer"],
+                                    question=r["question"], seed=cfg.seed, **lineage))
+        if not out["eval"]:
+            log.warning("only one document survived the filters: the eval split is empty, eval loss is skipped")
+        for side, recs in out.items():
+            write_jsonl(resolve_path(f"{OUT_DIR}/{side}.jsonl"), recs)
+        names = {r["doc_id"]: r["document"] for r in kept}
+        write_json(resolve_path(f"{OUT_DIR}/split.json"), {
+            "train": {d: names[d] for d in train_docs}, "eval": {d: names[d] for d in eval_docs},
+            "provenance": provenance("build_dataset", OmegaConf.to_container(cfg.dataset, resolve=True) | {"seed": cfg.seed},
+                                     {"synthetic": resolve_path(SYNTHETIC)})})
+        metrics = {"input_rows": len(rows), "kept": len(kept), "train_rows": len(out["train"]),
+                   "eval_rows": len(out["eval"]), "train_documents": len(train_docs), "eval_documents": len(eval_docs),
+                   "dropped": dict(dropped)}
+        write_json(resolve_path(METRICS), metrics)
+        log_metrics(metrics, prefix="dataset.")
+        log.info("%s", metrics)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    main(sys.argv[1:])

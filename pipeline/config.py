@@ -1,0 +1,179 @@
+"""Loading and validating the resolved configuration.
+
+Under DVC a stage reads `params.yaml` (DVC composes `conf/` into it on `dvc exp run`). By hand, a stage
+takes Hydra overrides, e.g. `python -m pipeline.train general lora.r=8 model=phi-1_5`, and then composes
+`conf/` itself. Either way the result is validated before any model or data is loaded.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = ROOT / "conf"
+PARAMS = ROOT / "params.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and how to fix it."""
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """Compose `conf/` with Hydra overrides, as `dvc exp run -S` does."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides or []))
+
+
+def load_config(argv: list[str] | None = None) -> DictConfig:
+    """`params.yaml` when no overrides are given, else `conf/` composed with them; validated."""
+    overrides = [a for a in (sys.argv[1:] if argv is None else argv) if "=" in a]
+    if overrides:
+        cfg = compose(overrides)
+    else:
+        if not PARAMS.exists():
+            raise ConfigError(f"{PARAMS} is missing: run `python -m pipeline.compose` to write it from conf/")
+        cfg = OmegaConf.load(PARAMS)
+    validate(cfg)
+    return cfg
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _non_negative_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def _fraction(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+
+
+def _one_of(*choices: str) -> Callable[[Any], bool]:
+    check = lambda v: v in choices  # noqa: E731
+    check.__doc__ = "one of " + ", ".join(choices)
+    return check
+
+
+_positive_int.__doc__ = "a positive integer"
+_non_negative_int.__doc__ = "a non-negative integer"
+_positive_number.__doc__ = "a positive number"
+_fraction.__doc__ = "a number in [0, 1)"
+
+RULES: dict[str, Callable[[Any], bool]] = {
+    "seed": _non_negative_int,
+    "model.source": _one_of("package", "hub", "path"),
+    "model.dtype": _one_of("float32", "float16", "bfloat16"),
+    "model.quantization": _one_of("none", "4bit"),
+    "teacher.kind": _one_of("embedded", "openai"),
+    "teacher.max_new_tokens": _positive_int,
+    "teacher.batch_size": _positive_int,
+    "teacher.concurrency": _positive_int,
+    "teacher.max_retries": _non_negative_int,
+    "ingest.strategy": _one_of("fast", "hi_res", "auto"),
+    "ingest.on_error": _one_of("skip", "fail"),
+    "ingest.min_paragraph_chars": _non_negative_int,
+    "ingest.max_paragraph_chars": _positive_int,
+    "ingest.max_graphics_ops": _positive_int,
+    "synth.questions_per_paragraph": _positive_int,
+    "data.general_source": _one_of("jsonl", "hub"),
+    "data.general_limit": _positive_int,
+    "data.domain_source": _one_of("synthesize", "sai_csv"),
+    "data.reference": _one_of("teacher", "column"),
+    "lora.r": _positive_int,
+    "lora.alpha": _positive_number,
+    "lora.dropout": _fraction,
+    "train.lr": _positive_number,
+    "train.warmup_steps": _non_negative_int,
+    "train.batch_size": _positive_int,
+    "train.grad_accum": _positive_int,
+    "train.max_length": _positive_int,
+    "train.loss_on": _one_of("response", "all"),
+    "train.general_max_steps": _positive_int,
+    "train.domain_max_steps": _positive_int,
+    "train.eval_steps": _positive_int,
+    "train.save_steps": _positive_int,
+    "train.logging_steps": _positive_int,
+    "train.eval_fraction": _fraction,
+    "rag.chunk_tokens": _positive_int,
+    "rag.chunk_overlap": _non_negative_int,
+    "rag.top_k": _positive_int,
+    "rag.max_new_tokens": _positive_int,
+    "rag.repetition_penalty": _positive_number,
+    "rag.batch_size": _positive_int,
+    "eval.bootstrap": _positive_int,
+    "eval.ci": _fraction,
+    "eval.grounding_threshold": _fraction,
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first invalid key, before any expensive work."""
+    problems = []
+    for key, check in RULES.items():
+        value = OmegaConf.select(cfg, key, default="<missing>")
+        if value == "<missing>":
+            problems.append(f"{key} is missing")
+        elif not check(value):
+            problems.append(f"{key} must be {check.__doc__}, got {value!r}")
+    if not problems:
+        if cfg.rag.chunk_overlap >= cfg.rag.chunk_tokens:
+            problems.append(f"rag.chunk_overlap ({cfg.rag.chunk_overlap}) must be smaller than rag.chunk_tokens ({cfg.rag.chunk_tokens})")
+        if cfg.ingest.min_paragraph_chars >= cfg.ingest.max_paragraph_chars:
+            problems.append("ingest.min_paragraph_chars must be smaller than ingest.max_paragraph_chars")
+        if cfg.model.source == "package" and not cfg.model.gguf_file:
+            problems.append("model.gguf_file is required when model.source=package")
+        if cfg.model.source == "path" and not cfg.model.path:
+            problems.append("model.path is required when model.source=path")
+        if not cfg.model.target_modules:
+            problems.append("model.target_modules must list the modules LoRA adapts")
+        if cfg.data.domain_source == "sai_csv" and not cfg.data.sai_csv:
+            problems.append("data.sai_csv is required when data.domain_source=sai_csv")
+        if cfg.data.reference == "column" and cfg.data.name == "sample":
+            problems.append("data.reference=column needs question files with a gpt_response column (data=paper)")
+        for task in ("single", "joint"):
+            if OmegaConf.select(cfg, f"data.benchmark.{task}.questions") is None:
+                problems.append(f"data.benchmark.{task}.questions is missing")
+    if problems:
+        raise ConfigError("invalid configuration (fix it in conf/ or with an override such as -S key=value):\n  - "
+                          + "\n  - ".join(problems))
+
+
+SECRET_MARKERS = ("key", "token", "secret", "password")
+
+
+def flatten(cfg: DictConfig) -> dict[str, Any]:
+    """Dotted keys to values for MLflow params; long prompt texts are shortened, secrets dropped."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+            return
+        key = prefix[:-1]
+        leaf = key.rsplit(".", 1)[-1].lower()
+        if any(m in leaf for m in SECRET_MARKERS) and not leaf.endswith("_env"):
+            return
+        text = str(node)
+        flat[key] = text if len(text) <= 250 else text[:240] + "..."
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def resolve_path(p: str | os.PathLike) -> Path:
+    """Config paths are relative to the repository root."""
+    path = Path(p)
+    return path if path.is_absolute() else ROOT / path

@@ -1,0 +1,141 @@
+"""Stage index: benchmark documents -> token-counted chunks -> sentence embeddings -> Qdrant.
+
+    python -m pipeline.index
+    python -m pipeline.index rag.chunk_tokens=200 rag.qdrant_url=http://localhost:6333
+
+Per task (single document, joint documents) the documents are ingested like the corpus, split into
+chunks of `rag.chunk_tokens` tokens with `rag.chunk_overlap` overlap counted with the student's tokenizer
+(`rag.chunking=by_title` keeps sections together instead), embedded, and upserted under deterministic
+point ids, so re-indexing the same chunks changes nothing and stale points are removed.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.config import load_config, resolve_path
+from pipeline.embed import embed
+from pipeline.ingest import find_documents, ingest_document
+from pipeline.io import provenance, sha256_text, write_json, write_jsonl
+from pipeline.models import load_tokenizer
+from pipeline.tracking import log_metrics, stage_run
+
+log = logging.getLogger("index")
+
+TASKS = ("single", "joint")
+CHUNKS = "index/chunks/{task}.jsonl"
+NAMESPACE = uuid.UUID("5b1e7f4c-0c1d-4d7e-9a51-2f0f6d3a8e11")
+
+
+def task_documents(cfg: DictConfig, task: str) -> list[Path]:
+    docs = find_documents(resolve_path(cfg.data.benchmark[task].documents), list(cfg.ingest.extensions))
+    if not docs:
+        raise FileNotFoundError(f"data.benchmark.{task}.documents lists no readable documents")
+    return docs
+
+
+def window(ids: list[int], size: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) token windows of `size` with `overlap` tokens shared by neighbours."""
+    spans, start, step = [], 0, size - overlap
+    while start < len(ids):
+        spans.append((start, min(start + size, len(ids))))
+        if start + size >= len(ids):
+            break
+        start += step
+    return spans
+
+
+def chunk_document(paragraphs: list[dict], tokenizer, size: int, overlap: int, document: str) -> list[dict]:
+    """Token windows over the document's paragraphs, each chunk keeping the pages it spans."""
+    ids, pages = [], []
+    for p in paragraphs:
+        p_ids = tokenizer(p["text"] + "\n\n", add_special_tokens=False)["input_ids"]
+        ids += p_ids
+        pages += [p["page"]] * len(p_ids)
+    chunks = []
+    for start, end in window(ids, size, overlap):
+        text = tokenizer.decode(ids[start:end], skip_special_tokens=True).strip()
+        if text:
+            chunks.append({"document": document, "pages": sorted(set(pages[start:end])), "n_tokens": end - start, "text": text})
+    return chunks
+
+
+def qdrant_client(cfg: DictConfig):
+    from qdrant_client import QdrantClient
+
+    if cfg.rag.qdrant_url:
+        return QdrantClient(url=cfg.rag.qdrant_url)
+    path = resolve_path(cfg.rag.qdrant_path)
+    path.mkdir(parents=True, exist_ok=True)
+    return QdrantClient(path=str(path))
+
+
+def collection_name(cfg: DictConfig, task: str) -> str:
+    return f"{cfg.rag.collection_prefix}_{task}"
+
+
+def upsert(client, name: str, chunks: list[dict], vectors) -> None:
+    from qdrant_client import models as qm
+
+    dim = int(vectors.shape[1])
+    if client.collection_exists(name):
+        info = client.get_collection(name)
+        if info.config.params.vectors.size != dim:
+            client.delete_collection(name)
+    if not client.collection_exists(name):
+        client.create_collection(name, vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE))
+    points = [qm.PointStruct(id=c["id"], vector=v.tolist(), payload=c) for c, v in zip(chunks, vectors)]
+    client.upsert(name, points=points, wait=True)
+    keep = {c["id"] for c in chunks}
+    stale, offset = [], None
+    while True:
+        page, offset = client.scroll(name, limit=256, offset=offset, with_payload=False, with_vectors=False)
+        stale += [p.id for p in page if str(p.id) not in keep]
+        if offset is None:
+            break
+    if stale:
+        client.delete(name, points_selector=qm.PointIdsList(points=stale), wait=True)
+
+
+def build_chunks(cfg: DictConfig, task: str, tokenizer) -> list[dict]:
+    chunks = []
+    for path in task_documents(cfg, task):
+        paragraphs, _ = ingest_document(path, cfg)
+        for i, c in enumerate(chunk_document(paragraphs, tokenizer, cfg.rag.chunk_tokens, cfg.rag.chunk_overlap, path.name)):
+            c["chunk_index"] = i
+            c["id"] = str(uuid.uuid5(NAMESPACE, f"{task}|{path.name}|{i}|{sha256_text(c['text'])}"))
+            chunks.append(c)
+    return chunks
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(argv)
+    tokenizer = load_tokenizer()
+    with stage_run("index", cfg):
+        client = qdrant_client(cfg)
+        metrics, lengths = {}, []
+        for task in TASKS:
+            chunks = build_chunks(cfg, task, tokenizer)
+            vectors = embed(cfg.rag.embedder, [c["text"] for c in chunks])
+            upsert(client, collection_name(cfg, task), chunks, vectors)
+            write_jsonl(resolve_path(CHUNKS.format(task=task)), chunks)
+            n = [c["n_tokens"] for c in chunks]
+            lengths += [{"task": task, "n_tokens": x} for x in n]
+            metrics[task] = {"chunks": len(chunks), "documents": len({c["document"] for c in chunks}),
+                             "mean_tokens": round(sum(n) / len(n), 1), "max_tokens": max(n), "min_tokens": min(n)}
+        client.close()
+        write_json(resolve_path("metrics/index.json"), metrics)
+        write_json(resolve_path("plots/chunk_lengths.json"), lengths)
+        write_json(resolve_path("index/provenance.json"), provenance(
+            "index", OmegaConf.to_container(cfg.rag, resolve=True) | {"documents": OmegaConf.to_container(cfg.data.benchmark)}))
+        log_metrics(metrics, prefix="index.")
+        log.info("%s", metrics)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    main(sys.argv[1:])

@@ -1,0 +1,99 @@
+"""Loading the student: the base snapshot, optionally 4-bit, with the general and domain adapters.
+
+Adapters stack as in the paper: the general adapter is trained on the base model; the domain adapter is
+trained on the base model with the general adapter merged into its weights. Every consumer (training,
+answering, the embedded teacher) loads a variant through `load_student`, so each is built the same way.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from pipeline.config import resolve_path
+
+log = logging.getLogger(__name__)
+
+BASE_DIR = "models/base"
+ADAPTER_DIRS = {"general": "models/adapters/general", "domain": "models/adapters/domain"}
+# Which adapters, in order, make up each answerable variant.
+VARIANTS = {"base": [], "general": ["general"], "domain": ["general", "domain"]}
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def load_tokenizer(base_dir: str | os.PathLike = BASE_DIR):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(resolve_path(base_dir)))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def quantization_config(cfg: DictConfig):
+    if cfg.model.quantization != "4bit":
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.float16 if _cuda() else torch.float32
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def compute_dtype(cfg: DictConfig):
+    """fp32 on the CPU (what trains reliably there); the configured dtype on a GPU."""
+    import torch
+
+    return torch_dtype(cfg.model.dtype) if _cuda() else torch.float32
+
+
+def load_base(cfg: DictConfig, base_dir: str | os.PathLike = BASE_DIR, quantize: bool = False):
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_path(base_dir)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path} holds no model: run `dvc repro snapshot_model` first")
+    qc = quantization_config(cfg) if quantize else None
+    kwargs = {"dtype": compute_dtype(cfg)}
+    if qc is not None:
+        kwargs.update(quantization_config=qc, device_map={"": 0} if _cuda() else "cpu")
+    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    if qc is None and _cuda():
+        model = model.to("cuda")
+    return model
+
+
+def merge_adapters(model, adapter_names: list[str], adapter_dirs: dict[str, str] | None = None):
+    """Fold each adapter of `adapter_names` into the weights, in order."""
+    from peft import PeftModel
+
+    dirs = adapter_dirs or ADAPTER_DIRS
+    for name in adapter_names:
+        path = resolve_path(dirs[name])
+        if not (path / "adapter_config.json").exists():
+            raise FileNotFoundError(f"adapter '{name}' not found at {path}: run `dvc repro train_{name}` first")
+        model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    return model
+
+
+def load_student(cfg: DictConfig, variant: str = "base", adapter_dirs: dict[str, str] | None = None):
+    """The base model with the adapters of `variant` merged in, in eval mode."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    model = merge_adapters(load_base(cfg), VARIANTS[variant], adapter_dirs)
+    model.eval()
+    return model

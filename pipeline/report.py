@@ -1,0 +1,94 @@
+"""Stage report: one self-contained plotly HTML page a person opens, plus the summary table as JSON.
+
+    python -m pipeline.report            # -> reports/report.html, metrics/report.json
+
+Box plots of per-question scores per task and variant (like the paper's figure), the summary table
+with intervals and controls, retrieval and latency panels, and a per-question table with the answers
+and the retrieved chunks.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import sys
+
+import pandas as pd
+import plotly.express as px
+import plotly.io as pio
+
+from pipeline.config import load_config, resolve_path
+from pipeline.answer import answers_path
+from pipeline.index import TASKS
+from pipeline.io import atomic_write_text, read_json, read_jsonl, write_json
+from pipeline.tracking import log_artifact, stage_run
+
+log = logging.getLogger("report")
+
+OUT = "reports/report.html"
+
+
+def summary_frame(scores: dict) -> pd.DataFrame:
+    rows = []
+    for task in TASKS:
+        s = scores[task]
+        for group, entries in (("variant", s["variants"]), ("control", s["controls"])):
+            for name, m in entries.items():
+                rows.append({"task": task, "kind": group, "name": name, "cosine": m["cosine"], "baseline": m["baseline"],
+                             "rescaled": m["rescaled"], "rescaled 95% CI": m["rescaled_ci"], "discrimination": m["discriminated"],
+                             "token F1": m["token_f1"], "token F1 95% CI": m["token_f1_ci"], "ROUGE-L": m["rouge_l"],
+                             "grounding": m["grounding"], "latency s": m.get("latency_s"), "tokens/s": m.get("tokens_per_s")})
+    return pd.DataFrame(rows)
+
+
+def per_question_html(cfg, task: str) -> str:
+    variants = list(cfg.rag.variants)
+    rows = read_jsonl(resolve_path(answers_path(variants[0], task)))
+    answers = {v: read_jsonl(resolve_path(answers_path(v, task))) for v in variants + ["reference"]}
+    out = ["<table class='q'><tr><th>question</th><th>reference</th>" + "".join(f"<th>{v}</th>" for v in variants)
+           + "<th>retrieved chunks</th></tr>"]
+    for i, r in enumerate(rows):
+        chunks = "".join(f"<details><summary>{html.escape(c['document'])} p.{c['pages']} score {c['score']}</summary>"
+                         f"{html.escape(c['text'])}</details>" for c in r["retrieved"])
+        out.append(f"<tr><td>{html.escape(r['question'])}</td><td>{html.escape(answers['reference'][i]['answer'])}</td>"
+                   + "".join(f"<td>{html.escape(answers[v][i]['answer'])}</td>" for v in variants) + f"<td>{chunks}</td></tr>")
+    return "\n".join(out) + "</table>"
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(argv)
+    with stage_run("report", cfg):
+        scores = read_json(resolve_path("metrics/scores.json"))
+        dist = pd.DataFrame(read_json(resolve_path("plots/scores.json")))
+        summary = summary_frame(scores)
+        figs = [px.box(dist, x="variant", y="cosine", color="variant", facet_col="task", points="all",
+                       title="Cosine to the reference per question (the paper's score)"),
+                px.box(dist, x="variant", y="token_f1", color="variant", facet_col="task", points="all",
+                       title="Token F1 to the reference per question")]
+        retrieval = pd.DataFrame([{"task": t, **{k: v for k, v in scores[t].get("retrieval", {}).items() if not isinstance(v, list)}}
+                                  for t in TASKS])
+        if "mrr" in retrieval:
+            figs.append(px.bar(retrieval.melt(id_vars="task", value_vars=[c for c in retrieval.columns if c.startswith(("recall", "mrr"))]),
+                               x="task", y="value", color="variable", barmode="group", title="Retrieval of the source paragraph"))
+        lat = summary[summary.kind == "variant"].dropna(subset=["latency s"])
+        if len(lat):
+            figs.append(px.bar(lat, x="name", y="latency s", color="task", barmode="group", title="Seconds per answer (batched)"))
+        parts = [f"<h1>sling benchmark: {html.escape(str(cfg.data.name))} data, {html.escape(str(cfg.model.name))}</h1>",
+                 "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}")]
+        parts += [pio.to_html(f, include_plotlyjs="cdn" if i else True, full_html=False) for i, f in enumerate(figs)]
+        for task in TASKS:
+            parts += [f"<h2>Per question: {task}</h2>", per_question_html(cfg, task)]
+        page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>sling report</title><style>"
+                "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:13px}"
+                "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;max-width:420px}</style></head><body>"
+                + "\n".join(parts) + "</body></html>")
+        atomic_write_text(resolve_path(OUT), page)
+        write_json(resolve_path("metrics/report.json"), {
+            task: {v: {"cosine": m["cosine"], "rescaled": m["rescaled"], "token_f1": m["token_f1"]}
+                   for v, m in scores[task]["variants"].items()} for task in TASKS})
+        log_artifact(resolve_path(OUT))
+        log.info("wrote %s", resolve_path(OUT))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    main(sys.argv[1:])

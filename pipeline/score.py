@@ -1,0 +1,193 @@
+"""Stage score: every variant's answers against the reference, with baselines, controls and intervals.
+
+    python -m pipeline.score
+
+Per variant and task (see ../shared/guide/EVALUATION.md for why each is here): raw embedding cosine to the
+reference (the paper's number), the shuffled baseline b (mean cosine of mismatched pairs), the rescaled
+score (x - b) / (1 - b), the discrimination rate, token F1, ROUGE-L, grounding in the retrieved chunks,
+retrieval recall@k and MRR against the question's source paragraph, latency and tokens/s. Means carry
+bootstrap intervals; variants are compared by paired differences; the controls (reference as answer,
+shuffled reference, empty answer) are scored the same way.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+
+import numpy as np
+from omegaconf import DictConfig
+
+from pipeline.answer import answers_path
+from pipeline.config import load_config, resolve_path
+from pipeline.embed import embed
+from pipeline.index import TASKS
+from pipeline.io import read_jsonl, write_json
+from pipeline.text import sentences, support, tokens
+from pipeline.tracking import log_metrics, stage_run
+
+log = logging.getLogger("score")
+
+PER_QUESTION = ("cosine", "rescaled", "discriminated", "token_f1", "rouge_l", "grounding")
+
+
+def token_f1(answer: str, reference: str) -> float:
+    a, r = tokens(answer), tokens(reference)
+    common = sum((Counter(a) & Counter(r)).values())
+    if not a or not r or not common:
+        return 0.0
+    p, rec = common / len(a), common / len(r)
+    return 2 * p * rec / (p + rec)
+
+
+def rouge_l(answer: str, reference: str) -> float:
+    from rouge_score import rouge_scorer
+
+    if not answer.strip() or not reference.strip():
+        return 0.0
+    return rouge_scorer.RougeScorer(["rougeL"]).score(reference, answer)["rougeL"].fmeasure
+
+
+def grounding(answer: str, chunks: list[str], threshold: float) -> float:
+    """Share of answer sentences whose content words are mostly found in the retrieved chunks."""
+    sents = sentences(answer)
+    if not sents:
+        return 0.0
+    context = "\n".join(chunks)
+    return sum(support(s, context) >= threshold for s in sents) / len(sents)
+
+
+def source_rank(source: str, retrieved: list[dict]) -> int | None:
+    """1-based rank of the first chunk that holds most of the source paragraph's words, else None."""
+    if not source.strip():
+        return None
+    for rank, chunk in enumerate(retrieved, 1):
+        if support(source, chunk["text"]) >= 0.6:
+            return rank
+    return None
+
+
+def shuffled(items: list, seed: int) -> list:
+    """A derangement by rotation after a seeded shuffle: no item stays at its own position."""
+    if len(items) < 2:
+        return list(items)
+    order = np.random.default_rng(seed).permutation(len(items))
+    rotated = np.roll(order, 1)
+    out = [None] * len(items)
+    for i, j in zip(order, rotated):
+        out[i] = items[j]
+    return out
+
+
+def bootstrap_ci(values: np.ndarray, n: int, ci: float, seed: int) -> list[float]:
+    if len(values) == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n, len(values)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def score_answers(answers: list[str], references: list[str], retrieved: list[list[str]], cfg: DictConfig,
+                  ref_vectors=None) -> dict[str, np.ndarray]:
+    """Per-question metrics of one answer list against the references."""
+    ref_v = ref_vectors if ref_vectors is not None else embed(cfg.eval.embedder, references)
+    ans_v = embed(cfg.eval.embedder, [a if a.strip() else " " for a in answers])
+    sim = ans_v @ ref_v.T  # sim[i, j]: answer i vs reference j
+    n = len(answers)
+    own = np.diag(sim)
+    off = (sim.sum(axis=1) - own) / max(n - 1, 1)
+    baseline = float(off.mean()) if n > 1 else 0.0
+    empty = np.array([not a.strip() for a in answers])
+    own = np.where(empty, 0.0, own)
+    return {"cosine": own, "baseline": np.full(n, baseline),
+            "rescaled": (own - baseline) / (1 - baseline) if baseline < 1 else np.zeros(n),
+            "discriminated": np.array([not empty[i] and int(np.argmax(sim[i])) == i for i in range(n)], dtype=float),
+            "token_f1": np.array([token_f1(a, r) for a, r in zip(answers, references)]),
+            "rouge_l": np.array([rouge_l(a, r) for a, r in zip(answers, references)]),
+            "grounding": np.array([grounding(a, c, cfg.eval.grounding_threshold) for a, c in zip(answers, retrieved)])}
+
+
+def summarise(per_q: dict[str, np.ndarray], cfg: DictConfig) -> dict:
+    out = {"baseline": round(float(per_q["baseline"][0]), 4) if len(per_q["baseline"]) else None}
+    for k in PER_QUESTION:
+        v = per_q[k]
+        out[k] = round(float(v.mean()), 4)
+        out[f"{k}_ci"] = bootstrap_ci(v, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)
+    return out
+
+
+def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
+    ref_rows = read_jsonl(resolve_path(answers_path("reference", task)))
+    references = [r["answer"] for r in ref_rows]
+    ref_v = embed(cfg.eval.embedder, references)
+    result: dict = {"questions": len(references), "variants": {}, "controls": {}, "paired": {}}
+    per_question: list[dict] = [{"id": r["id"], "question": r["question"], "reference": r["answer"]} for r in ref_rows]
+    per_variant_q = {}
+    retrieved_texts = None
+    for variant in cfg.rag.variants:
+        rows = read_jsonl(resolve_path(answers_path(variant, task)))
+        if [r["id"] for r in rows] != [r["id"] for r in ref_rows]:
+            raise ValueError(f"{variant}/{task}: answers and references cover different questions; re-run the answer stage")
+        retrieved_texts = [[c["text"] for c in r["retrieved"]] for r in rows]
+        q = score_answers([r["answer"] for r in rows], references, retrieved_texts, cfg, ref_v)
+        per_variant_q[variant] = q
+        s = summarise(q, cfg)
+        lat = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
+        toks = sum(r["answer_tokens"] for r in rows)
+        s.update(latency_s=round(float(np.mean(lat)), 4) if lat else None,
+                 tokens_per_s=round(toks / sum(lat), 2) if lat and sum(lat) else None,
+                 answer_tokens=round(toks / len(rows), 1))
+        result["variants"][variant] = s
+        for i, (pq, r) in enumerate(zip(per_question, rows)):
+            pq[variant] = r["answer"]
+            pq[f"{variant}_cosine"] = round(float(q["cosine"][i]), 4)
+            pq[f"{variant}_token_f1"] = round(float(q["token_f1"][i]), 4)
+    # Retrieval is the same for every variant (same question embedding, same index).
+    first = read_jsonl(resolve_path(answers_path(cfg.rag.variants[0], task)))
+    ranks = [source_rank(r.get("source_text", ""), r["retrieved"]) for r in first]
+    known = [rk for rk, r in zip(ranks, first) if r.get("source_text")]
+    if known:
+        hits = np.array([rk is not None for rk in known], dtype=float)
+        rr = np.array([1 / rk if rk else 0.0 for rk in known])
+        result["retrieval"] = {f"recall_at_{cfg.rag.top_k}": round(float(hits.mean()), 4),
+                               "recall_ci": bootstrap_ci(hits, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed),
+                               "mrr": round(float(rr.mean()), 4), "questions_with_source": len(known)}
+    for pq, rk, r in zip(per_question, ranks, first):
+        pq["source_rank"] = rk
+        pq["retrieved"] = [c["id"] for c in r["retrieved"]]
+    controls = {"reference_as_answer": references, "shuffled_reference": shuffled(references, cfg.seed),
+                "empty_answer": [""] * len(references)}
+    for name, answers in controls.items():
+        result["controls"][name] = summarise(score_answers(answers, references, retrieved_texts, cfg, ref_v), cfg)
+    variants = list(cfg.rag.variants)
+    for i, a in enumerate(variants):
+        for b in variants[i + 1:]:
+            result["paired"][f"{b}-{a}"] = {k: {"mean": round(float((per_variant_q[b][k] - per_variant_q[a][k]).mean()), 4),
+                                                "ci": bootstrap_ci(per_variant_q[b][k] - per_variant_q[a][k], cfg.eval.bootstrap,
+                                                                   cfg.eval.ci, cfg.seed)}
+                                            for k in ("rescaled", "token_f1", "rouge_l")}
+    return result, per_question
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(argv)
+    with stage_run("score", cfg):
+        scores, table = {}, {}
+        for task in TASKS:
+            scores[task], table[task] = score_task(cfg, task)
+        write_json(resolve_path("metrics/scores.json"), scores)
+        write_json(resolve_path("results/per_question.json"), table)
+        dist = [{"task": task, "variant": v, "id": row["id"], "cosine": row[f"{v}_cosine"], "token_f1": row[f"{v}_token_f1"]}
+                for task, rows in table.items() for row in rows for v in cfg.rag.variants]
+        write_json(resolve_path("plots/scores.json"), dist)
+        log_metrics(scores, prefix="score.")
+        for task in TASKS:
+            for v, s in scores[task]["variants"].items():
+                log.info("%s %-8s cosine %.3f (b=%.3f) rescaled %.3f F1 %.3f ROUGE-L %.3f grounding %.2f", task, v,
+                         s["cosine"], s["baseline"], s["rescaled"], s["token_f1"], s["rouge_l"], s["grounding"])
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    main(sys.argv[1:])

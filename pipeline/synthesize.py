@@ -1,0 +1,153 @@
+"""Stage synthesize: paragraphs -> synthetic question/answer pairs written by a teacher.
+
+    python -m pipeline.synthesize                                      # reads params.yaml
+    OPENAI_API_KEY=... python -m pipeline.synthesize teacher=openai teacher.base_url=http://localhost:8000/v1
+
+Per paragraph the paper's two steps: the teacher writes a question the paragraph answers, then answers
+it from the paragraph alone (prompts and their version in conf/synth). Every reply is cached by content
+(teacher, prompt version, prompt, generation parameters) the moment it arrives, so a re-run or a resume
+after a crash asks nothing twice. With `data.domain_source=sai_csv` the paper's own synthetic set is
+imported instead of calling a teacher.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from pipeline.cache import ReplyCache
+from pipeline.config import load_config, resolve_path
+from pipeline.importers import read_sai_csv
+from pipeline.ingest import OUT as PARAGRAPHS
+from pipeline.io import provenance, read_jsonl, write_json, write_jsonl
+from pipeline.teacher import Completion, make_teacher, stream
+from pipeline.tracking import log_metrics, stage_run
+
+log = logging.getLogger("synthesize")
+
+OUT = "data/synthetic/qa.jsonl"
+METRICS = "metrics/synthesize.json"
+
+
+class SynthesisError(RuntimeError):
+    pass
+
+
+def question_prompt(cfg: DictConfig, paragraph: str, index: int) -> str:
+    prompt = cfg.synth.question_prompt.format(paragraph=paragraph)
+    n = cfg.synth.questions_per_paragraph
+    return prompt if n == 1 else f"{prompt}\n\n(Question {index + 1} of {n}: ask about a different point than the others.)"
+
+
+class CachedCalls:
+    """Runs prompts through the teacher, serving what the cache holds and saving each new reply at once."""
+
+    def __init__(self, cfg: DictConfig, teacher):
+        self.cfg, self.teacher = cfg, teacher
+        self.cache = ReplyCache(resolve_path(cfg.cache_dir) / "teacher")
+        self.usage = Counter()
+        self.failures: list[str] = []
+
+    def key(self, prompt: str) -> str:
+        t = self.cfg.teacher
+        return ReplyCache.key(teacher=self.teacher.name, prompt_version=self.cfg.synth.prompt_version, prompt=prompt,
+                              max_new_tokens=t.max_new_tokens, temperature=t.temperature)
+
+    def run(self, prompts: list[str], desc: str) -> list[str | None]:
+        keys = [self.key(p) for p in prompts]
+        replies: list[str | None] = [None] * len(prompts)
+        todo = []
+        for i, k in enumerate(keys):
+            hit = self.cache.get(k)
+            if hit is None:
+                todo.append(i)
+            else:
+                replies[i] = hit["text"]
+                self.usage["cache_hits"] += 1
+        with tqdm(total=len(prompts), initial=len(prompts) - len(todo), desc=desc, unit="call") as bar:
+            for j, result in stream(self.teacher, [prompts[i] for i in todo]):
+                i = todo[j]
+                bar.update(1)
+                if isinstance(result, Exception):
+                    self.usage["failed_calls"] += 1
+                    self.failures.append(f"{type(result).__name__}: {result}")
+                    continue
+                assert isinstance(result, Completion)
+                self.cache.put(keys[i], {"text": result.text, "prompt_tokens": result.prompt_tokens,
+                                         "completion_tokens": result.completion_tokens})
+                replies[i] = result.text
+                self.usage["calls"] += 1
+                self.usage["prompt_tokens"] += result.prompt_tokens
+                self.usage["completion_tokens"] += result.completion_tokens
+        return replies
+
+
+def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dict]:
+    teacher = make_teacher(cfg)
+    calls = CachedCalls(cfg, teacher)
+    n_q = cfg.synth.questions_per_paragraph
+    items = [(p, i) for p in paragraphs for i in range(n_q)]
+    started = time.perf_counter()
+    questions = calls.run([question_prompt(cfg, p["text"], i) for p, i in items], "questions")
+    answerable = [(k, q) for k, q in enumerate(questions) if q]
+    answers_for = calls.run([cfg.synth.answer_prompt.format(paragraph=items[k][0]["text"], question=q)
+                             for k, q in answerable], "answers")
+    answers: list[str | None] = [None] * len(items)
+    for (k, _), a in zip(answerable, answers_for):
+        answers[k] = a
+    rows = []
+    for (p, i), q, a in zip(items, questions, answers):
+        if q is None or a is None:
+            continue
+        rows.append({"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
+                     "paragraph_hash": p["paragraph_hash"], "paragraph": p["text"], "question_index": i,
+                     "question": q, "answer": a, "teacher": teacher.name,
+                     "prompt_version": cfg.synth.prompt_version, "seed": cfg.seed})
+    elapsed = time.perf_counter() - started
+    u = calls.usage
+    t = cfg.teacher
+    cost = (u["prompt_tokens"] * t.price_in_per_mtok + u["completion_tokens"] * t.price_out_per_mtok) / 1e6
+    stats = {"paragraphs": len(paragraphs), "items": len(items), "rows": len(rows), "calls": u["calls"],
+             "cache_hits": u["cache_hits"], "failed_calls": u["failed_calls"], "prompt_tokens": u["prompt_tokens"],
+             "completion_tokens": u["completion_tokens"], "estimated_cost_usd": round(cost, 6),
+             "rows_per_s": round(len(rows) / elapsed, 3) if elapsed else 0.0, "teacher": teacher.name}
+    if calls.failures:
+        raise SynthesisError(f"{len(calls.failures)} teacher calls failed after {t.max_retries} retries "
+                             f"(first: {calls.failures[0]}); the {u['calls']} finished calls are cached, re-run to retry")
+    return rows, stats
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(argv)
+    with stage_run("synthesize", cfg):
+        if cfg.data.domain_source == "sai_csv":
+            rows, skipped = read_sai_csv(resolve_path(cfg.data.sai_csv))
+            for r in rows:
+                r.update(teacher="paper:gpt-4", prompt_version="paper", seed=cfg.seed, question_index=0)
+            stats = {"rows": len(rows), "imported_from": str(cfg.data.sai_csv), "skipped_malformed": sum(skipped.values()),
+                     "skipped_by_reason": dict(skipped), "calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                     "estimated_cost_usd": 0.0}
+        else:
+            paragraphs = read_jsonl(resolve_path(PARAGRAPHS))
+            if cfg.synth.max_paragraphs:
+                paragraphs = paragraphs[: cfg.synth.max_paragraphs]
+            rows, stats = synthesize(cfg, paragraphs)
+        if not rows:
+            raise SynthesisError("the teacher produced no question/answer pair; see the warnings above")
+        write_jsonl(resolve_path(OUT), rows)
+        write_json(resolve_path(METRICS), stats)
+        write_json(resolve_path("data/synthetic/provenance.json"), provenance(
+            "synthesize", {"synth": OmegaConf.to_container(cfg.synth, resolve=True),
+                           "teacher": {k: v for k, v in OmegaConf.to_container(cfg.teacher, resolve=True).items()}},
+            {"paragraphs": resolve_path(PARAGRAPHS)} if cfg.data.domain_source == "synthesize" else {}))
+        log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, prefix="synth.")
+        log.info("%d rows: %s", len(rows), stats)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    main(sys.argv[1:])

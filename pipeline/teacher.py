@@ -1,0 +1,137 @@
+"""Teachers: the models that write synthetic Q&A and reference answers, behind one interface.
+
+`openai`: the official client against any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp);
+the API key comes from the environment variable named by `teacher.api_key_env` and goes nowhere else.
+Retries with exponential backoff and jitter on 429, 5xx, connection errors and timeouts, honouring
+Retry-After, are the client's own (`max_retries`); requests run `teacher.concurrency` at a time.
+
+`embedded`: a transformers model in-process (the offline default), batched greedy decoding.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Teacher(Protocol):
+    name: str
+    concurrency: int
+
+    def complete(self, prompt: str) -> Completion: ...
+
+
+class TeacherError(RuntimeError):
+    pass
+
+
+class OpenAITeacher:
+    def __init__(self, cfg: DictConfig):
+        import openai
+
+        key = os.environ.get(cfg.api_key_env)
+        if not key:
+            raise TeacherError(f"teacher=openai needs an API key in the environment variable {cfg.api_key_env} "
+                               "(set teacher.api_key_env to use another name; local servers accept any value)")
+        self.client = openai.OpenAI(api_key=key, base_url=cfg.base_url, max_retries=cfg.max_retries,
+                                    timeout=cfg.timeout_s)
+        self.model, self.cfg = cfg.model, cfg
+        self.name = f"openai:{cfg.model}"
+        self.concurrency = cfg.concurrency
+
+    def complete(self, prompt: str) -> Completion:
+        r = self.client.chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": prompt}],
+            max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature)
+        usage = r.usage
+        text = r.choices[0].message.content or ""
+        return Completion(text.strip(), getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+
+
+class EmbeddedTeacher:
+    """A local causal LM used through its chat template; greedy, left-padded batches."""
+
+    def __init__(self, cfg: DictConfig, model_cfg: DictConfig):
+        from omegaconf import OmegaConf
+
+        from pipeline.models import load_student, load_tokenizer
+
+        self.cfg = cfg
+        self.tokenizer = load_tokenizer(cfg.model)
+        self.tokenizer.padding_side = "left"
+        full = OmegaConf.create({"model": model_cfg})
+        self.model = load_student(full, "base") if cfg.model == "models/base" else _load_path(cfg.model, full)
+        self.name = f"embedded:{model_cfg.name}"
+        self.concurrency = cfg.batch_size
+
+    def _chat(self, prompt: str) -> str:
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+        return prompt
+
+    def complete_batch(self, prompts: list[str]) -> list[Completion]:
+        import torch
+
+        texts = [self._chat(p) for p in prompts]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+        new = out[:, enc["input_ids"].shape[1]:]
+        results = []
+        for i, row in enumerate(new):
+            n_prompt = int(enc["attention_mask"][i].sum())
+            row = row[row != self.tokenizer.pad_token_id]
+            results.append(Completion(self.tokenizer.decode(row, skip_special_tokens=True).strip(), n_prompt, len(row)))
+        return results
+
+    def complete(self, prompt: str) -> Completion:
+        return self.complete_batch([prompt])[0]
+
+
+def _load_path(path: str, cfg: DictConfig):
+    from transformers import AutoModelForCausalLM
+
+    from pipeline.config import resolve_path
+
+    return AutoModelForCausalLM.from_pretrained(str(resolve_path(path))).eval()
+
+
+def make_teacher(cfg: DictConfig) -> Teacher:
+    if cfg.teacher.kind == "openai":
+        return OpenAITeacher(cfg.teacher)
+    return EmbeddedTeacher(cfg.teacher, cfg.model)
+
+
+def stream(teacher: Teacher, prompts: list[str]) -> Iterator[tuple[int, Completion | Exception]]:
+    """Yield (index, completion or the exception that ended it) as each call finishes.
+
+    Remote teachers keep `concurrency` requests in flight; the embedded one decodes `batch_size` at a time.
+    A call that still fails after the client's retries is yielded as its exception, so the caller can
+    save every finished call and report the failures together.
+    """
+    if isinstance(teacher, EmbeddedTeacher):
+        step = teacher.concurrency
+        for start in range(0, len(prompts), step):
+            for offset, completion in enumerate(teacher.complete_batch(prompts[start:start + step])):
+                yield start + offset, completion
+        return
+    with ThreadPoolExecutor(teacher.concurrency) as pool:
+        futures = {pool.submit(teacher.complete, p): i for i, p in enumerate(prompts)}
+        for future in as_completed(futures):
+            error = future.exception()
+            yield futures[future], error if error is not None else future.result()

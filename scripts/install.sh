@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv and install everything the project needs, offline-capable (package registries only).
+#   bash scripts/install.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+pip install -q --upgrade pip
+# torch first, pinned: the CPU build (see requirements/constraints.txt)
+pip install -q -c requirements/constraints.txt torch==2.13.0
+pip install -q -c requirements/constraints.txt -r requirements/main.txt
+pip install -q --no-deps -r requirements/nodeps.txt
+python - <<'PY'
+import importlib, sys
+for mod in ("torch", "transformers", "peft", "unstructured.partition.pdf", "spacy", "qdrant_client", "mlflow", "dvc"):
+    importlib.import_module(mod)
+import spacy, torch
+spacy.load("en_core_web_sm")
+assert not torch.cuda.is_available() or True
+bad = [m for m in ("torchvision", "timm") if importlib.util.find_spec(m)]
+if bad:
+    sys.exit(f"{bad} installed: they break transformers with the CPU torch; pip uninstall them")
+print(f"install ok: torch {torch.__version__}")
+PY

@@ -1,0 +1,68 @@
+"""Configuration: every shipped config composes and validates; bad values fail early, naming the key."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from pipeline.config import CONF_DIR, PARAMS, ConfigError, compose, flatten, load_config, validate
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "experiment")
+
+
+@pytest.mark.parametrize("group,option", [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))])
+def test_every_group_option_composes_and_validates(group, option):
+    cfg = compose([f"{group}={option}"])
+    validate(cfg)
+    assert OmegaConf.select(cfg, group) is not None
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_validates(experiment):
+    cfg = compose([f"experiment={experiment}"])
+    validate(cfg)
+
+
+def test_paper_experiment_carries_the_papers_recipe():
+    cfg = compose(["experiment=paper"])
+    assert cfg.model.hub_id == "microsoft/phi-1_5" and cfg.model.quantization == "4bit"
+    assert list(cfg.model.target_modules) == ["q_proj", "k_proj", "v_proj", "dense"]
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (16, 16, 0.05)
+    assert (cfg.train.lr, cfg.train.warmup_steps, cfg.train.batch_size, cfg.train.grad_accum) == (4e-4, 100, 4, 8)
+    assert (cfg.train.max_length, cfg.train.loss_on, cfg.train.general_max_steps) == (500, "all", 1000)
+    assert (cfg.rag.chunk_tokens, cfg.rag.chunk_overlap, cfg.rag.top_k, cfg.rag.max_new_tokens) == (300, 50, 3, 150)
+
+
+def test_committed_params_yaml_is_the_default_composition():
+    """`dvc repro` on a fresh clone runs the committed params.yaml: it must be conf/'s defaults."""
+    assert OmegaConf.to_container(OmegaConf.load(PARAMS)) == OmegaConf.to_container(compose([]), resolve=True)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("lora.r=0", "lora.r"), ("lora.dropout=1.5", "lora.dropout"), ("train.lr=-1", "train.lr"),
+    ("train.loss_on=prompt", "train.loss_on"), ("model.quantization=8bit", "model.quantization"),
+    ("rag.chunk_overlap=400", "rag.chunk_overlap"), ("teacher.concurrency=0", "teacher.concurrency"),
+    ("ingest.on_error=ignore", "ingest.on_error"), ("train.batch_size=two", "train.batch_size"),
+])
+def test_bad_value_names_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config([override])
+
+
+def test_bad_value_stops_a_stage_before_any_model_loads():
+    proc = subprocess.run([sys.executable, "-m", "pipeline.train", "general", "lora.r=0"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert "lora.r must be a positive integer, got 0" in proc.stderr
+    assert "Loading weights" not in proc.stderr and "trainable" not in proc.stderr
+
+
+def test_flatten_drops_secrets_and_keeps_the_env_var_name():
+    cfg = compose(["teacher=openai"])
+    OmegaConf.update(cfg, "teacher.api_key", "sk-should-never-appear", force_add=True)
+    flat = flatten(cfg)
+    assert "teacher.api_key" not in flat and "sk-should-never-appear" not in str(flat)
+    assert flat["teacher.api_key_env"] == "OPENAI_API_KEY"
+    assert flat["lora.r"] == "16"

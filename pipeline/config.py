@@ -173,7 +173,12 @@ def flatten(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+def work_root() -> Path:
+    """Where relative input and output paths live: the repository, or $SLING_WORKDIR (tests use a tmp dir)."""
+    return Path(os.environ.get("SLING_WORKDIR") or ROOT)
+
+
 def resolve_path(p: str | os.PathLike) -> Path:
-    """Config paths are relative to the repository root."""
-    path = Path(p)
-    return path if path.is_absolute() else ROOT / path
+    """Config and stage paths are relative to the work root (the repository unless SLING_WORKDIR is set)."""
+    path = Path(p).expanduser()
+    return path if path.is_absolute() else work_root() / path

@@ -143,12 +143,22 @@ def read_split(data_dir: Path, split: str, stage: str) -> list[dict]:
     return read_jsonl(path)
 
 
-def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int, has_eval: bool, **overrides):
+def cosine_cycles(max_steps: int, warmup: int, horizon: int | None) -> float:
+    """transformers' cosine `num_cycles` that makes a run of `max_steps` follow the first part of a `horizon`-step decay."""
+    if horizon is None or horizon <= warmup:
+        return 0.5
+    return 0.5 * max(max_steps - warmup, 1) / (horizon - warmup)
+
+
+def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int, has_eval: bool,
+                  schedule_steps: int | None = None, **overrides):
     """TrainingArguments from `cfg.train` (shared by the stage and bench/bench_training.py)."""
     import torch
     from transformers import TrainingArguments
 
     t, cuda = cfg.train, torch.cuda.is_available()
+    if schedule_steps is not None:
+        overrides.setdefault("lr_scheduler_kwargs", {"num_cycles": cosine_cycles(max_steps, t.warmup_steps, schedule_steps)})
     kwargs = dict(
         output_dir=str(output_dir), max_steps=max_steps, learning_rate=t.lr, lr_scheduler_type=t.scheduler,
         warmup_steps=t.warmup_steps, per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
@@ -203,7 +213,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
         log.info("resuming %s from %s/checkpoint-%d", stage, ckpt, last)
 
     max_steps = t[f"{stage}_max_steps"]
-    args = training_args(cfg, ckpt, max_steps, bool(eval_rows))
+    args = training_args(cfg, ckpt, max_steps, bool(eval_rows), schedule_steps=t[f"{stage}_schedule_steps"])
     collator = CountingCollator(tokenizer)
 
     class CountingTrainer(Trainer):

@@ -345,3 +345,45 @@ def test_the_stage_entry_point_writes_curve_metrics_and_mlflow_steps(workdir):
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "general.loss")
     assert sorted(h.step for h in history) == [1, 2, 3, 4, 5, 6]
     assert run.data.params["lora.r"] == "16" and "general.final.eval_loss" in run.data.metrics
+
+
+PAPER_STATES = Path(__file__).resolve().parent.parent.parent / "shared" / "seed" / "paper_training"
+
+
+@pytest.mark.skipif(not PAPER_STATES.is_dir(), reason="the paper's trainer states (../shared/seed) are not present")
+@pytest.mark.parametrize("stage, state_file", [("general", "phipaca_trainer_state.json"),
+                                               ("domain", "saiphipaca_trainer_state.json")])
+def test_paper_profile_follows_the_papers_learning_rates(cfg_factory, tmp_path, stage, state_file):
+    """experiment=paper stops early on a planned 20-epoch cosine decay, as the paper's runs did."""
+    from torch.optim import SGD
+    from transformers import get_scheduler
+
+    from pipeline.train import training_args
+
+    cfg = cfg_factory("experiment=paper")
+    t = cfg.train
+    args = training_args(cfg, tmp_path, t[f"{stage}_max_steps"], True, schedule_steps=t[f"{stage}_schedule_steps"],
+                         use_cpu=True, fp16=False)
+    state = json.loads((PAPER_STATES / state_file).read_text())
+    assert state["max_steps"] == t[f"{stage}_schedule_steps"] and state["global_step"] == t[f"{stage}_max_steps"]
+    opt = SGD([torch.nn.Parameter(torch.zeros(1))], lr=args.learning_rate)
+    sched = get_scheduler(args.lr_scheduler_type, opt, args.warmup_steps, args.max_steps,
+                          scheduler_specific_kwargs=args.lr_scheduler_kwargs)
+    lrs = []
+    for _ in range(args.max_steps + 1):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    logged = [(h["step"], h["learning_rate"]) for h in state["log_history"] if "learning_rate" in h]
+    assert logged
+    for step, lr in logged:  # the Trainer logs the rate after `step` optimizer steps
+        assert lrs[step] == pytest.approx(lr, rel=1e-3), step
+
+
+def test_a_schedule_horizon_shorter_than_the_run_is_rejected(cfg_factory):
+    from pipeline.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="train.general_schedule_steps"):
+        validate(cfg_factory("train.general_schedule_steps=3"))
+    with pytest.raises(ConfigError, match="train.domain_schedule_steps"):
+        validate(cfg_factory("train.domain_schedule_steps=100", "train.scheduler=linear"))

@@ -66,6 +66,11 @@ def _one_of(*choices: str) -> Callable[[Any], bool]:
     return check
 
 
+def _optional_positive_int(v: Any) -> bool:
+    return v is None or _positive_int(v)
+
+
+_optional_positive_int.__doc__ = "null or a positive integer"
 _positive_int.__doc__ = "a positive integer"
 _non_negative_int.__doc__ = "a non-negative integer"
 _positive_number.__doc__ = "a positive number"
@@ -102,6 +107,8 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "train.loss_on": _one_of("response", "all"),
     "train.general_max_steps": _positive_int,
     "train.domain_max_steps": _positive_int,
+    "train.general_schedule_steps": _optional_positive_int,
+    "train.domain_schedule_steps": _optional_positive_int,
     "train.eval_steps": _positive_int,
     "train.save_steps": _positive_int,
     "train.logging_steps": _positive_int,
@@ -136,6 +143,11 @@ def validate(cfg: DictConfig) -> None:
             problems.append("model.gguf_file is required when model.source=package")
         if cfg.model.source == "path" and not cfg.model.path:
             problems.append("model.path is required when model.source=path")
+        for stage in ("general", "domain"):
+            horizon = cfg.train[f"{stage}_schedule_steps"]
+            if horizon is not None and (cfg.train.scheduler != "cosine" or horizon < cfg.train[f"{stage}_max_steps"]):
+                problems.append(f"train.{stage}_schedule_steps ({horizon}) needs train.scheduler=cosine and must be at "
+                                f"least train.{stage}_max_steps ({cfg.train[f'{stage}_max_steps']}); or set it to null")
         if not cfg.model.target_modules:
             problems.append("model.target_modules must list the modules LoRA adapts")
         if cfg.data.domain_source == "sai_csv" and not cfg.data.sai_csv:

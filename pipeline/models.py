@@ -81,7 +81,7 @@ def merge_adapters(model, adapter_names: list[str], adapter_dirs: dict[str, str]
     """Fold each adapter of `adapter_names` into the weights, in order."""
     from peft import PeftModel
 
-    dirs = adapter_dirs or ADAPTER_DIRS
+    dirs = {**ADAPTER_DIRS, **(adapter_dirs or {})}
     for name in adapter_names:
         path = resolve_path(dirs[name])
         if not (path / "adapter_config.json").exists():
@@ -90,10 +90,11 @@ def merge_adapters(model, adapter_names: list[str], adapter_dirs: dict[str, str]
     return model
 
 
-def load_student(cfg: DictConfig, variant: str = "base", adapter_dirs: dict[str, str] | None = None):
+def load_student(cfg: DictConfig, variant: str = "base", adapter_dirs: dict[str, str] | None = None,
+                 base_dir: str | os.PathLike = BASE_DIR):
     """The base model with the adapters of `variant` merged in, in eval mode."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    model = merge_adapters(load_base(cfg), VARIANTS[variant], adapter_dirs)
+    model = merge_adapters(load_base(cfg, base_dir), VARIANTS[variant], adapter_dirs)
     model.eval()
     return model

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config import load_config, resolve_path
 from pipeline.io import atomic_dir, atomic_write_text, provenance, read_jsonl, sha256_text, sha256_tree, write_json
-from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_base, load_tokenizer, merge_adapters
+from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_base, load_student, load_tokenizer, merge_adapters
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("train")
@@ -34,28 +34,38 @@ DATA = {"general": "data/datasets/general", "domain": "data/datasets/domain"}
 IGNORE = -100
 
 
-def tokenize(records: list[dict], tokenizer, max_length: int, loss_on: str) -> list[dict]:
-    """input_ids and labels per record; prompt tokens are masked unless loss_on == 'all'."""
-    out = []
+def tokenize(records: list[dict], tokenizer, max_length: int, loss_on: str, source: str = "records") -> list[dict]:
+    """input_ids and labels per record; prompt tokens are masked unless loss_on == 'all'.
+
+    Rows whose prompt alone fills `max_length` have nothing to learn from: they are dropped and counted in a warning.
+    """
+    out, too_long = [], 0
     eos = tokenizer.eos_token or ""
-    for r in records:
+    for i, r in enumerate(records, 1):
+        if not isinstance(r.get("prompt"), str) or not isinstance(r.get("response"), str):
+            raise ValueError(f"{source}: row {i} lacks a string 'prompt' and 'response'; rebuild it with the "
+                             f"general_data / build_dataset stage")
         prompt_ids = tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]
         response_ids = tokenizer(" " + r["response"] + eos, add_special_tokens=False)["input_ids"]
         ids = (prompt_ids + response_ids)[:max_length]
         labels = ids.copy() if loss_on == "all" else ([IGNORE] * len(prompt_ids) + response_ids)[:max_length]
         if all(label == IGNORE for label in labels):
-            continue  # the prompt alone fills max_length: nothing to learn from this row
+            too_long += 1
+            continue
         out.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
+    if too_long:
+        log.warning("%s: skipped %d of %d rows whose prompt fills train.max_length=%d", source, too_long,
+                    len(records), max_length)
     return out
 
 
 class CountingCollator:
     """Pads each batch to its longest row (dynamic padding) and counts the real, non-padding tokens."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, inner=None):
         from transformers import DataCollatorForSeq2Seq
 
-        self.inner = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, pad_to_multiple_of=8)
+        self.inner = inner or DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, pad_to_multiple_of=8)
         self.tokens = 0
         self.padded = 0
 
@@ -73,25 +83,26 @@ def lora_config(cfg: DictConfig):
                       target_modules=list(cfg.model.target_modules), bias="none", task_type="CAUSAL_LM")
 
 
-def build_model(cfg: DictConfig, stage: str, base_dir: str | os.PathLike = BASE_DIR):
+def build_model(cfg: DictConfig, stage: str, base_dir: str | os.PathLike = BASE_DIR,
+                adapter_dirs: dict[str, str] | None = None):
     """The base (4-bit when configured) with earlier adapters merged, wrapped with a fresh LoRA adapter."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     quantize = cfg.model.quantization == "4bit"
     model = load_base(cfg, base_dir, quantize=quantize)
-    model = merge_adapters(model, VARIANTS[stage][:-1])
+    model = merge_adapters(model, VARIANTS[stage][:-1], adapter_dirs)
     if quantize:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model.config.use_cache = False
     return get_peft_model(model, lora_config(cfg))
 
 
-def run_key(cfg: DictConfig, stage: str) -> str:
-    """What a checkpoint belongs to: resuming is only allowed with the same config, data and base."""
+def run_key(cfg: DictConfig, stage: str, data_dir: Path, adapter_dirs: dict[str, str]) -> str:
+    """What a checkpoint belongs to: resuming is only allowed with the same config, data and earlier adapters."""
     parts = {"model": OmegaConf.to_container(cfg.model), "lora": OmegaConf.to_container(cfg.lora),
              "train": OmegaConf.to_container(cfg.train), "seed": cfg.seed,
-             "data": sha256_tree(resolve_path(DATA[stage])),
-             "adapters": [sha256_tree(resolve_path(ADAPTER_DIRS[a])) for a in VARIANTS[stage][:-1]]}
+             "data": sha256_tree(data_dir),
+             "adapters": [sha256_tree(resolve_path(adapter_dirs[a])) for a in VARIANTS[stage][:-1]]}
     return sha256_text(json.dumps(parts, sort_keys=True, default=str))
 
 
@@ -123,50 +134,87 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def read_split(data_dir: Path, split: str, stage: str) -> list[dict]:
+    path = data_dir / f"{split}.jsonl"
+    if not path.exists():
+        producer = "general_data" if stage == "general" else "build_dataset"
+        raise FileNotFoundError(f"{path} is missing: run `dvc repro {producer}` (or pass data_dir= a directory "
+                                f"with train.jsonl and eval.jsonl)")
+    return read_jsonl(path)
+
+
+def cosine_cycles(max_steps: int, warmup: int, horizon: int | None) -> float:
+    """transformers' cosine `num_cycles` that makes a run of `max_steps` follow the first part of a `horizon`-step decay."""
+    if horizon is None or horizon <= warmup:
+        return 0.5
+    return 0.5 * max(max_steps - warmup, 1) / (horizon - warmup)
+
+
+def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int, has_eval: bool,
+                  schedule_steps: int | None = None, **overrides):
+    """TrainingArguments from `cfg.train` (shared by the stage and bench/bench_training.py)."""
+    import torch
+    from transformers import TrainingArguments
+
+    t, cuda = cfg.train, torch.cuda.is_available()
+    if schedule_steps is not None:
+        overrides.setdefault("lr_scheduler_kwargs", {"num_cycles": cosine_cycles(max_steps, t.warmup_steps, schedule_steps)})
+    kwargs = dict(
+        output_dir=str(output_dir), max_steps=max_steps, learning_rate=t.lr, lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_steps, per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum, eval_strategy="steps" if has_eval else "no", eval_steps=t.eval_steps,
+        save_strategy="steps", save_steps=t.save_steps, save_total_limit=2, logging_steps=t.logging_steps,
+        seed=cfg.seed, data_seed=cfg.seed, report_to="none", use_cpu=not cuda, train_sampling_strategy="group_by_length",
+        bf16=cuda and cfg.model.dtype == "bfloat16", fp16=cuda and cfg.model.dtype == "float16",
+        dataloader_num_workers=0, disable_tqdm=False, remove_unused_columns=False)
+    return TrainingArguments(**(kwargs | overrides))
+
+
 def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
           checkpoint_dir: str | os.PathLike | None = None, base_dir: str | os.PathLike = BASE_DIR,
-          extra_callbacks: list | None = None) -> dict:
-    import torch
+          extra_callbacks: list | None = None, data_dir: str | os.PathLike | None = None,
+          adapter_dirs: dict[str, str] | None = None, merged_dir: str | os.PathLike | None = None) -> dict:
+    """Train the `stage` adapter; returns its metrics, loss curve rows and output directories.
+
+    Defaults are the pipeline's paths (data/datasets/<stage>, models/adapters/<stage>, checkpoints/<stage>,
+    models/merged/<stage>); tests and benchmarks pass their own.
+    """
     from datasets import Dataset
-    from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+    from transformers import Trainer, set_seed
 
     set_seed(cfg.seed)
     t = cfg.train
+    data = Path(data_dir) if data_dir else resolve_path(DATA[stage])
+    adapters = {**ADAPTER_DIRS, **(adapter_dirs or {})}
     tokenizer = load_tokenizer(base_dir)
-    train_rows = tokenize(read_jsonl(resolve_path(f"{DATA[stage]}/train.jsonl")), tokenizer, t.max_length, t.loss_on)
-    eval_rows = tokenize(read_jsonl(resolve_path(f"{DATA[stage]}/eval.jsonl")), tokenizer, t.max_length, t.loss_on)
+    train_rows = tokenize(read_split(data, "train", stage), tokenizer, t.max_length, t.loss_on, f"{data}/train.jsonl")
+    eval_rows = tokenize(read_split(data, "eval", stage), tokenizer, t.max_length, t.loss_on, f"{data}/eval.jsonl")
     if not train_rows:
-        raise ValueError(f"{DATA[stage]}/train.jsonl has no trainable rows (empty, or every prompt exceeds "
+        raise ValueError(f"{data}/train.jsonl has no trainable rows (empty, or every prompt exceeds "
                          f"train.max_length={t.max_length})")
-    model = build_model(cfg, stage, base_dir)
+    if not eval_rows:
+        log.warning("%s/eval.jsonl has no rows: no eval loss will be reported", data)
+    model = build_model(cfg, stage, base_dir, adapters)
     trainable, total = model.get_nb_trainable_parameters()
     log.info("%s: %d train / %d eval rows, %.2fM trainable of %.1fM parameters", stage, len(train_rows),
              len(eval_rows), trainable / 1e6, total / 1e6)
 
     ckpt = Path(checkpoint_dir or resolve_path(f"checkpoints/{stage}"))
-    key = run_key(cfg, stage)
+    key = run_key(cfg, stage, data, adapters)
     key_file = ckpt / "run_key"
     if ckpt.exists() and (not key_file.exists() or key_file.read_text() != key):
-        shutil.rmtree(ckpt)  # checkpoints of another config or data: never resume from them
+        log.info("%s holds checkpoints of another config or data: starting afresh", ckpt)
+        shutil.rmtree(ckpt)
     ckpt.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(key)
-    resume = any(p.name.startswith("checkpoint-") for p in ckpt.iterdir())
+    atomic_write_text(key_file, key)
+    last = max((int(p.name.split("-")[1]) for p in ckpt.glob("checkpoint-*") if p.name.split("-")[1].isdigit()),
+               default=0)
+    if last:
+        log.info("resuming %s from %s/checkpoint-%d", stage, ckpt, last)
 
-    cuda = torch.cuda.is_available()
-    args = TrainingArguments(
-        output_dir=str(ckpt), max_steps=t[f"{stage}_max_steps"], learning_rate=t.lr, lr_scheduler_type=t.scheduler,
-        warmup_steps=t.warmup_steps, per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum, eval_strategy="steps" if eval_rows else "no", eval_steps=t.eval_steps,
-        save_strategy="steps", save_steps=t.save_steps, save_total_limit=2, logging_steps=t.logging_steps,
-        seed=cfg.seed, data_seed=cfg.seed, report_to="none", use_cpu=not cuda, train_sampling_strategy="group_by_length",
-        bf16=cuda and cfg.model.dtype == "bfloat16", fp16=cuda and cfg.model.dtype == "float16",
-        dataloader_num_workers=0, disable_tqdm=False, remove_unused_columns=False)
+    max_steps = t[f"{stage}_max_steps"]
+    args = training_args(cfg, ckpt, max_steps, bool(eval_rows), schedule_steps=t[f"{stage}_schedule_steps"])
     collator = CountingCollator(tokenizer)
-
-    class MLflowSteps(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            log_metrics({k: v for k, v in (logs or {}).items() if k in ("loss", "eval_loss", "learning_rate", "grad_norm")},
-                        prefix=f"{stage}.", step=state.global_step)
 
     class CountingTrainer(Trainer):
         """Evaluation batches use a plain collator, so the token count covers training alone."""
@@ -179,10 +227,10 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
                 self.data_collator = counting
 
     trainer = CountingTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
-                      eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, data_collator=collator,
-                      callbacks=[MLflowSteps(), *(extra_callbacks or [])])
+                              eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, data_collator=collator,
+                              callbacks=list(extra_callbacks or []))
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.train(resume_from_checkpoint=True if last else None)
     wall = time.perf_counter() - started
     final_eval = trainer.evaluate()["eval_loss"] if eval_rows else None
 
@@ -194,18 +242,42 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
         write_json(tmp / "sling_provenance.json", provenance(
             f"train_{stage}", {"lora": OmegaConf.to_container(cfg.lora), "train": OmegaConf.to_container(t),
                                "model": cfg.model.name, "stacked_on": VARIANTS[stage][:-1], "seed": cfg.seed},
-            {"data": resolve_path(DATA[stage]), "base": resolve_path(base_dir)}))
+            {"data": data, "base": resolve_path(base_dir),
+             **{f"adapter_{a}": resolve_path(adapters[a]) for a in VARIANTS[stage][:-1]}}))
+    merged = None
     if t.merge_export:
-        with atomic_dir(resolve_path(f"models/merged/{stage}")) as tmp:
-            model.merge_and_unload().save_pretrained(tmp)
+        # From the full-precision base, not the training model: a 4-bit base cannot be merged without rounding.
+        merged = Path(merged_dir or resolve_path(f"models/merged/{stage}"))
+        full = load_student(cfg, stage, {**adapters, stage: str(out)}, base_dir=base_dir)
+        with atomic_dir(merged) as tmp:
+            full.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-    metrics = {"train_loss": round(result.training_loss, 5), "eval_loss": round(final_eval, 5) if final_eval is not None else None,
-               "steps": trainer.state.global_step, "resumed": resume,
+            atomic_write_text(tmp / "sling_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        del full
+    shutil.rmtree(ckpt, ignore_errors=True)  # the adapter is saved: a finished run leaves nothing to resume
+    train_losses = [r["train_loss"] for r in curve if r["train_loss"] != ""]
+    metrics = {"train_loss": train_losses[-1] if train_losses else None,
+               "train_loss_first": train_losses[0] if train_losses else None,
+               "eval_loss": round(final_eval, 5) if final_eval is not None else None,
+               "steps": trainer.state.global_step, "max_steps": max_steps, "resumed": bool(last),
+               "resumed_from_step": last,
                "tokens_per_s": round(collator.tokens / wall, 2) if wall else 0.0,
                "padding_share": round(1 - collator.tokens / collator.padded, 4) if collator.padded else 0.0,
                "peak_memory_mb": round(peak_memory_mb(), 1), "trainable_params": trainable, "total_params": total,
                "wall_time_s": round(wall, 2), "train_rows": len(train_rows), "eval_rows": len(eval_rows)}
-    return {"metrics": metrics, "curve": curve, "adapter_dir": str(out)}
+    return {"metrics": metrics, "curve": curve, "adapter_dir": str(out), "merged_dir": str(merged) if merged else None}
+
+
+def mlflow_steps(stage: str):
+    """A Trainer callback that logs each step's losses to the open MLflow run (x = step, as in plots/)."""
+    from transformers import TrainerCallback
+
+    class MLflowSteps(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            log_metrics({k: v for k, v in (logs or {}).items() if k in ("loss", "eval_loss", "learning_rate", "grad_norm")},
+                        prefix=f"{stage}.", step=state.global_step)
+
+    return MLflowSteps()
 
 
 def main(argv: list[str]) -> None:
@@ -214,7 +286,7 @@ def main(argv: list[str]) -> None:
     stage, overrides = argv[0], argv[1:]
     cfg = load_config(overrides)
     with stage_run(f"train_{stage}", cfg):
-        res = train(cfg, stage)
+        res = train(cfg, stage, extra_callbacks=[mlflow_steps(stage)])
         write_curve(resolve_path(f"plots/train_{stage}.csv"), res["curve"])
         write_json(resolve_path(f"metrics/train_{stage}.json"), res["metrics"])
         log_metrics({k: v for k, v in res["metrics"].items() if v is not None}, prefix=f"{stage}.final.")

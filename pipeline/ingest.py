@@ -8,7 +8,8 @@ dropped, narrative fragments are merged into paragraphs, and the references sect
 (encrypted, corrupt, empty, scanned without a text layer, or one that unstructured returns nothing for)
 is reported by name and counted as skipped, or fails the stage with `ingest.on_error=fail`; the other
 files still go through. The same content twice is ingested once. Per document, the share of the raw
-page text that the paragraphs cover is written to metrics/ingest.json (the paper's extraction check).
+page text's words that the paragraphs cover, and the TF-IDF cosine between the raw text and the
+paragraphs, are written to metrics/ingest.json (the paper's extraction check).
 """
 from __future__ import annotations
 
@@ -38,11 +39,18 @@ DROP_TYPES = {"Header", "Footer", "PageNumber", "PageBreak", "Image", "Figure", 
 BODY_TYPES = {"NarrativeText", "Text", "ListItem", "UncategorizedText", "Formula", "Address", "EmailAddress"}
 REFERENCES = re.compile(r"^\s*(\d+\.?\s*)?(references|bibliography|works cited|literature cited)\s*$", re.I)
 SENTENCE_END = re.compile(r"[.!?:][\"')\]]?$")
+CITATION = re.compile(r"\b(19|20)\d{2}[a-z]?\b|^\[\d+\]|\bdoi\b|\bet al\.|\bpp\.|https?://", re.I)
+PAGE_NUMBER = re.compile(r"^(page\s*)?[\divxlc]+(\s*(of|/)\s*\d+)?$", re.I)
 WORD = re.compile(r"[a-z0-9]+")
 
 
 class DocumentError(Exception):
-    """A document that cannot be ingested; the message says why and what to do."""
+    """A document that cannot be ingested; the message says why and what to do, `kind` is a short code
+    for counting skips (a metric name)."""
+
+    def __init__(self, message: str, kind: str = "unreadable"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -65,7 +73,7 @@ def check_pdf(path: Path) -> list[str]:
     from pypdf.errors import PdfReadError
 
     if path.stat().st_size == 0:
-        raise DocumentError("empty file (0 bytes)")
+        raise DocumentError("empty file (0 bytes)", "empty")
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted:
@@ -74,17 +82,17 @@ def check_pdf(path: Path) -> list[str]:
             except Exception:  # pypdf raises several types for unsupported crypto
                 ok = 0
             if not ok:
-                raise DocumentError("encrypted PDF: remove the password (e.g. `qpdf --decrypt in.pdf out.pdf`) and re-run")
+                raise DocumentError("encrypted PDF: remove the password (e.g. `qpdf --decrypt in.pdf out.pdf`) and re-run", "encrypted")
         pages = [page.extract_text() or "" for page in reader.pages]
     except DocumentError:
         raise
     except (PdfReadError, ValueError, KeyError, OSError, TypeError) as e:
-        raise DocumentError(f"corrupt or unreadable PDF ({type(e).__name__}: {e}); re-export or repair it") from e
+        raise DocumentError(f"corrupt or unreadable PDF ({type(e).__name__}: {e}); re-export or repair it", "corrupt") from e
     if not pages:
-        raise DocumentError("PDF has no pages")
+        raise DocumentError("PDF has no pages", "empty")
     if not any(p.strip() for p in pages):
         raise DocumentError(f"no text layer on any of its {len(pages)} page(s): a scanned or image-only PDF; "
-                            "run OCR on it first (e.g. `ocrmypdf in.pdf out.pdf`)")
+                            "run OCR on it first (e.g. `ocrmypdf in.pdf out.pdf`)", "no_text_layer")
     return pages
 
 
@@ -123,21 +131,57 @@ def raw_text(path: Path) -> list[str]:
         text = re.sub(r"<(script|style|title)[^>]*>.*?</\1>", " ", text, flags=re.S | re.I)
         text = re.sub(r"<[^>]+>", " ", text)
     if not text.strip():
-        raise DocumentError("empty document (no text)")
+        raise DocumentError("empty document (no text)", "empty")
     return [text]
 
 
+def running_lines(elements: list) -> set[str]:
+    """Short lines repeated on at least half of three or more pages: running headers/footers that
+    unstructured did not type as Header/Footer (no library call does this across pages)."""
+    pages: dict[str, set] = collections.defaultdict(set)
+    for el in elements:
+        text = " ".join(str(el).split())
+        if 0 < len(text) <= 100:
+            pages[text].add(getattr(el.metadata, "page_number", None))
+    n_pages = len({getattr(el.metadata, "page_number", None) for el in elements})
+    return {t for t, ps in pages.items() if n_pages >= 3 and len(ps) >= max(3, n_pages / 2)}
+
+
+def reference_pages(blocks: list[Block]) -> set[int]:
+    """Pages whose text blocks mostly look like bibliography entries (a year, [n], doi, et al., pp.)."""
+    per_page: dict[int, list[bool]] = collections.defaultdict(list)
+    for b in blocks:
+        if b.kind != "Title":
+            per_page[b.page].append(bool(CITATION.search(b.text)))
+    return {page for page, marks in per_page.items() if sum(marks) >= 0.4 * len(marks)}
+
+
 def to_blocks(elements: list, drop_references: bool) -> list[Block]:
+    """Body blocks in reading order. A references section is cut from its title to the end of the last
+    page that still looks like a bibliography, so a file that joins several papers keeps the later ones."""
     blocks = []
+    repeated = running_lines(elements)
     for el in elements:
         kind = type(el).__name__
         text = " ".join(str(el).split())
-        if kind in DROP_TYPES or not text:
+        if kind in DROP_TYPES or not text or PAGE_NUMBER.match(text) or text in repeated:
             continue
-        if drop_references and kind == "Title" and REFERENCES.match(text):
-            break
         blocks.append(Block(getattr(el.metadata, "page_number", None) or 1, kind, text))
-    return blocks
+    if not drop_references:
+        return blocks
+    bibliography = reference_pages(blocks)
+    kept, cutting, cut_page = [], False, None
+    for b in blocks:
+        if b.kind == "Title" and REFERENCES.match(b.text):
+            cutting, cut_page = True, b.page
+            continue
+        if cutting and b.page != cut_page and b.page not in bibliography:
+            cutting = False
+        if cutting:
+            cut_page = b.page if b.page in bibliography else cut_page
+            continue
+        kept.append(b)
+    return kept
 
 
 def split_long(text: str, max_chars: int) -> list[str]:
@@ -154,6 +198,15 @@ def split_long(text: str, max_chars: int) -> list[str]:
     if current:
         pieces.append(current)
     return pieces
+
+
+def continues_sentence(buf: list[Block], title: Block) -> bool:
+    """unstructured's fast strategy types the short last line of a paragraph as a Title; it belongs to the
+    text before it when that text has not finished its sentence or the "title" starts in lower case."""
+    full_sentence = title.text[-1:] in ".!?" and len(title.text.split()) >= 5  # headings rarely end so
+    if not buf:
+        return full_sentence
+    return not SENTENCE_END.search(buf[-1].text) or title.text[:1].islower() or full_sentence
 
 
 def merge_paragraphs(blocks: list[Block], min_chars: int, max_chars: int) -> tuple[list[dict], int]:
@@ -176,8 +229,11 @@ def merge_paragraphs(blocks: list[Block], min_chars: int, max_chars: int) -> tup
             paragraphs.append({"page": page, "element_types": kinds, "text": piece})
 
     for b in blocks:
-        if b.kind == "Title" and len(b.text) < 120:
+        if b.kind == "Title" and len(b.text) < 120 and not continues_sentence(buf, b):
             flush()
+            continue
+        if b.kind == "Title" and not buf and paragraphs and len(b.text) < min_chars:
+            paragraphs[-1]["text"] += " " + b.text  # the last line of the paragraph just ended
             continue
         buf.append(b)
         if SENTENCE_END.search(b.text) and sum(len(x.text) for x in buf) >= min_chars:
@@ -194,6 +250,19 @@ def coverage(raw_pages: list[str], paragraphs: list[dict]) -> float:
     return round(sum(min(n, got[w]) for w, n in raw.items()) / total, 4) if total else 0.0
 
 
+def tfidf_cosine(raw_pages: list[str], paragraphs: list[dict]) -> float:
+    """Cosine of the TF-IDF vectors of the raw text and of the paragraphs (the paper's extraction check)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    docs = [" ".join(raw_pages), " ".join(p["text"] for p in paragraphs)]
+    try:
+        vectors = TfidfVectorizer(token_pattern=WORD.pattern, lowercase=True).fit_transform(docs)
+    except ValueError:  # no word at all on one side
+        return 0.0
+    return round(float(cosine_similarity(vectors[0], vectors[1])[0, 0]), 4)
+
+
 def find_documents(corpus: Path, extensions: list[str]) -> list[Path]:
     if corpus.is_file():
         return [corpus]
@@ -205,19 +274,24 @@ def find_documents(corpus: Path, extensions: list[str]) -> list[Path]:
 
 def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
     pages = raw_text(path)
-    elements = partition(path, cfg)
+    try:
+        elements = partition(path, cfg)
+    except Exception as e:  # unstructured raises many types on odd input; one bad file must not end the run
+        raise DocumentError(f"unstructured could not partition it ({type(e).__name__}: {e}); "
+                            "check the file opens in a viewer, or convert it to PDF or plain text", "partition_error") from e
     if not elements:
         raise DocumentError("unstructured returned no elements although the file has text: check that the "
                             "`en_core_web_sm` spaCy package is installed (README install step) and "
-                            "ingest.max_graphics_ops")
+                            "ingest.max_graphics_ops", "no_elements")
     blocks = to_blocks(elements, cfg.ingest.drop_references)
     paragraphs, short = merge_paragraphs(blocks, cfg.ingest.min_paragraph_chars, cfg.ingest.max_paragraph_chars)
     if not paragraphs:
         raise DocumentError(f"no paragraph of at least {cfg.ingest.min_paragraph_chars} characters "
-                            f"({len(elements)} elements, {short} too short); lower ingest.min_paragraph_chars?")
+                            f"({len(elements)} elements, {short} too short); lower ingest.min_paragraph_chars?",
+                            "no_paragraphs")
     stats = {"elements": len(elements), "element_types": dict(collections.Counter(type(e).__name__ for e in elements)),
              "paragraphs": len(paragraphs), "dropped_short": short, "pages": len(pages),
-             "coverage": coverage(pages, paragraphs)}
+             "coverage": coverage(pages, paragraphs), "tfidf_cosine": tfidf_cosine(pages, paragraphs)}
     return paragraphs, stats
 
 
@@ -247,8 +321,8 @@ def main(argv: list[str] | None = None) -> None:
                 if cfg.ingest.on_error == "fail":
                     raise DocumentError(f"{path}: {reason} (or set ingest.on_error=skip)") from e
                 log.warning("skipping %s: %s", path, reason)
-                skipped[reason.split(" (")[0].split(":")[0]] += 1
-                manifest.append(entry | {"status": "skipped", "reason": reason})
+                skipped[e.kind] += 1
+                manifest.append(entry | {"status": "skipped", "kind": e.kind, "reason": reason})
                 continue
             doc_id = digest[:12]
             for i, p in enumerate(paragraphs, 1):
@@ -267,11 +341,14 @@ def main(argv: list[str] | None = None) -> None:
                    "skipped_by_reason": dict(skipped), "duplicates": duplicates, "paragraphs": n,
                    "coverage_mean": round(sum(m["coverage"] for m in ok) / len(ok), 4),
                    "coverage_min": min(m["coverage"] for m in ok),
-                   "coverage_by_document": {m["document"]: m["coverage"] for m in ok}}
+                   "tfidf_cosine_mean": round(sum(m["tfidf_cosine"] for m in ok) / len(ok), 4),
+                   "tfidf_cosine_min": min(m["tfidf_cosine"] for m in ok),
+                   "coverage_by_document": {m["document"]: m["coverage"] for m in ok},
+                   "tfidf_cosine_by_document": {m["document"]: m["tfidf_cosine"] for m in ok}}
         write_json(resolve_path(MANIFEST), {"documents": manifest, "provenance": provenance(
             "ingest", OmegaConf.to_container(cfg.ingest, resolve=True) | {"corpus_dir": str(cfg.data.corpus_dir)})})
         write_json(resolve_path(METRICS), metrics)
-        log_metrics({k: v for k, v in metrics.items() if k != "coverage_by_document"}, prefix="ingest.")
+        log_metrics({k: v for k, v in metrics.items() if not k.endswith("_by_document")}, prefix="ingest.")
         log_artifact(resolve_path(MANIFEST))
         log.info("%d paragraphs from %d/%d documents (%d skipped, %d duplicates), coverage %.3f",
                  n, len(ok), len(files), metrics["skipped"], duplicates, metrics["coverage_mean"])

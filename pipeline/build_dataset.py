@@ -32,9 +32,13 @@ OUT_DIR = "data/datasets/domain"
 METRICS = "metrics/dataset.json"
 
 
-def filter_rows(cfg: DictConfig, rows: list[dict]) -> tuple[list[dict], Counter]:
+FILTERS = ("short_paragraph", "empty_or_malformed", "refusal", "ungrounded_answer", "near_duplicate_question")
+
+
+def filter_rows(cfg: DictConfig, rows: list[dict]) -> tuple[list[dict], Counter, float]:
+    """Rows that pass every filter, the drop count of each filter, and the paragraph-length cut-off used."""
     d = cfg.dataset
-    dropped = Counter()
+    dropped = Counter(dict.fromkeys(FILTERS, 0))  # every filter reports its count, zero included
     lengths = [len(r["paragraph"]) for r in rows]
     min_len = float(np.percentile(lengths, d.min_paragraph_percentile)) if lengths and d.min_paragraph_percentile else 0.0
     kept = []
@@ -63,8 +67,7 @@ def filter_rows(cfg: DictConfig, rows: list[dict]) -> tuple[list[dict], Counter]
                 if j not in drop and float(vectors[i] @ vectors[j]) >= d.near_duplicate_cosine:
                     drop.add(j)
     dropped["near_duplicate_question"] = len(drop)
-    dropped["min_paragraph_chars"] = round(min_len, 1)
-    return [r for i, r in enumerate(kept) if i not in drop], dropped
+    return [r for i, r in enumerate(kept) if i not in drop], dropped, round(min_len, 1)
 
 
 def split_by_document(doc_ids: list[str], eval_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("build_dataset", cfg):
         rows = read_jsonl(resolve_path(SYNTHETIC))
-        kept, dropped = filter_rows(cfg, rows)
+        kept, dropped, min_len = filter_rows(cfg, rows)
         if not kept:
             raise ValueError(f"every one of the {len(rows)} synthetic rows was filtered out ({dict(dropped)}); "
                              "loosen conf/dataset (e.g. dataset.min_grounding) or use a stronger teacher")
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                                      {"synthetic": resolve_path(SYNTHETIC)})})
         metrics = {"input_rows": len(rows), "kept": len(kept), "train_rows": len(out["train"]),
                    "eval_rows": len(out["eval"]), "train_documents": len(train_docs), "eval_documents": len(eval_docs),
-                   "dropped": dict(dropped)}
+                   "dropped": dict(dropped), "min_paragraph_chars": min_len}
         write_json(resolve_path(METRICS), metrics)
         log_metrics(metrics, prefix="dataset.")
         log.info("%s", metrics)

@@ -1,0 +1,87 @@
+"""build_dataset: each filter drops what it should and counts it; the split is by document and seeded;
+every row carries lineage and both formats; a re-run writes identical bytes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import build_dataset
+from pipeline.io import write_jsonl
+
+LONG = ("Low-rank adaptation keeps the pretrained weights frozen and learns two small matrices whose product "
+        "corrects selected weight matrices of the attention layers during fine-tuning. ")
+
+
+def row(doc: str, n: int, question: str, answer: str, paragraph: str | None = None) -> dict:
+    paragraph = paragraph or f"{LONG}Document {doc} paragraph {n} adds that the rank r is much smaller than the width."
+    return {"doc_id": doc, "document": f"{doc}.pdf", "page": n, "para_num": n, "paragraph_hash": f"{doc}{n:04d}",
+            "paragraph": paragraph, "question": question, "answer": answer, "teacher": "openai:test",
+            "prompt_version": "v1", "seed": 42, "question_index": 0}
+
+
+GOOD = "The pretrained weights stay frozen and two small matrices are learned."
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    rows = [row(f"d{d}", n, f"What does document d{d} say in paragraph {n} about rank number {n * 7 + d}?", GOOD)
+            for d in range(5) for n in range(1, 5)]
+    rows += [
+        row("d0", 10, "What is short here?", GOOD, paragraph="Too short a paragraph."),            # short_paragraph
+        row("d1", 11, "", GOOD),                                                                  # empty question
+        row("d1", 12, "What is the rank?", "I'm sorry, I cannot answer that from the text."),    # refusal
+        row("d2", 13, "What is the rank of the moon?", "Bananas are yellow and grow in tropical climates."),  # ungrounded
+        row("d3", 1, "What does document d3 say in paragraph 1 about rank number 10?", GOOD),    # near-duplicate of d3/1
+    ]
+    write_jsonl(tmp_path / "data/synthetic/qa.jsonl", rows)
+    return tmp_path
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_filters_drop_and_count_each_case(work):
+    build_dataset.main(["dataset.min_paragraph_percentile=5"])
+    metrics = json.loads((work / "metrics/dataset.json").read_text())
+    assert metrics["input_rows"] == 25
+    assert metrics["dropped"] == {"short_paragraph": 1, "empty_or_malformed": 1, "refusal": 1, "ungrounded_answer": 1,
+                                  "near_duplicate_question": 1}
+    assert metrics["kept"] == 20 == metrics["train_rows"] + metrics["eval_rows"]
+
+
+def test_split_is_by_document_seeded_with_a_manifest(work):
+    build_dataset.main([])
+    train = read(work / "data/datasets/domain/train.jsonl")
+    eval_ = read(work / "data/datasets/domain/eval.jsonl")
+    split = json.loads((work / "data/datasets/domain/split.json").read_text())
+    assert {r["doc_id"] for r in train}.isdisjoint({r["doc_id"] for r in eval_})
+    assert set(split["train"]) == {r["doc_id"] for r in train} and set(split["eval"]) == {r["doc_id"] for r in eval_}
+    assert len(split["eval"]) == 1  # 20% of 5 documents
+    other = build_dataset.split_by_document([f"d{i}" for i in range(5)], 0.2, seed=7)
+    again = build_dataset.split_by_document([f"d{i}" for i in range(5)], 0.2, seed=7)
+    assert other == again
+
+
+def test_rows_carry_lineage_and_both_formats(work):
+    build_dataset.main([])
+    for r in read(work / "data/datasets/domain/train.jsonl"):
+        for key in ("doc_id", "document", "page", "paragraph_hash", "teacher", "prompt_version", "seed"):
+            assert r[key] is not None, key
+        assert r["text"] == f"{r['prompt']} {r['response']}"
+        assert r["messages"] == [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
+        assert "### Response:" in r["prompt"] and r["question"] in r["prompt"]
+
+
+def test_rerun_is_byte_identical(work):
+    build_dataset.main([])
+    first = {p.name: p.read_bytes() for p in (work / "data/datasets/domain").iterdir()}
+    build_dataset.main([])
+    assert first == {p.name: p.read_bytes() for p in (work / "data/datasets/domain").iterdir()}
+
+
+def test_everything_filtered_is_an_error_not_an_empty_set(work):
+    with pytest.raises(ValueError, match="filtered out"):
+        build_dataset.main(["dataset.min_grounding=0.99", "dataset.refusal_patterns=[the]"])

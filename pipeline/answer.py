@@ -81,7 +81,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: DictConfig) -> list[dict
 
 
 def load_answerer(cfg: DictConfig, variant: str):
-    """The student variant as training built it, cast to `rag.dtype` for answering (bf16 is faster on AVX-512 CPUs)."""
+    """The student variant as training built it, cast to `rag.dtype` for answering (measure with bench/bench_answer.py)."""
     from pipeline.models import torch_dtype
 
     model = load_student(cfg, variant)

@@ -26,7 +26,7 @@ from pipeline.importers import read_benchmark
 from pipeline.index import TASKS, collection_name, qdrant_client
 from pipeline.io import write_json, write_jsonl
 from pipeline.models import load_student, load_tokenizer
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("answer")
 
@@ -155,10 +155,12 @@ def main(argv: list[str]) -> None:
         if who == "reference":
             for task, (questions, chunks, prompts) in per_task.items():
                 save("reference", task, questions, chunks, reference_answers(cfg, questions, prompts))
+            log_artifact(resolve_path("results/reference"))
             return
         summary = answer_students(cfg, per_task)
         write_json(resolve_path("metrics/answer.json"), summary)
         log_metrics(summary, prefix="answer.")
+        log_artifact(resolve_path("results/students"))
 
 
 if __name__ == "__main__":

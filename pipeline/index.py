@@ -23,7 +23,7 @@ from pipeline.embed import embed
 from pipeline.ingest import DocumentError, find_documents, ingest_document, partition, raw_text, to_blocks
 from pipeline.io import provenance, sha256_text, write_json, write_jsonl
 from pipeline.models import load_tokenizer
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("index")
 
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         write_json(resolve_path("index/provenance.json"), provenance(
             "index", OmegaConf.to_container(cfg.rag, resolve=True) | {"documents": OmegaConf.to_container(cfg.data.benchmark)}))
         log_metrics(metrics, prefix="index.")
+        log_artifact(resolve_path(LENGTHS.format(task="x")).parent, "chunk_lengths")
         log.info("%s", metrics)
 
 

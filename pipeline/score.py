@@ -25,7 +25,7 @@ from pipeline.embed import embed
 from pipeline.index import TASKS
 from pipeline.io import read_jsonl, write_json
 from pipeline.text import sentences, support, tokens
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("score")
 
@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
                 for task, rows in table.items() for row in rows for v in cfg.rag.variants]
         write_json(resolve_path("plots/scores.json"), dist)
         log_metrics(scores, prefix="score.")
+        log_artifact(resolve_path("metrics/scores.json"))
+        log_artifact(resolve_path("results/per_question.json"))
         for task in TASKS:
             for v, s in scores[task]["variants"].items():
                 log.info("%s %-8s cosine %.3f (b=%.3f) rescaled %.3f F1 %.3f ROUGE-L %.3f grounding %.2f", task, v,

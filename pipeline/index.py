@@ -90,15 +90,29 @@ def sections(path: Path, cfg: DictConfig) -> list[dict]:
 
 
 def chunk_sections(secs: list[dict], tokenizer, size: int, overlap: int, document: str) -> list[dict]:
-    """One chunk per section; a section longer than `size` tokens is cut into overlapping windows."""
-    chunks = []
+    """Whole sections packed in order into chunks of at most `size` tokens; a section longer than `size`
+    is a run of overlapping windows of its own. No section is split unless it alone exceeds `size`."""
+    chunks: list[dict] = []
+    pack: dict = {"ids": [], "pages": set()}
+
+    def emit(ids: list[int], pages: set) -> None:
+        text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+        if text:
+            chunks.append({"document": document, "pages": sorted(pages), "n_tokens": len(ids), "text": text})
+
     for sec in secs:
-        ids = tokenizer(sec["text"], add_special_tokens=False)["input_ids"]
-        for start, end in window(ids, size, overlap):
-            text = tokenizer.decode(ids[start:end], skip_special_tokens=True).strip()
-            if text:
-                chunks.append({"document": document, "pages": sorted(set(sec["pages"])), "n_tokens": end - start,
-                               "text": text})
+        ids = tokenizer(sec["text"] + "\n\n", add_special_tokens=False)["input_ids"]
+        if pack["ids"] and len(pack["ids"]) + len(ids) > size:
+            emit(pack["ids"], pack["pages"])
+            pack = {"ids": [], "pages": set()}
+        if len(ids) > size:
+            for start, end in window(ids, size, overlap):
+                emit(ids[start:end], set(sec["pages"]))
+        else:
+            pack["ids"] += ids
+            pack["pages"] |= set(sec["pages"])
+    if pack["ids"]:
+        emit(pack["ids"], pack["pages"])
     return chunks
 
 

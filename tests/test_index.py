@@ -88,14 +88,15 @@ def test_window_covers_every_token_with_the_overlap():
     assert window(list(range(10)), 40, 8) == [(0, 10)]
 
 
-def test_by_title_keeps_short_sections_whole_and_splits_long_ones():
-    tok = tiny_tokenizer(["alpha beta gamma delta " * 10, "Intro", "Long"])
-    secs = [{"text": "Intro\nalpha beta", "pages": [1]}, {"text": "Long\n" + "alpha beta gamma delta " * 10, "pages": [2, 3]}]
+def test_by_title_packs_whole_sections_and_splits_only_long_ones():
+    tok = tiny_tokenizer(["alpha beta gamma delta " * 10, "Intro", "Long", "Tail", "end"])
+    secs = [{"text": "Intro\nalpha beta", "pages": [1]}, {"text": "Tail\nend", "pages": [1]},
+            {"text": "Long\n" + "alpha beta gamma delta " * 10, "pages": [2, 3]}, {"text": "Tail\nend", "pages": [4]}]
     chunks = chunk_sections(secs, tok, size=16, overlap=4, document="d.md")
-    assert chunks[0]["text"] == "Intro alpha beta" and chunks[0]["n_tokens"] == 3
-    long = chunks[1:]
-    # 41 tokens in windows of 16 that share 4: starts 0, 12, 24, 36
-    assert [c["n_tokens"] for c in long] == [16, 16, 16, 5] and all(c["pages"] == [2, 3] for c in long)
+    assert chunks[0]["text"] == "Intro alpha beta Tail end" and chunks[0]["n_tokens"] == 5  # two short sections, packed
+    # 41 tokens in windows of 16 that share 4: starts 0, 12, 24, 36; the long section is never packed with others
+    assert [c["n_tokens"] for c in chunks[1:5]] == [16, 16, 16, 5] and all(c["pages"] == [2, 3] for c in chunks[1:5])
+    assert chunks[5]["text"] == "Tail end" and chunks[5]["pages"] == [4]
 
 
 def test_histogram_counts_every_chunk():
@@ -126,12 +127,14 @@ def test_indexing_twice_is_idempotent_and_removes_stale_points(workdir, chunking
     assert set(after) < set(first)  # unchanged documents keep their ids; the removed one's points are gone
 
 
-def test_by_title_chunks_follow_the_sections(workdir):
+def test_by_title_chunks_never_cut_a_section_that_fits(workdir):
     from pipeline.index import main
 
-    main(overrides(workdir, "rag.chunking=by_title", "rag.chunk_tokens=200", "rag.chunk_overlap=20"))
-    chunks = [json.loads(line) for line in (workdir / "index/chunks/single.jsonl").read_text().splitlines()]
-    assert [c["text"].split()[0:2] for c in chunks] == [["Low-rank", "adapters"], ["Merging", "After"]]
+    main(overrides(workdir, "rag.chunking=by_title", "rag.chunk_tokens=60", "rag.chunk_overlap=10"))
+    texts = [json.loads(line)["text"] for line in (workdir / "index/chunks/single.jsonl").read_text().splitlines()]
+    # lora.md: "Low-rank adapters" (about 50 words) and "Merging" (about 25) do not fit in one chunk together.
+    assert len(texts) == 2 and texts[0].startswith("Low-rank adapters") and texts[1].startswith("Merging")
+    assert texts[0].rstrip().endswith("two million parameters.") and texts[1].rstrip().endswith("merged in order.")
 
 
 def test_retrieval_finds_the_known_source_paragraph(workdir):

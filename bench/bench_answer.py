@@ -105,7 +105,8 @@ def main() -> None:
     if not (ROOT / "models" / "base" / "config.json").exists():
         raise SystemExit("models/base is missing: run `python -m pipeline.snapshot_model` first")
     _, source = prompts(args.questions)
-    child = [a for a in sys.argv[1:] if not a.startswith("--out")]
+    child = [f"--questions={args.questions}", f"--max-new-tokens={args.max_new_tokens}",
+             f"--batch-size={args.batch_size}", f"--threads={args.threads}"]
     results = {}
     for side in ["paper"] + [f"ours-{d}" for d in args.dtypes.split(",")]:
         proc = subprocess.run([sys.executable, __file__, *child, "--side", side], capture_output=True, text=True)

@@ -18,6 +18,7 @@ import sys
 import time
 
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
@@ -25,10 +26,9 @@ from pipeline.importers import read_benchmark
 from pipeline.index import TASKS, collection_name, qdrant_client
 from pipeline.io import write_json, write_jsonl
 from pipeline.models import load_student, load_tokenizer
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("answer")
-
 
 
 def answers_path(name: str, task: str) -> str:
@@ -52,25 +52,42 @@ def build_prompt(cfg: DictConfig, question: str, chunks: list[dict]) -> str:
 
 
 def generate(model, tokenizer, prompts: list[str], cfg: DictConfig) -> list[dict]:
-    """Batched greedy decoding; per answer: text, tokens, and the batch's wall time shared per answer."""
+    """Batched greedy decoding; per answer: text, tokens, and the batch's wall time shared per answer.
+
+    Prompts are batched in order of length (less left padding to compute) and returned in input order.
+    """
     import torch
 
     tokenizer.padding_side = "left"
-    out_rows = []
-    for start in range(0, len(prompts), cfg.rag.batch_size):
-        batch = prompts[start:start + cfg.rag.batch_size]
-        enc = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
+    order = sorted(range(len(prompts)), key=lambda i: len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"]))
+    out_rows: list[dict | None] = [None] * len(prompts)
+    bar = tqdm(total=len(prompts), desc="answer", unit="q", leave=False)
+    for start in range(0, len(order), cfg.rag.batch_size):
+        idx = order[start:start + cfg.rag.batch_size]
+        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(model.device)
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(**enc, max_new_tokens=cfg.rag.max_new_tokens, do_sample=False,
                                  repetition_penalty=cfg.rag.repetition_penalty, pad_token_id=tokenizer.pad_token_id)
         elapsed = time.perf_counter() - t0
-        for i, row in enumerate(out[:, enc["input_ids"].shape[1]:]):
+        for j, row in enumerate(out[:, enc["input_ids"].shape[1]:]):
             row = row[row != tokenizer.pad_token_id]
-            out_rows.append({"answer": tokenizer.decode(row, skip_special_tokens=True).strip(),
-                             "prompt_tokens": int(enc["attention_mask"][i].sum()), "answer_tokens": int(len(row)),
-                             "latency_s": round(elapsed / len(batch), 4), "batch_latency_s": round(elapsed, 4)})
+            out_rows[idx[j]] = {"answer": tokenizer.decode(row, skip_special_tokens=True).strip(),
+                                "prompt_tokens": int(enc["attention_mask"][j].sum()), "answer_tokens": int(len(row)),
+                                "latency_s": round(elapsed / len(idx), 4), "batch_latency_s": round(elapsed, 4)}
+        bar.update(len(idx))
+    bar.close()
     return out_rows
+
+
+def load_answerer(cfg: DictConfig, variant: str):
+    """The student variant as training built it, cast to `rag.dtype` for answering (measure with bench/bench_answer.py)."""
+    from pipeline.models import torch_dtype
+
+    model = load_student(cfg, variant)
+    if cfg.model.quantization == "none":
+        model = model.to(torch_dtype(cfg.rag.dtype))
+    return model
 
 
 def reference_answers(cfg: DictConfig, questions: list[dict], prompts: list[str]) -> list[dict]:
@@ -116,7 +133,7 @@ def answer_students(cfg: DictConfig, per_task) -> dict:
     summary = {}
     tokenizer = load_tokenizer()
     for variant in cfg.rag.variants:
-        model = load_student(cfg, variant)
+        model = load_answerer(cfg, variant)
         for task, (questions, chunks, prompts) in per_task.items():
             t0 = time.perf_counter()
             rows = generate(model, tokenizer, prompts, cfg)
@@ -138,10 +155,12 @@ def main(argv: list[str]) -> None:
         if who == "reference":
             for task, (questions, chunks, prompts) in per_task.items():
                 save("reference", task, questions, chunks, reference_answers(cfg, questions, prompts))
+            log_artifact(resolve_path("results/reference"))
             return
         summary = answer_students(cfg, per_task)
         write_json(resolve_path("metrics/answer.json"), summary)
         log_metrics(summary, prefix="answer.")
+        log_artifact(resolve_path("results/students"))
 
 
 if __name__ == "__main__":

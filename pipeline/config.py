@@ -119,6 +119,8 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "rag.max_new_tokens": _positive_int,
     "rag.repetition_penalty": _positive_number,
     "rag.batch_size": _positive_int,
+    "rag.chunking": _one_of("tokens", "by_title"),
+    "rag.dtype": _one_of("float32", "bfloat16", "float16"),
     "eval.bootstrap": _positive_int,
     "eval.ci": _fraction,
     "eval.grounding_threshold": _fraction,

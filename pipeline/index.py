@@ -16,18 +16,20 @@ import uuid
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
-from pipeline.ingest import find_documents, ingest_document
+from pipeline.ingest import DocumentError, find_documents, ingest_document, partition, raw_text, to_blocks
 from pipeline.io import provenance, sha256_text, write_json, write_jsonl
 from pipeline.models import load_tokenizer
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("index")
 
 TASKS = ("single", "joint")
 CHUNKS = "index/chunks/{task}.jsonl"
+LENGTHS = "plots/chunk_lengths/{task}.json"  # histogram per task: DVC plot and the report's panel
 NAMESPACE = uuid.UUID("5b1e7f4c-0c1d-4d7e-9a51-2f0f6d3a8e11")
 
 
@@ -62,6 +64,65 @@ def chunk_document(paragraphs: list[dict], tokenizer, size: int, overlap: int, d
         if text:
             chunks.append({"document": document, "pages": sorted(set(pages[start:end])), "n_tokens": end - start, "text": text})
     return chunks
+
+
+def sections(path: Path, cfg: DictConfig) -> list[dict]:
+    """The document cut at its titles: each section's title and body text, with the pages it spans.
+
+    Hand-written because unstructured's `chunk_by_title` sizes chunks in characters, and chunks here are
+    sized in the student's tokens; the elements themselves come from the same partitioning as ingest.
+    """
+    raw_text(path)  # the same checks as ingest: encrypted, empty, scanned
+    elements = partition(path, cfg)
+    if not elements:
+        raise DocumentError(f"{path}: unstructured returned no elements; see ingest.max_graphics_ops and the spaCy model")
+    out: list[dict] = []
+    for b in to_blocks(elements, cfg.ingest.drop_references):
+        if b.kind == "Title" and len(b.text) < 120:
+            out.append({"title": b.text, "parts": [], "pages": [b.page]})
+        else:
+            if not out:
+                out.append({"title": "", "parts": [], "pages": []})
+            out[-1]["parts"].append(b.text)
+            out[-1]["pages"].append(b.page)
+    return [{"text": "\n".join(filter(None, [s["title"], " ".join(s["parts"])])), "pages": s["pages"]}
+            for s in out if s["parts"]]
+
+
+def chunk_sections(secs: list[dict], tokenizer, size: int, overlap: int, document: str) -> list[dict]:
+    """Whole sections packed in order into chunks of at most `size` tokens; a section longer than `size`
+    is a run of overlapping windows of its own. No section is split unless it alone exceeds `size`."""
+    chunks: list[dict] = []
+    pack: dict = {"ids": [], "pages": set()}
+
+    def emit(ids: list[int], pages: set) -> None:
+        text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+        if text:
+            chunks.append({"document": document, "pages": sorted(pages), "n_tokens": len(ids), "text": text})
+
+    for sec in secs:
+        ids = tokenizer(sec["text"] + "\n\n", add_special_tokens=False)["input_ids"]
+        if pack["ids"] and len(pack["ids"]) + len(ids) > size:
+            emit(pack["ids"], pack["pages"])
+            pack = {"ids": [], "pages": set()}
+        if len(ids) > size:
+            for start, end in window(ids, size, overlap):
+                emit(ids[start:end], set(sec["pages"]))
+        else:
+            pack["ids"] += ids
+            pack["pages"] |= set(sec["pages"])
+    if pack["ids"]:
+        emit(pack["ids"], pack["pages"])
+    return chunks
+
+
+def histogram(lengths: list[int], size: int, bins: int = 10) -> list[dict]:
+    """Chunk counts per token-length bin (bins of size/bins tokens up to the chunk size)."""
+    width = max(1, -(-size // bins))
+    counts = [0] * (-(-size // width) + 1)
+    for n in lengths:
+        counts[min(n // width, len(counts) - 1)] += 1
+    return [{"n_tokens": f"{i * width}-{(i + 1) * width - 1}", "chunks": c} for i, c in enumerate(counts)]
 
 
 def qdrant_client(cfg: DictConfig):
@@ -103,11 +164,19 @@ def upsert(client, name: str, chunks: list[dict], vectors) -> None:
 
 def build_chunks(cfg: DictConfig, task: str, tokenizer) -> list[dict]:
     chunks = []
+    size, overlap = cfg.rag.chunk_tokens, cfg.rag.chunk_overlap
     for path in task_documents(cfg, task):
-        paragraphs, _ = ingest_document(path, cfg)
-        for i, c in enumerate(chunk_document(paragraphs, tokenizer, cfg.rag.chunk_tokens, cfg.rag.chunk_overlap, path.name)):
+        if cfg.rag.chunking == "by_title":
+            doc_chunks = chunk_sections(sections(path, cfg), tokenizer, size, overlap, path.name)
+        else:
+            paragraphs, _ = ingest_document(path, cfg)
+            doc_chunks = chunk_document(paragraphs, tokenizer, size, overlap, path.name)
+        if not doc_chunks:
+            raise DocumentError(f"{path}: no chunk of text (rag.chunking={cfg.rag.chunking}); check the document")
+        for i, c in enumerate(doc_chunks):
             c["chunk_index"] = i
             c["id"] = str(uuid.uuid5(NAMESPACE, f"{task}|{path.name}|{i}|{sha256_text(c['text'])}"))
+            c["task"] = task
             chunks.append(c)
     return chunks
 
@@ -117,22 +186,22 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = load_tokenizer()
     with stage_run("index", cfg):
         client = qdrant_client(cfg)
-        metrics, lengths = {}, []
-        for task in TASKS:
+        metrics = {}
+        for task in tqdm(TASKS, desc="index", unit="task"):
             chunks = build_chunks(cfg, task, tokenizer)
             vectors = embed(cfg.rag.embedder, [c["text"] for c in chunks])
             upsert(client, collection_name(cfg, task), chunks, vectors)
             write_jsonl(resolve_path(CHUNKS.format(task=task)), chunks)
             n = [c["n_tokens"] for c in chunks]
-            lengths += [{"task": task, "n_tokens": x} for x in n]
+            write_json(resolve_path(LENGTHS.format(task=task)), histogram(n, cfg.rag.chunk_tokens))
             metrics[task] = {"chunks": len(chunks), "documents": len({c["document"] for c in chunks}),
                              "mean_tokens": round(sum(n) / len(n), 1), "max_tokens": max(n), "min_tokens": min(n)}
         client.close()
         write_json(resolve_path("metrics/index.json"), metrics)
-        write_json(resolve_path("plots/chunk_lengths.json"), lengths)
         write_json(resolve_path("index/provenance.json"), provenance(
             "index", OmegaConf.to_container(cfg.rag, resolve=True) | {"documents": OmegaConf.to_container(cfg.data.benchmark)}))
         log_metrics(metrics, prefix="index.")
+        log_artifact(resolve_path(LENGTHS.format(task="x")).parent, "chunk_lengths")
         log.info("%s", metrics)
 
 

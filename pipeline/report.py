@@ -18,7 +18,8 @@ import plotly.io as pio
 
 from pipeline.config import load_config, resolve_path
 from pipeline.answer import answers_path
-from pipeline.index import TASKS
+from pipeline.index import CHUNKS, TASKS
+from pipeline.rescore_paper import METRICS as PAPER_METRICS
 from pipeline.io import atomic_write_text, read_json, read_jsonl, write_json
 from pipeline.tracking import log_artifact, stage_run
 
@@ -38,6 +39,32 @@ def summary_frame(scores: dict) -> pd.DataFrame:
                              "token F1": m["token_f1"], "token F1 95% CI": m["token_f1_ci"], "ROUGE-L": m["rouge_l"],
                              "grounding": m["grounding"], "latency s": m.get("latency_s"), "tokens/s": m.get("tokens_per_s")})
     return pd.DataFrame(rows)
+
+
+def paper_frame(paper: dict) -> pd.DataFrame:
+    """The paper's table (its own mean cosine) beside the same answers rescored by this project's scorer."""
+    rows = []
+    for task, s in paper.items():
+        for name, m in list(s["models"].items()) + [(f"control: {k}", v) for k, v in s["controls"].items()]:
+            r = m.get("retrieval", {})
+            rows.append({"task": task, "model": name, "paper's cosine (instructor-large)": m.get("paper_cosine"),
+                         "cosine (ours)": m["cosine"], "baseline": m["baseline"], "rescaled": m["rescaled"],
+                         "rescaled 95% CI": m["rescaled_ci"], "discrimination": m["discriminated"],
+                         "token F1": m["token_f1"], "token F1 95% CI": m["token_f1_ci"], "ROUGE-L": m["rouge_l"],
+                         "grounding": m["grounding"], "recall@3": next((v for k, v in r.items() if k.startswith("recall_at")), None),
+                         "latency s (paper, T4)": m.get("latency_s")})
+    return pd.DataFrame(rows)
+
+
+def paired_frame(scores: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"task": task, "difference": pair, "metric": k, "mean": v["mean"], "95% CI": v["ci"]}
+                         for task, s in scores.items() for pair, d in s["paired"].items() for k, v in d.items()])
+
+
+def chunk_lengths() -> pd.DataFrame | None:
+    rows = [{"task": task, "n_tokens": c["n_tokens"]} for task in TASKS
+            if resolve_path(CHUNKS.format(task=task)).exists() for c in read_jsonl(resolve_path(CHUNKS.format(task=task)))]
+    return pd.DataFrame(rows) if rows else None
 
 
 def per_question_html(cfg, task: str) -> str:
@@ -69,11 +96,27 @@ def main(argv: list[str] | None = None) -> None:
         if "mrr" in retrieval:
             figs.append(px.bar(retrieval.melt(id_vars="task", value_vars=[c for c in retrieval.columns if c.startswith(("recall", "mrr"))]),
                                x="task", y="value", color="variable", barmode="group", title="Retrieval of the source paragraph"))
+        lengths = chunk_lengths()
+        if lengths is not None:
+            figs.append(px.histogram(lengths, x="n_tokens", facet_col="task", nbins=20,
+                                     title=f"Chunk lengths in tokens per task (rag.chunking={cfg.rag.chunking})"))
         lat = summary[summary.kind == "variant"].dropna(subset=["latency s"])
         if len(lat):
             figs.append(px.bar(lat, x="name", y="latency s", color="task", barmode="group", title="Seconds per answer (batched)"))
         parts = [f"<h1>sling benchmark: {html.escape(str(cfg.data.name))} data, {html.escape(str(cfg.model.name))}</h1>",
-                 "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}")]
+                 "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
+                 "<h2>Paired differences between variants (per question, bootstrap 95% CI)</h2>",
+                 paired_frame(scores).to_html(index=False, float_format=lambda x: f"{x:.3f}")]
+        paper_path = resolve_path(PAPER_METRICS)
+        if paper_path.exists():
+            paper = paper_frame(read_json(paper_path))
+            parts += ["<h2>The paper's answers rescored (python -m pipeline.rescore_paper)</h2>",
+                      "<p>The paper's phi-1.5 variants' own answer files, scored against the same gpt_response "
+                      "references with this scorer; the paper's mean cosine (instructor-large) beside ours.</p>",
+                      paper.to_html(index=False, float_format=lambda x: f"{x:.3f}")]
+        else:
+            log.warning("%s is missing: run `python -m pipeline.rescore_paper` to put the paper's table in the report",
+                        paper_path)
         parts += [pio.to_html(f, include_plotlyjs="cdn" if i else True, full_html=False) for i, f in enumerate(figs)]
         for task in TASKS:
             parts += [f"<h2>Per question: {task}</h2>", per_question_html(cfg, task)]

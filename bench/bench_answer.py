@@ -1,0 +1,140 @@
+"""Answers per second: the answer stage's batched path vs a paper-style loop, in one run.
+
+    .venv/bin/python bench/bench_answer.py                          # 11 paper questions, 150 new tokens
+    .venv/bin/python bench/bench_answer.py --questions 4 --max-new-tokens 40   # a quick look
+
+Both sides answer the same RAG prompts (the question and the three context chunks the paper retrieved,
+from `../shared/seed/paper_results/`, or the sample benchmark's source paragraphs when that is absent)
+with the same model (the base snapshot, `models/base`) and decoding: greedy, `--max-new-tokens`,
+repetition penalty 1.15.
+
+- paper: one question at a time through `transformers.pipeline("text-generation")`, float32, as the paper's
+  notebook did;
+- ours-<dtype>: `pipeline.answer.generate` (batches of `--batch-size`, sorted by length) on the model cast
+  to each `--dtypes` entry, which is what `rag.dtype` chooses.
+
+Each side runs in its own child process so that its peak resident memory (ru_maxrss) is its own. Prints
+the rates, the ratio of each of ours to the paper-style loop, peak memory, and how far the answers of each
+dtype agree with the float32 paper-style answers (token F1), so a faster dtype that changes answers shows.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PAPER = ROOT.parent / "shared" / "seed" / "paper_results" / "single_paper_results_phi-1_5.csv"
+SAMPLE = ROOT / "corpus" / "sample" / "benchmark" / "joint.jsonl"
+
+
+def prompts(n: int) -> tuple[list[str], str]:
+    from pipeline.config import compose
+    from pipeline.io import read_jsonl
+
+    template = compose([]).rag.prompt_template
+    if PAPER.exists():
+        with open(PAPER, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        items = [(r["question"], [r[f"context_chunk_{i}"] for i in (1, 2, 3)]) for r in rows]
+        source = str(PAPER.relative_to(ROOT.parent))
+    else:
+        items = [(r["question"], [r["text"]]) for r in read_jsonl(SAMPLE)]
+        source = str(SAMPLE.relative_to(ROOT))
+    items = (items * (n // max(len(items), 1) + 1))[:n]
+    return [template.format(context="\n\n".join(c), question=q) for q, c in items], source
+
+
+def run_side(side: str, args) -> dict:
+    """Answer every prompt on one side; returns answers, wall time, tokens and peak RSS."""
+    import torch
+
+    from pipeline.answer import generate
+    from pipeline.config import compose
+    from pipeline.models import load_tokenizer, torch_dtype
+
+    torch.set_num_threads(args.threads)
+    cfg = compose([f"rag.max_new_tokens={args.max_new_tokens}", f"rag.batch_size={args.batch_size}"])
+    texts, _ = prompts(args.questions)
+    tokenizer = load_tokenizer()
+    from transformers import AutoModelForCausalLM
+
+    dtype = "float32" if side == "paper" else side.split("-", 1)[1]
+    model = AutoModelForCausalLM.from_pretrained(str(ROOT / "models" / "base"), dtype=torch_dtype(dtype)).eval()
+    if side == "paper":
+        from transformers import pipeline
+
+        pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+        answers, tokens = [], 0
+        t0 = time.perf_counter()
+        for p in texts:  # the paper's loop: one question at a time
+            out = pipe(p, max_new_tokens=cfg.rag.max_new_tokens, do_sample=False,
+                       repetition_penalty=cfg.rag.repetition_penalty, return_full_text=False)
+            answers.append(out[0]["generated_text"].strip())
+            tokens += len(tokenizer(answers[-1], add_special_tokens=False)["input_ids"])
+        wall = time.perf_counter() - t0
+    else:
+        t0 = time.perf_counter()
+        rows = generate(model, tokenizer, texts, cfg)
+        wall = time.perf_counter() - t0
+        answers, tokens = [r["answer"] for r in rows], sum(r["answer_tokens"] for r in rows)
+    return {"side": side, "answers": answers, "wall_s": wall, "tokens": tokens,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--questions", type=int, default=11, help="how many prompts (the paper's single task has 11)")
+    ap.add_argument("--max-new-tokens", type=int, default=150)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="dtypes to run our path in (comma-separated)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--side", help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench_answer.json")
+    args = ap.parse_args()
+    if args.side:
+        print(json.dumps(run_side(args.side, args)))
+        return
+    if not (ROOT / "models" / "base" / "config.json").exists():
+        raise SystemExit("models/base is missing: run `python -m pipeline.snapshot_model` first")
+    _, source = prompts(args.questions)
+    child = [f"--questions={args.questions}", f"--max-new-tokens={args.max_new_tokens}",
+             f"--batch-size={args.batch_size}", f"--threads={args.threads}"]
+    results = {}
+    for side in ["paper"] + [f"ours-{d}" for d in args.dtypes.split(",")]:
+        proc = subprocess.run([sys.executable, __file__, *child, "--side", side], capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(f"{side} failed:\n{proc.stderr[-3000:]}")
+        results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+    from pipeline.score import token_f1
+
+    paper = results["paper"]
+    base_rate = args.questions / paper["wall_s"]
+    print(f"prompts: {args.questions} from {source}; max_new_tokens={args.max_new_tokens}, batch={args.batch_size}, "
+          f"threads={args.threads}")
+    print(f"{'side':<16}{'answers/s':>10}{'tokens/s':>10}{'ratio':>8}{'peak MB':>9}{'F1 vs paper':>13}{'empty':>7}")
+    summary = {"questions": args.questions, "source": source, "max_new_tokens": args.max_new_tokens,
+               "batch_size": args.batch_size, "threads": args.threads, "sides": {}}
+    for side, r in results.items():
+        rate = args.questions / r["wall_s"]
+        empty = sum(not a.strip() for a in r["answers"])
+        agree = sum(token_f1(a, b) for a, b in zip(r["answers"], paper["answers"])) / args.questions
+        print(f"{side:<16}{rate:>10.3f}{r['tokens'] / r['wall_s']:>10.1f}{rate / base_rate:>7.2f}x"
+              f"{r['peak_rss_mb']:>9.0f}{agree:>13.3f}{empty:>7}")
+        summary["sides"][side] = {"answers_per_s": round(rate, 4), "tokens_per_s": round(r["tokens"] / r["wall_s"], 2),
+                                  "ratio_vs_paper": round(rate / base_rate, 3), "peak_rss_mb": round(r["peak_rss_mb"]),
+                                  "token_f1_vs_paper_answers": round(agree, 3), "empty_answers": empty, "first_answer": r["answers"][0][:300]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

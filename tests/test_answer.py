@@ -1,0 +1,88 @@
+"""The answer stage's pieces on a tiny random Llama built in the test: batched greedy decoding returns the
+answers of one-at-a-time decoding in the input order, the student is cast to `rag.dtype`, prompts carry the
+retrieved chunks, and the paper's reference column is checked before use."""
+from __future__ import annotations
+
+import pytest
+
+from test_index import tiny_tokenizer  # tests/ is on sys.path (pytest prepend import mode)
+
+WORDS = "the adapter rank decides how many parameters are trained qdrant stores vectors bakers feed starter daily".split()
+
+
+@pytest.fixture
+def student(tmp_path, monkeypatch):
+    """A 2-layer random Llama and its word-level tokenizer, saved as models/base in a tmp work root."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    tok = tiny_tokenizer([" ".join(WORDS)])
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id))
+    base = tmp_path / "models" / "base"
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    return model.eval(), tok
+
+
+@pytest.fixture
+def cfg():
+    from pipeline.config import compose
+
+    return compose(["rag.max_new_tokens=6", "rag.repetition_penalty=1.15"])
+
+
+def test_batched_answers_equal_one_at_a_time_in_input_order(student, cfg):
+    from pipeline.answer import generate
+
+    model, tok = student
+    prompts = [" ".join(WORDS[i:i + n]) for i, n in [(0, 9), (3, 2), (5, 12), (1, 4), (2, 7)]]  # mixed lengths
+    cfg.rag.batch_size = 1
+    alone = generate(model, tok, prompts, cfg)
+    cfg.rag.batch_size = 3
+    batched = generate(model, tok, prompts, cfg)
+    assert [r["answer"] for r in batched] == [r["answer"] for r in alone]
+    assert [r["prompt_tokens"] for r in batched] == [len(p.split()) for p in prompts]
+    assert all(0 < r["answer_tokens"] <= 6 and r["latency_s"] > 0 for r in batched)
+    assert any(r["answer"] for r in batched)
+
+
+def test_student_is_cast_to_rag_dtype(student, cfg):
+    import torch
+
+    from pipeline.answer import load_answerer
+
+    cfg.rag.dtype = "bfloat16"
+    assert next(load_answerer(cfg, "base").parameters()).dtype == torch.bfloat16
+    cfg.rag.dtype = "float32"
+    assert next(load_answerer(cfg, "base").parameters()).dtype == torch.float32
+
+
+def test_prompt_holds_question_and_every_retrieved_chunk(cfg):
+    from pipeline.answer import build_prompt
+
+    prompt = build_prompt(cfg, "How often?", [{"text": "Feed it daily."}, {"text": "Bake when doubled."}])
+    assert "Feed it daily.\n\nBake when doubled." in prompt and "### Input: How often?" in prompt
+    assert prompt.endswith("### Response:\n")
+
+
+def test_reference_column_must_be_filled(cfg):
+    from pipeline.answer import reference_answers
+
+    cfg.data.reference = "column"
+    rows = reference_answers(cfg, [{"id": "q1", "gpt_response": " An answer. "}], ["p"])
+    assert rows[0]["answer"] == "An answer."
+    with pytest.raises(ValueError, match=r"\['q2'\] have no gpt_response"):
+        reference_answers(cfg, [{"id": "q1", "gpt_response": "x"}, {"id": "q2", "gpt_response": " "}], ["p", "p"])
+
+
+def test_invalid_answer_dtype_is_named(cfg_factory):
+    from pipeline.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="rag.dtype"):
+        validate(cfg_factory("rag.dtype=int8"))
+    with pytest.raises(ConfigError, match="rag.chunking"):
+        validate(cfg_factory("rag.chunking=sentences"))

@@ -1,0 +1,167 @@
+"""Each score on hand-made cases: the ceiling (reference as answer) > a model's answer > the floor
+(a shuffled reference, an empty answer); intervals, paired differences, source matching, and the
+rescoring of the paper's own answer files (hand-made files in the paper's format, and the real ones
+when ../shared/seed is present). Embeddings are the packaged MiniLM.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.score import (bootstrap_ci, despaced_overlap, grounding, paired_differences, rouge_l, score_answers,
+                            score_controls, shuffled, source_rank, token_f1)
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"  # the paper's files, beside the repository
+
+REFERENCES = [
+    "LoRA freezes the pretrained weights and trains two small low-rank matrices added to each attention projection.",
+    "Qdrant stores embedding vectors and answers nearest-neighbour queries by cosine distance.",
+    "A sourdough starter is fed with flour and water every day and used once it has doubled.",
+    "The bootstrap resamples the questions with replacement to put an interval around the mean score.",
+]
+# A plausible small model: on topic, partly right, worded differently.
+MODEL = [
+    "LoRA keeps the pretrained weights frozen and learns small matrices for the attention layers.",
+    "Qdrant is a database that keeps vectors and finds the nearest ones.",
+    "You feed a sourdough starter flour and water, then bake with it.",
+    "Bootstrapping resamples questions to get an interval for the mean.",
+]
+CHUNKS = [[r] for r in REFERENCES]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    from pipeline.config import compose
+
+    return compose(["eval.bootstrap=500"])
+
+
+def test_every_metric_ranks_ceiling_above_model_above_floor(cfg):
+    model = score_answers(MODEL, REFERENCES, CHUNKS, cfg)
+    controls = score_controls(REFERENCES, CHUNKS, cfg, None)
+    ceiling, floor, empty = controls["reference_as_answer"], controls["shuffled_reference"], controls["empty_answer"]
+    for metric in ("cosine", "rescaled", "token_f1", "rouge_l"):
+        m = float(model[metric].mean())
+        assert ceiling[metric] > m > floor[metric], metric
+        assert m > empty[metric], metric
+    assert ceiling["cosine"] == pytest.approx(1.0, abs=1e-4) and ceiling["token_f1"] == 1.0
+    assert empty["cosine"] == 0.0 and empty["token_f1"] == 0.0 and empty["discriminated"] == 0.0
+    assert ceiling["discriminated"] == 1.0 and float(model["discriminated"].mean()) == 1.0
+    assert floor["discriminated"] == 0.0
+    # The raw cosine of on-topic but mismatched answers is far from 0: the baseline is what makes it readable.
+    assert 0 < model["baseline"][0] < float(model["cosine"].mean())
+
+
+def test_token_f1_and_rouge_on_known_strings():
+    assert token_f1("the cat sat", "the cat sat") == 1.0
+    assert token_f1("cat dog", "cat bird") == pytest.approx(0.5)
+    assert token_f1("", "cat") == 0.0 and token_f1("fish", "cat") == 0.0
+    assert rouge_l("a b c d", "a b c d") == 1.0 and 0 < rouge_l("a x c d", "a b c d") < 1 and rouge_l("", "a") == 0.0
+
+
+def test_grounding_counts_supported_sentences():
+    chunks = ["LoRA trains two low-rank matrices. The base weights stay frozen."]
+    assert grounding("LoRA trains low-rank matrices. The weights stay frozen.", chunks, 0.5) == 1.0
+    assert grounding("LoRA trains low-rank matrices. Paris is the capital of France.", chunks, 0.5) == 0.5
+    assert grounding("Paris is the capital of France.", chunks, 0.5) == 0.0
+    assert grounding("", chunks, 0.5) == 0.0
+
+
+def test_source_rank_finds_the_paragraph_even_without_spaces():
+    source = "The rank of the adapter decides how many parameters are trained."
+    retrieved = [{"text": "Qdrant stores vectors."}, {"text": "Intro. " + source + " More text."}]
+    assert source_rank(source, retrieved) == 2
+    assert source_rank(source, retrieved[:1]) is None and source_rank("", retrieved) is None
+    mangled = "Therank oftheadapte rdecide showmany parameter sare trained."  # as the paper's extraction left it
+    assert despaced_overlap(mangled, source) == 1.0 and source_rank(mangled, retrieved) == 2
+    assert despaced_overlap(mangled, "Qdrant stores vectors.") == 0.0
+
+
+def test_shuffle_is_a_derangement_and_intervals_hold_the_mean():
+    items = list(range(11))
+    out = shuffled(items, seed=3)
+    assert sorted(out) == items and all(a != b for a, b in zip(items, out))
+    values = np.random.default_rng(0).normal(0.5, 0.1, 25)
+    lo, hi = bootstrap_ci(values, 1000, 0.95, 0)
+    assert lo < values.mean() < hi and hi - lo < 0.2
+
+
+def test_paired_differences_have_the_sign_of_the_better_variant(cfg):
+    good = score_answers(MODEL, REFERENCES, CHUNKS, cfg)
+    bad = score_answers(shuffled(MODEL, 1), REFERENCES, CHUNKS, cfg)
+    diff = paired_differences({"bad": bad, "good": good}, cfg)["good-bad"]
+    for metric in ("cosine", "rescaled", "token_f1"):
+        assert diff[metric]["mean"] > 0 and diff[metric]["ci"][0] > 0, metric
+
+
+def write_paper_files(root, answers: dict[str, list[str]]) -> None:
+    """The paper's file shapes: `;`-separated benchmark data, comma-separated results with multi-line cells."""
+    bench = root / "bench" / "single_paper"
+    bench.mkdir(parents=True)
+    with open(bench / "single_paper_data.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter=";")
+        w.writerow(["page", "para_num", "text", "pdf_name", "question", "answer", "text_synthetic", "gpt_response"])
+        for i, ref in enumerate(REFERENCES):
+            w.writerow([1, i, ref.replace(" ", "", 3), "doc", f"Question {i}?", "", "", ref])
+    (root / "results").mkdir()
+    for model, texts in answers.items():
+        with open(root / "results" / f"single_paper_results_{model}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["", "question", "gpt_response", "model_response", "context_chunk_1", "context_chunk_2",
+                        "context_chunk_3", "inference_speed_seconds", "cosine_similarity"])
+            for i, text in enumerate(texts):
+                w.writerow([i, f"Question {i}?", REFERENCES[i], "\r\n  " + text, REFERENCES[i], "other\r\ntext", "x",
+                            70 + i, 0.9 + i / 100])
+
+
+def test_rescore_paper_scores_the_paper_files(tmp_path, monkeypatch):
+    from pipeline.rescore_paper import main
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    write_paper_files(tmp_path, {"good": MODEL, "wrong": shuffled(MODEL, 1)})
+    main([f"eval.paper.results_dir={tmp_path / 'results'}", f"eval.paper.benchmark_dir={tmp_path / 'bench'}",
+          "eval.paper.models=[good,wrong]", "~eval.paper.tasks.joint=joint_paper", "eval.bootstrap=200"])
+    import json
+
+    out = json.loads((tmp_path / "metrics/paper_rescored.json").read_text())["single"]
+    good, wrong = out["models"]["good"], out["models"]["wrong"]
+    assert out["questions"] == 4
+    assert good["paper_cosine"] == pytest.approx(np.mean([0.9, 0.91, 0.92, 0.93]), abs=1e-4)
+    assert good["latency_s"] == 71.5
+    assert good["rescaled"] > wrong["rescaled"] and good["token_f1"] > wrong["token_f1"]
+    assert good["retrieval"]["recall_at_3"] == 1.0  # the source paragraph (spaces lost) is context_chunk_1
+    assert out["controls"]["reference_as_answer"]["token_f1"] == 1.0
+    assert out["paired"]["wrong-good"]["rescaled"]["mean"] < 0
+
+
+def test_rescore_paper_names_a_missing_column(tmp_path, monkeypatch):
+    from pipeline.rescore_paper import read_results
+
+    path = tmp_path / "x_results_m.csv"
+    path.write_text("question,model_response\nq,a\n")
+    with pytest.raises(ValueError, match="missing columns .*context_chunk_1"):
+        read_results(path)
+
+
+@pytest.mark.skipif(not (SEED / "paper_results").exists(), reason="the paper's files are not in ../shared/seed")
+def test_rescoring_the_real_paper_files_separates_what_cosine_hides(tmp_path, monkeypatch):
+    import json
+
+    from pipeline.rescore_paper import main
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    main([f"eval.paper.results_dir={SEED / 'paper_results'}", f"eval.paper.benchmark_dir={SEED / 'benchmark_data'}",
+          "eval.bootstrap=200"])
+    out = json.loads((tmp_path / "metrics/paper_rescored.json").read_text())
+    assert (out["single"]["questions"], out["joint"]["questions"]) == (11, 25)
+    for task in ("single", "joint"):
+        with open(SEED / "paper_results" / f"{task}_paper_results_phi-1_5.csv", newline="", encoding="utf-8") as f:
+            column = [float(r["cosine_similarity"]) for r in csv.DictReader(f)]
+        m = out[task]["models"]
+        assert m["phi-1_5"]["paper_cosine"] == pytest.approx(np.mean(column), abs=1e-4)
+        # The paper's cosine spread is a few hundredths; token F1 of the base model is about twice the tuned ones'.
+        assert m["phi-1_5"]["token_f1"] > 1.5 * max(m["phipaca"]["token_f1"], m["saiphipaca"]["token_f1"])
+        assert out[task]["controls"]["shuffled_reference"]["rescaled"] < m["phipaca"]["rescaled"] < 1.0

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from pipeline.config import load_config, resolve_path
 from pipeline.io import atomic_dir, provenance, write_json
 from pipeline.models import BASE_DIR, torch_dtype
+from pipeline.tracking import log_metrics, stage_run
 
 log = logging.getLogger("snapshot_model")
 
@@ -52,6 +53,11 @@ def load_source(m):
 
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
+    with stage_run("snapshot_model", cfg):
+        snapshot(cfg)
+
+
+def snapshot(cfg) -> None:
     model, tokenizer = load_source(cfg.model)
     out = resolve_path(BASE_DIR)
     with atomic_dir(out) as tmp:
@@ -60,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         n_params = sum(p.numel() for p in model.parameters())
         write_json(tmp / "sling_provenance.json",
                    provenance("snapshot_model", OmegaConf.to_container(cfg.model, resolve=True)) | {"parameters": n_params})
+    log_metrics({"parameters": n_params}, prefix="snapshot.")
     log.info("wrote %s (%.1fM parameters)", out, n_params / 1e6)
 
 

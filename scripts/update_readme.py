@@ -1,6 +1,6 @@
 """Regenerate the README's result sections from the repository's own commands, never by hand.
 
-    python scripts/update_readme.py            # metrics of the workspace run (dvc metrics show --md)
+    python scripts/update_readme.py            # the results table of the workspace run (metrics/*.json)
     python scripts/update_readme.py --exps     # also the experiments table (dvc exp show --md)
 
 Each section sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers and records the
@@ -9,8 +9,10 @@ command that produced it.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +20,7 @@ README = ROOT / "README.md"
 
 
 def run(cmd: list[str]) -> str:
+    cmd = [sys.executable, *cmd[1:]] if cmd[0] == "python" else cmd
     return subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -29,13 +32,31 @@ def replace(text: str, name: str, body: str, cmd: str) -> str:
     return pattern.sub(lambda _: block, text)
 
 
+def scores_table() -> str:
+    """metrics/report.json and the training metrics as one compact markdown table per task."""
+    report = json.loads((ROOT / "metrics/report.json").read_text())
+    train = {s: json.loads((ROOT / f"metrics/train_{s}.json").read_text()) for s in ("general", "domain")}
+    lines = ["| task | variant | cosine | rescaled | token F1 |", "| --- | --- | --- | --- | --- |"]
+    for task, variants in report.items():
+        for variant, m in variants.items():
+            lines.append(f"| {task} | {variant} | {m['cosine']:.3f} | {m['rescaled']:.3f} | {m['token_f1']:.3f} |")
+    lines += ["", "| adapter | first loss | last loss | eval loss | steps | tokens/s | wall s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for stage, m in train.items():
+        lines.append(f"| {stage} | {m['train_loss_first']:.3f} | {m['train_loss']:.3f} | {m['eval_loss']:.3f} | {m['steps']} | "
+                     f"{m['tokens_per_s']:.0f} | {m['wall_time_s']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--exps", action="store_true", help="also regenerate the experiments table")
+    parser.add_argument("--table", action="store_true", help="print the results table only")
     args = parser.parse_args()
+    if args.table:
+        print(scores_table())
+        return
     text = README.read_text()
-    sections = [("metrics", ["dvc", "metrics", "show", "--md", "--precision", "3", "metrics/report.json", "metrics/train_general.json",
-                             "metrics/train_domain.json", "metrics/index.json"])]
+    sections = [("metrics", ["python", "scripts/update_readme.py", "--table"])]
     if args.exps:
         sections.append(("experiments", ["dvc", "exp", "show", "--md", "--only-changed", "--precision", "3",
                                          "--drop", r"^(?!.*(lora\.r|train\.lr|Experiment|eval_loss|train_loss|rescaled|token_f1)).*$"]))

@@ -1,0 +1,26 @@
+"""The README's figures come from the repository's metrics, and its set-up commands are the ones CI runs."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_generated_results_table_matches_the_committed_metrics():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- generated:metrics -->\n_Produced by `[^`]+`._\n\n(.*?)\n<!-- /generated:metrics -->", readme, re.S)
+    assert block, "README.md lost its generated results section"
+    table = subprocess.run([sys.executable, "scripts/update_readme.py", "--table"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert block.group(1).strip() == table, "README results are stale: run `python scripts/update_readme.py`"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(bash scripts/install\.sh && [^\n]+)\n```", readme)
+    assert commands == ["bash scripts/install.sh && . .venv/bin/activate && dvc repro",
+                        "bash scripts/install.sh && .venv/bin/python -m pytest"]
+    ci = (ROOT / ".ci/run").read_text()
+    assert "bash scripts/install.sh" in ci and "python -m pytest" in ci

@@ -104,19 +104,9 @@ def test_mlflow_has_one_tagged_run_per_stage_and_no_secret(repo):
     assert len(history) >= 2 and history[0].step < history[-1].step
 
 
-def test_exp_run_reruns_training_and_downstream_only(repo):
-    r = repo["path"]
-    sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm smoke-run", r)
-    out = sh("dvc exp run -S experiment=smoke -S lora.r=8", r, repo["env"])
-    ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
-    assert ran[:2] == ["train_general", "train_domain"], ran
-    assert not {"snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "index", "reference"} & set(ran)
-    shown = json.loads(sh("dvc exp show --json", r).stdout)
-    assert "lora" in json.dumps(shown) and '"r": 8' in json.dumps(shown)
-
-
 def test_push_clone_pull_round_trip(repo):
     r, work = repo["path"], repo["work"]
+    sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm smoke-run", r)  # dvc.lock and metrics
     sh("dvc push", r)
     clone = work / "clone"
     sh(f"git clone -q {r} {clone}", work)
@@ -128,3 +118,13 @@ def test_push_clone_pull_round_trip(repo):
     assert (clone / "data/datasets/domain/train.jsonl").read_bytes() == (r / "data/datasets/domain/train.jsonl").read_bytes()
     status = sh("dvc status", clone).stdout
     assert "changed" not in status
+
+
+def test_exp_run_reruns_training_and_downstream_only(repo):
+    r = repo["path"]
+    out = sh("dvc exp run -S experiment=smoke -S lora.r=8", r, repo["env"])
+    ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
+    assert ran[:2] == ["train_general", "train_domain"], ran
+    assert not {"snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "index", "reference"} & set(ran)
+    shown = json.loads(sh("dvc exp show --json", r).stdout)
+    assert "lora" in json.dumps(shown) and '"r": 8' in json.dumps(shown)

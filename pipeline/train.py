@@ -237,6 +237,10 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     out = Path(out_dir or resolve_path(ADAPTER_DIRS[stage]))
     curve = loss_curve(trainer.state.log_history)
     with atomic_dir(out) as tmp:
+        # Record the base as configured (relative to the work root), not this machine's absolute path, so the
+        # adapter's bytes do not depend on where the repository is checked out.
+        for peft_cfg in model.peft_config.values():
+            peft_cfg.base_model_name_or_path = str(base_dir)
         model.save_pretrained(tmp)
         atomic_write_text(tmp / "sling_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         write_json(tmp / "sling_provenance.json", provenance(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_index import tiny_tokenizer  # tests/ is on sys.path (pytest prepend import mode)
+from tests.test_index import tiny_tokenizer
 
 WORDS = "the adapter rank decides how many parameters are trained qdrant stores vectors bakers feed starter daily".split()
 

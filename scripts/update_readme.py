@@ -1,7 +1,8 @@
 """Regenerate the README's result sections from the repository's own commands, never by hand.
 
     python scripts/update_readme.py            # the results table of the workspace run (metrics/*.json)
-    python scripts/update_readme.py --exps     # also the experiments table (dvc exp show --md)
+    python scripts/update_readme.py --exps     # also the experiments table (dvc exp show --md), into a
+                                               # <!-- generated:experiments --> section you add where it belongs
 
 Each section sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers and records the
 command that produced it.
@@ -40,10 +41,10 @@ def scores_table() -> str:
     for task, variants in report.items():
         for variant, m in variants.items():
             lines.append(f"| {task} | {variant} | {m['cosine']:.3f} | {m['rescaled']:.3f} | {m['token_f1']:.3f} |")
-    lines += ["", "| adapter | first loss | last loss | eval loss | steps | tokens/s | wall s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    # Timings (tokens/s, wall time) stay in metrics/ only: they change with every run, the scores do not.
+    lines += ["", "| adapter | first loss | last loss | eval loss | steps |", "| --- | --- | --- | --- | --- |"]
     for stage, m in train.items():
-        lines.append(f"| {stage} | {m['train_loss_first']:.3f} | {m['train_loss']:.3f} | {m['eval_loss']:.3f} | {m['steps']} | "
-                     f"{m['tokens_per_s']:.0f} | {m['wall_time_s']:.0f} |")
+        lines.append(f"| {stage} | {m['train_loss_first']:.3f} | {m['train_loss']:.3f} | {m['eval_loss']:.3f} | {m['steps']} |")
     return "\n".join(lines)
 
 

@@ -59,10 +59,11 @@ def main() -> None:
     text = README.read_text()
     sections = [("metrics", ["python", "scripts/update_readme.py", "--table"])]
     if args.exps:
-        sections.append(("experiments", ["dvc", "exp", "show", "--md", "--only-changed", "--precision", "3",
-                                         "--drop", r"^(?!.*(lora\.r|train\.lr|Experiment|eval_loss|train_loss|rescaled|token_f1)).*$"]))
+        sections.append(("experiments", ["dvc", "exp", "show", "--md", "--only-changed", "--precision", "3", "--drop", ".*",
+                                         "--keep", r"^(Experiment|lora\.r|train\.lr|metrics/train_(general|domain)\.json:"
+                                                   r"(train|eval)_loss|(single|joint)\.domain\.(rescaled|token_f1))$"]))
     for name, cmd in sections:
-        text = replace(text, name, run(cmd), " ".join(c if " " not in c and "(" not in c else f"'{c}'" for c in cmd))
+        text = replace(text, name, run(cmd), " ".join(f"'{c}'" if set(c) & set(" ()*|$^") else c for c in cmd))
     README.write_text(text)
     print("README.md updated:", ", ".join(n for n, _ in sections))
 

@@ -10,12 +10,15 @@ repetition penalty 1.15.
 
 - paper: one question at a time through `transformers.pipeline("text-generation")`, float32, as the paper's
   notebook did;
-- ours-<dtype>: `pipeline.answer.generate` (batches of `--batch-size`, sorted by length) on the model cast
-  to each `--dtypes` entry, which is what `rag.dtype` chooses.
+- ours-<dtype>-<prefill>: `pipeline.answer.generate` (near-equal batches of at most `--batch-size`, sorted by
+  length, the key/value cache appended in place) on the model cast to each `--dtypes` entry (`rag.dtype`),
+  with each `--prefills` entry (`rag.prefill`: per_prompt, batched).
 
 Each side runs in its own child process so that its peak resident memory (ru_maxrss) is its own. Prints
 the rates, the ratio of each of ours to the paper-style loop, peak memory, and how far the answers of each
-dtype agree with the float32 paper-style answers (token F1), so a faster dtype that changes answers shows.
+side agree with the float32 paper-style answers (token F1: 1.0 = the same answers, so a faster dtype that
+changes answers shows), and each side's token F1 to the reference answers (the paper's gpt_response), which
+says whether a change costs quality.
 """
 from __future__ import annotations
 
@@ -36,6 +39,12 @@ SAMPLE = ROOT / "corpus" / "sample" / "benchmark" / "joint.jsonl"
 
 
 def prompts(n: int) -> tuple[list[str], str]:
+    texts, _, source = prompts_and_references(n)
+    return texts, source
+
+
+def prompts_and_references(n: int) -> tuple[list[str], list[str], str]:
+    """The RAG prompts, the reference answer of each (the paper's gpt_response; the sample's source paragraph)."""
     from pipeline.config import compose
     from pipeline.io import read_jsonl
 
@@ -43,13 +52,14 @@ def prompts(n: int) -> tuple[list[str], str]:
     if PAPER.exists():
         with open(PAPER, encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f))
-        items = [(r["question"], [r[f"context_chunk_{i}"] for i in (1, 2, 3)]) for r in rows]
+        items = [(r["question"], [r[f"context_chunk_{i}"] for i in (1, 2, 3)], r["gpt_response"]) for r in rows]
         source = str(PAPER.relative_to(ROOT.parent))
     else:
-        items = [(r["question"], [r["text"]]) for r in read_jsonl(SAMPLE)]
+        items = [(r["question"], [r["text"]], r["text"]) for r in read_jsonl(SAMPLE)]
         source = str(SAMPLE.relative_to(ROOT))
     items = (items * (n // max(len(items), 1) + 1))[:n]
-    return [template.format(context="\n\n".join(c), question=q) for q, c in items], source
+    return ([template.format(context="\n\n".join(c), question=q) for q, c, _ in items], [r for _, _, r in items],
+            source)
 
 
 def run_side(side: str, args) -> dict:
@@ -61,12 +71,14 @@ def run_side(side: str, args) -> dict:
     from pipeline.models import load_tokenizer, torch_dtype
 
     torch.set_num_threads(args.threads)
-    cfg = compose([f"rag.max_new_tokens={args.max_new_tokens}", f"rag.batch_size={args.batch_size}"])
+    prefill = side.split("-")[2] if side.count("-") == 2 else "auto"
+    cfg = compose([f"rag.max_new_tokens={args.max_new_tokens}", f"rag.batch_size={args.batch_size}",
+                   f"rag.prefill={prefill}"])
     texts, _ = prompts(args.questions)
     tokenizer = load_tokenizer()
     from transformers import AutoModelForCausalLM
 
-    dtype = "float32" if side == "paper" else side.split("-", 1)[1]
+    dtype = "float32" if side == "paper" else side.split("-")[1]
     model = AutoModelForCausalLM.from_pretrained(str(ROOT / "models" / "base"), dtype=torch_dtype(dtype)).eval()
     if side == "paper":
         from transformers import pipeline
@@ -93,8 +105,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--questions", type=int, default=11, help="how many prompts (the paper's single task has 11)")
     ap.add_argument("--max-new-tokens", type=int, default=150)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--dtypes", default="float32,bfloat16", help="dtypes to run our path in (comma-separated)")
+    ap.add_argument("--prefills", default="per_prompt",
+                    help="rag.prefill values to run our path with (comma-separated: per_prompt, batched)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench_answer.json")
@@ -104,11 +118,12 @@ def main() -> None:
         return
     if not (ROOT / "models" / "base" / "config.json").exists():
         raise SystemExit("models/base is missing: run `python -m pipeline.snapshot_model` first")
-    _, source = prompts(args.questions)
+    _, references, source = prompts_and_references(args.questions)
     child = [f"--questions={args.questions}", f"--max-new-tokens={args.max_new_tokens}",
              f"--batch-size={args.batch_size}", f"--threads={args.threads}"]
     results = {}
-    for side in ["paper"] + [f"ours-{d}" for d in args.dtypes.split(",")]:
+    ours = [f"ours-{d}-{p}" for d in args.dtypes.split(",") for p in args.prefills.split(",")]
+    for side in ["paper"] + ours:
         proc = subprocess.run([sys.executable, __file__, *child, "--side", side], capture_output=True, text=True)
         if proc.returncode:
             raise SystemExit(f"{side} failed:\n{proc.stderr[-3000:]}")
@@ -119,18 +134,20 @@ def main() -> None:
     base_rate = args.questions / paper["wall_s"]
     print(f"prompts: {args.questions} from {source}; max_new_tokens={args.max_new_tokens}, batch={args.batch_size}, "
           f"threads={args.threads}")
-    print(f"{'side':<16}{'answers/s':>10}{'tokens/s':>10}{'ratio':>8}{'peak MB':>9}{'F1 vs paper':>13}{'empty':>7}")
+    print(f"{'side':<26}{'answers/s':>10}{'tokens/s':>10}{'ratio':>8}{'peak MB':>9}{'F1 vs paper':>13}{'F1 vs ref':>11}{'empty':>7}")
     summary = {"questions": args.questions, "source": source, "max_new_tokens": args.max_new_tokens,
                "batch_size": args.batch_size, "threads": args.threads, "sides": {}}
     for side, r in results.items():
         rate = args.questions / r["wall_s"]
         empty = sum(not a.strip() for a in r["answers"])
         agree = sum(token_f1(a, b) for a, b in zip(r["answers"], paper["answers"])) / args.questions
-        print(f"{side:<16}{rate:>10.3f}{r['tokens'] / r['wall_s']:>10.1f}{rate / base_rate:>7.2f}x"
-              f"{r['peak_rss_mb']:>9.0f}{agree:>13.3f}{empty:>7}")
+        quality = sum(token_f1(a, b) for a, b in zip(r["answers"], references)) / args.questions
+        print(f"{side:<26}{rate:>10.3f}{r['tokens'] / r['wall_s']:>10.1f}{rate / base_rate:>7.2f}x"
+              f"{r['peak_rss_mb']:>9.0f}{agree:>13.3f}{quality:>11.3f}{empty:>7}")
         summary["sides"][side] = {"answers_per_s": round(rate, 4), "tokens_per_s": round(r["tokens"] / r["wall_s"], 2),
                                   "ratio_vs_paper": round(rate / base_rate, 3), "peak_rss_mb": round(r["peak_rss_mb"]),
-                                  "token_f1_vs_paper_answers": round(agree, 3), "empty_answers": empty, "first_answer": r["answers"][0][:300]}
+                                  "token_f1_vs_paper_answers": round(agree, 3),
+                                  "token_f1_vs_references": round(quality, 3), "empty_answers": empty, "first_answer": r["answers"][0][:300]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -121,6 +121,7 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "rag.batch_size": _positive_int,
     "rag.chunking": _one_of("tokens", "by_title"),
     "rag.dtype": _one_of("float32", "bfloat16", "float16"),
+    "rag.prefill": _one_of("auto", "batched", "per_prompt"),
     "eval.bootstrap": _positive_int,
     "eval.ci": _fraction,
     "eval.grounding_threshold": _fraction,

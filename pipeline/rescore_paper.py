@@ -1,12 +1,13 @@
 """Rescore the paper's own answers with this project's scorer, so the paper's table and ours stand side by side.
 
-    python -m pipeline.rescore_paper                         # -> metrics/paper_rescored.json, results/paper_rescored.json
-    python -m pipeline.rescore_paper eval.paper.results_dir=/data/david-goliath/results
+    python -m pipeline.rescore_paper data=paper              # -> metrics/paper_rescored.json, results/paper_rescored.json
+    python -m pipeline.rescore_paper data=paper data.published.dir=/data/david-goliath/paper_results
 
-For each task (`eval.paper.tasks`) and model (`eval.paper.models`) it reads the paper's per-question file
-`<results_dir>/<task>_results_<model>.csv` (`question`, `model_response`, `context_chunk_1..3`,
-`inference_speed_seconds`, and the paper's own `cosine_similarity`), takes the reference answers from the
-`gpt_response` column of `<benchmark_dir>/<task>/<task>_data.csv` (matched by question text), and scores
+Stage rescore_paper. For each task (`data.published.files`: task -> file prefix) and model
+(`data.published.models`) it reads the published per-question file `<dir>/<prefix>_results_<model>.csv`
+(`question`, `model_response`, `context_chunk_1..3`, `inference_speed_seconds`, and the paper's own
+`cosine_similarity`), takes the reference answers from the `gpt_response` column of the task's question file
+(`data.benchmark.<task>.questions`, matched by question text), and scores
 the answers exactly as `pipeline.score` scores ours: cosine, shuffled baseline, rescaled, discrimination,
 token F1, ROUGE-L, grounding in the paper's retrieved chunks, recall@3/MRR of the source paragraph,
 controls and paired differences. The paper's own mean cosine (instructor-large) is kept beside ours.
@@ -39,7 +40,8 @@ NEED = ("question", "model_response", "context_chunk_1", "context_chunk_2", "con
 def read_results(path: Path) -> list[dict]:
     """The paper's per-question output file (comma-separated, multi-line cells)."""
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: set eval.paper.results_dir to the paper's paper_results folder")
+        raise FileNotFoundError(f"{path} is missing: set data.published.dir to the folder of the published "
+                                f"<prefix>_results_<model>.csv files (the paper's paper_results/)")
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     missing = [c for c in NEED if rows and c not in rows[0]]
@@ -49,11 +51,11 @@ def read_results(path: Path) -> list[dict]:
     return rows
 
 
-def references(cfg: DictConfig, task_file: str) -> dict[str, dict]:
+def references(cfg: DictConfig, task: str) -> dict[str, dict]:
     """Question text -> the benchmark row (gpt_response, source paragraph)."""
-    path = resolve_path(cfg.eval.paper.benchmark_dir) / task_file / f"{task_file}_data.csv"
+    path = resolve_path(cfg.data.benchmark[task].questions)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: set eval.paper.benchmark_dir to the paper's benchmark_data folder")
+        raise FileNotFoundError(f"{path} is missing: set data.benchmark.{task}.questions to the task's question file")
     rows = read_benchmark(path)
     empty = [r["id"] for r in rows if not str(r.get("gpt_response", "")).strip()]
     if empty:
@@ -62,10 +64,10 @@ def references(cfg: DictConfig, task_file: str) -> dict[str, dict]:
 
 
 def rescore_task(cfg: DictConfig, task: str, task_file: str) -> tuple[dict, list[dict]]:
-    refs = references(cfg, task_file)
+    refs = references(cfg, task)
     per_model, answers, order = {}, {}, None
-    for model in cfg.eval.paper.models:
-        path = resolve_path(cfg.eval.paper.results_dir) / f"{task_file}_results_{model}.csv"
+    for model in cfg.data.published.models:
+        path = resolve_path(cfg.data.published.dir) / f"{task_file}_results_{model}.csv"
         rows = read_results(path)
         keys = [" ".join(r["question"].split()) for r in rows]
         unknown = [k[:60] for k in keys if k not in refs]
@@ -108,8 +110,16 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("rescore_paper", cfg):
         scores, tables = {}, {}
-        for task, task_file in cfg.eval.paper.tasks.items():
-            scores[task], tables[task] = rescore_task(cfg, task, task_file)
+        if not cfg.data.published.models:
+            log.info("data.published.models is empty: data=%s has no published answers to rescore, so %s records "
+                     "none (data=paper rescores the paper's)", cfg.data.name, METRICS)
+        else:
+            unknown = sorted(set(cfg.data.published.files) - set(cfg.data.benchmark))
+            if unknown:
+                raise ValueError(f"data.published.files names tasks {unknown}; the benchmark's are "
+                                 f"{sorted(cfg.data.benchmark)}")
+            for task, task_file in cfg.data.published.files.items():
+                scores[task], tables[task] = rescore_task(cfg, task, task_file)
         write_json(resolve_path(METRICS), scores)
         write_json(resolve_path(PER_QUESTION), tables)
         log_metrics(scores, prefix="paper.")

@@ -1,6 +1,6 @@
-"""The answer stage's pieces on a tiny random Llama built in the test: batched greedy decoding returns the
-answers of one-at-a-time decoding in the input order, the student is cast to `rag.dtype`, prompts carry the
-retrieved chunks, and the paper's reference column is checked before use."""
+"""The answer stage's pieces on a tiny random Llama built in the test: batched greedy decoding, with either
+prefill and the in-place cache, returns transformers' own one-at-a-time answers in the input order; the student
+is cast to `rag.dtype`, prompts carry the retrieved chunks, and the paper's reference column is checked before use."""
 from __future__ import annotations
 
 import pytest
@@ -35,19 +35,50 @@ def cfg():
     return compose(["rag.max_new_tokens=6", "rag.repetition_penalty=1.15"])
 
 
-def test_batched_answers_equal_one_at_a_time_in_input_order(student, cfg):
+def hf_alone(model, tok, prompts: list[str], max_new_tokens: int = 6) -> list[str]:
+    """transformers' own generate, its own cache, one prompt at a time: what the answer stage must reproduce."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for p in prompts:
+            enc = tok([p], return_tensors="pt")
+            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=1.15,
+                                 pad_token_id=tok.pad_token_id)
+            out.append(tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    return out
+
+
+PROMPTS = [" ".join(WORDS[i:i + n]) for i, n in [(0, 9), (3, 2), (5, 12), (1, 4), (2, 7), (4, 1)]]  # mixed lengths
+
+
+@pytest.mark.parametrize("prefill", ["per_prompt", "batched"])
+def test_batched_answers_equal_one_at_a_time_in_input_order(student, cfg, prefill):
     from pipeline.answer import generate
 
     model, tok = student
-    prompts = [" ".join(WORDS[i:i + n]) for i, n in [(0, 9), (3, 2), (5, 12), (1, 4), (2, 7)]]  # mixed lengths
-    cfg.rag.batch_size = 1
-    alone = generate(model, tok, prompts, cfg)
-    cfg.rag.batch_size = 3
-    batched = generate(model, tok, prompts, cfg)
-    assert [r["answer"] for r in batched] == [r["answer"] for r in alone]
-    assert [r["prompt_tokens"] for r in batched] == [len(p.split()) for p in prompts]
+    cfg.rag.batch_size, cfg.rag.prefill = 4, prefill  # 6 prompts: batches of 3 and 3
+    batched = generate(model, tok, PROMPTS, cfg)
+    assert [r["answer"] for r in batched] == hf_alone(model, tok, PROMPTS)
+    assert [r["prompt_tokens"] for r in batched] == [len(p.split()) for p in PROMPTS]
+    assert [r["batch_latency_s"] for r in batched].count(batched[0]["batch_latency_s"]) == 3
     assert all(0 < r["answer_tokens"] <= 6 and r["latency_s"] > 0 for r in batched)
     assert any(r["answer"] for r in batched)
+
+
+def test_buffered_cache_grows_past_its_capacity(student):
+    import torch
+
+    from pipeline.answer import kv_cache
+
+    model, tok = student
+    enc = tok([PROMPTS[2]], return_tensors="pt")
+    with torch.inference_mode():
+        cache = kv_cache(model, capacity=3)  # far less than prompt + answer: must reallocate, keeping what it holds
+        ids = model.generate(**enc, past_key_values=cache, max_new_tokens=6, do_sample=False, repetition_penalty=1.15,
+                             pad_token_id=tok.pad_token_id)
+    assert tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip() == hf_alone(model, tok, PROMPTS[2:3])[0]
+    assert cache.get_seq_length() == ids.shape[1] - 1
 
 
 def test_student_is_cast_to_rag_dtype(student, cfg):

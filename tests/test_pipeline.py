@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STAGES = ["snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "train_general", "train_domain",
-          "index", "reference", "answer", "score", "report"]
+          "index", "reference", "answer", "score", "rescore_paper", "report"]
 
 
 def sh(cmd: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -94,7 +94,8 @@ def test_mlflow_has_one_tagged_run_per_stage_and_no_secret(repo):
     runs = client.search_runs([exp.experiment_id], max_results=200)
     stages = sorted({run.data.tags["sling.stage"] for run in runs})
     assert stages == sorted(["snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "train_general",
-                             "train_domain", "index", "answer_reference", "answer_students", "score", "report"])
+                             "train_domain", "index", "answer_reference", "answer_students", "score", "rescore_paper",
+                             "report"])
     for run in runs:
         assert run.data.tags["dvc.exp_name"]
         assert "sk-test-secret-must-not-leak" not in json.dumps(run.data.params)
@@ -125,6 +126,7 @@ def test_exp_run_reruns_training_and_downstream_only(repo):
     out = sh("dvc exp run -S experiment=smoke -S lora.r=8", r, repo["env"])
     ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
     assert ran[:2] == ["train_general", "train_domain"], ran
-    assert not {"snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "index", "reference"} & set(ran)
+    assert not {"snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "index", "reference",
+                "rescore_paper"} & set(ran)
     shown = json.loads(sh("dvc exp show --json", r).stdout)
     assert "lora" in json.dumps(shown) and '"r": 8' in json.dumps(shown)

@@ -6,6 +6,7 @@ when ../shared/seed is present). Embeddings are the packaged MiniLM.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,9 @@ def test_rescore_paper_scores_the_paper_files(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     write_paper_files(tmp_path, {"good": MODEL, "wrong": shuffled(MODEL, 1)})
-    main([f"eval.paper.results_dir={tmp_path / 'results'}", f"eval.paper.benchmark_dir={tmp_path / 'bench'}",
-          "eval.paper.models=[good,wrong]", "~eval.paper.tasks.joint=joint_paper", "eval.bootstrap=200"])
+    main([f"data.published.dir={tmp_path / 'results'}", "data.published.models=[good,wrong]",
+          "+data.published.files.single=single_paper", "eval.bootstrap=200",
+          f"data.benchmark.single.questions={tmp_path / 'bench' / 'single_paper' / 'single_paper_data.csv'}"])
     import json
 
     out = json.loads((tmp_path / "metrics/paper_rescored.json").read_text())["single"]
@@ -135,6 +137,24 @@ def test_rescore_paper_scores_the_paper_files(tmp_path, monkeypatch):
     assert good["retrieval"]["recall_at_3"] == 1.0  # the source paragraph (spaces lost) is context_chunk_1
     assert out["controls"]["reference_as_answer"]["token_f1"] == 1.0
     assert out["paired"]["wrong-good"]["rescaled"]["mean"] < 0
+
+
+def test_rescore_paper_records_that_the_sample_has_nothing_published(tmp_path, monkeypatch, caplog):
+    from pipeline.rescore_paper import main
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    with caplog.at_level("INFO"):
+        main(["data.published.dir=."])
+    assert json.loads((tmp_path / "metrics/paper_rescored.json").read_text()) == {}
+    assert "no published answers to rescore" in caplog.text
+
+
+def test_rescore_paper_names_a_task_the_benchmark_lacks(tmp_path, monkeypatch):
+    from pipeline.rescore_paper import main
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    with pytest.raises(ValueError, match=r"data.published.files names tasks \['triple'\]"):
+        main(["data.published.dir=.", "data.published.models=[m]", "+data.published.files.triple=triple_paper"])
 
 
 def test_rescore_paper_names_a_missing_column(tmp_path, monkeypatch):
@@ -153,8 +173,7 @@ def test_rescoring_the_real_paper_files_separates_what_cosine_hides(tmp_path, mo
     from pipeline.rescore_paper import main
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
-    main([f"eval.paper.results_dir={SEED / 'paper_results'}", f"eval.paper.benchmark_dir={SEED / 'benchmark_data'}",
-          "eval.bootstrap=200"])
+    main(["data=paper", f"data.seed_dir={SEED}", "eval.bootstrap=200"])
     out = json.loads((tmp_path / "metrics/paper_rescored.json").read_text())
     assert (out["single"]["questions"], out["joint"]["questions"]) == (11, 25)
     for task in ("single", "joint"):

@@ -104,10 +104,9 @@ def partition(path: Path, cfg: DictConfig) -> list:
 
         # unstructured calls its "too complex" check with fixed thresholds and, when a page trips it, falls
         # back to hi_res (hub models) and returns nothing offline; pass our configured threshold instead.
-        if not isinstance(updf.is_pdf_too_complex, functools.partial):
-            updf.is_pdf_too_complex = functools.partial(updf.is_pdf_too_complex, max_graphics_ops=cfg.ingest.max_graphics_ops)
-        else:
-            updf.is_pdf_too_complex = functools.partial(updf.is_pdf_too_complex.func, max_graphics_ops=cfg.ingest.max_graphics_ops)
+        check = updf.is_pdf_too_complex
+        check = check.func if isinstance(check, functools.partial) else check  # our own wrapper from an earlier call
+        updf.is_pdf_too_complex = functools.partial(check, max_graphics_ops=cfg.ingest.max_graphics_ops)
         return updf.partition_pdf(filename=str(path), strategy=cfg.ingest.strategy, languages=["eng"])
     if suffix == ".md":
         from unstructured.partition.md import partition_md

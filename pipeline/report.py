@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                 "every other column is ours. Latency: the paper's per question, one at a time; ours per question in "
                 "batches on this machine.</p>",
                 side_by_side(scores, published, str(cfg.model.name)).to_html(
-                    index=False, float_format=lambda x: f"{x:.3f}")] + parts[1:]
+                    index=False, na_rep="", float_format=lambda x: f"{x:.3f}")] + parts[1:]
             parts += ["<h2>The published answers rescored, with controls</h2>",
                       paper_frame(published).to_html(index=False, float_format=lambda x: f"{x:.3f}")]
         else:

@@ -73,7 +73,7 @@ class EmbeddedTeacher:
         self.tokenizer = load_tokenizer(cfg.model)
         self.tokenizer.padding_side = "left"
         full = OmegaConf.create({"model": model_cfg})
-        self.model = load_student(full, "base") if cfg.model == "models/base" else _load_path(cfg.model, full)
+        self.model = load_student(full, "base") if cfg.model == "models/base" else _load_path(cfg.model)
         self.name = f"embedded:{model_cfg.name}"
         self.concurrency = cfg.batch_size
 
@@ -103,7 +103,7 @@ class EmbeddedTeacher:
         return self.complete_batch([prompt])[0]
 
 
-def _load_path(path: str, cfg: DictConfig):
+def _load_path(path: str):
     from transformers import AutoModelForCausalLM
 
     from pipeline.config import resolve_path

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not (SEED / "paper_results").exists(), reason="the paper's files are not in ../shared/seed")]
 
 OVERRIDES = ["experiment=paper_offline", f"data.seed_dir={SEED}", "data.general_limit=24", "train.general_max_steps=2",
-             "train.domain_max_steps=2", "train.eval_steps=1", "train.save_steps=2", "train.max_length=256",
+             "train.domain_max_steps=2", "train.eval_steps=2", "train.save_steps=2", "train.max_length=256",
              "rag.max_new_tokens=6", "rag.dtype=bfloat16", "eval.bootstrap=100"]
 
 

@@ -91,8 +91,8 @@ def kv_cache(model, capacity: int):
     """A cache for `generate` whose layers append in place into preallocated buffers, or None to use the default.
 
     transformers' DynamicLayer appends by concatenating, which copies every layer's whole cache at every
-    decoding step; with batched 1,000-token RAG prompts on a 2-core CPU that copy took a third of each
-    bfloat16 step (bench/bench_answer.py). These buffers hold `capacity` positions (prompt + new tokens) and
+    decoding step; with batched 1,000-token RAG prompts on a CPU that copy rivals the model's own matmuls
+    (profile a decoding step to see it). These buffers hold `capacity` positions (prompt + new tokens) and
     attention gets a view of the filled part, so a step writes only the new position: the same keys and
     values, fewer copies. None for models whose cache is not plain full attention (sliding-window or hybrid
     layers), which keep transformers' own cache.
@@ -114,10 +114,10 @@ def prefill_per_prompt(model, enc, capacity: int):
     """Each prompt's prefix (all but its last token) through the model alone, written into one left-padded cache.
 
     In a padded batch every pad position costs a full token of compute, and on a CPU, which is compute-bound
-    here, batched prefill saves nothing else: measured at 11 prompts of ~1,000 tokens, one at a time took 0.99
-    s per prompt in bfloat16 against 1.48 in one padded batch. The merged cache holds, for every real position,
-    the keys and values that prompt's own forward pass gives (positions count from its first real token, as in
-    a left-padded batch); `generate` then runs the last prompt token and the decoding for the whole batch.
+    here, batched prefill saves nothing else (bench/bench_answer.py --prefills per_prompt,batched compares the
+    two). The merged cache holds, for every real position, the keys and values that prompt's own forward pass
+    gives (positions count from its first real token, as in a left-padded batch); `generate` then runs the last
+    prompt token and the decoding for the whole batch.
     Returns None where `kv_cache` does (the caller then prefills batched).
     """
     cache = kv_cache(model, capacity)
@@ -170,7 +170,9 @@ def generate(model, tokenizer, prompts: list[str], cfg: DictConfig) -> list[dict
         with torch.inference_mode():
             capacity = enc["input_ids"].shape[1] + cfg.rag.max_new_tokens
             cache = prefill_per_prompt(model, enc, capacity) if per_prompt else None
-            out = model.generate(**enc, past_key_values=cache or kv_cache(model, capacity),
+            if cache is None:
+                cache = kv_cache(model, capacity)  # None here too: transformers' own cache
+            out = model.generate(**enc, past_key_values=cache,
                                  max_new_tokens=cfg.rag.max_new_tokens, do_sample=False,
                                  repetition_penalty=cfg.rag.repetition_penalty, pad_token_id=tokenizer.pad_token_id)
         elapsed = time.perf_counter() - t0

@@ -24,7 +24,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config import load_config, resolve_path
-from pipeline.io import atomic_dir, atomic_write_text, provenance, read_jsonl, sha256_text, sha256_tree, write_json
+from pipeline.io import atomic_dir, atomic_write_text, provenance, read_json, read_jsonl, sha256_text, sha256_tree, write_json
 from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_base, load_student, load_tokenizer, merge_adapters
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
@@ -242,6 +242,13 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
         for peft_cfg in model.peft_config.values():
             peft_cfg.base_model_name_or_path = str(base_dir)
         model.save_pretrained(tmp)
+        # PEFT writes target_modules from a set (its order follows the process's hash seed) and a blank model
+        # card naming the absolute base path: sort the one, drop the other, so equal training gives equal bytes.
+        adapter_cfg = read_json(tmp / "adapter_config.json")
+        if isinstance(adapter_cfg.get("target_modules"), list):
+            adapter_cfg["target_modules"] = sorted(adapter_cfg["target_modules"])
+        write_json(tmp / "adapter_config.json", adapter_cfg)
+        (tmp / "README.md").unlink(missing_ok=True)
         atomic_write_text(tmp / "sling_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         write_json(tmp / "sling_provenance.json", provenance(
             f"train_{stage}", {"lora": OmegaConf.to_container(cfg.lora), "train": OmegaConf.to_container(t),

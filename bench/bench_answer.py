@@ -38,11 +38,6 @@ PAPER = ROOT.parent / "shared" / "seed" / "paper_results" / "single_paper_result
 SAMPLE = ROOT / "corpus" / "sample" / "benchmark" / "joint.jsonl"
 
 
-def prompts(n: int) -> tuple[list[str], str]:
-    texts, _, source = prompts_and_references(n)
-    return texts, source
-
-
 def prompts_and_references(n: int) -> tuple[list[str], list[str], str]:
     """The RAG prompts, the reference answer of each (the paper's gpt_response; the sample's source paragraph)."""
     from pipeline.config import compose
@@ -74,7 +69,7 @@ def run_side(side: str, args) -> dict:
     prefill = side.split("-")[2] if side.count("-") == 2 else "auto"
     cfg = compose([f"rag.max_new_tokens={args.max_new_tokens}", f"rag.batch_size={args.batch_size}",
                    f"rag.prefill={prefill}"])
-    texts, _ = prompts(args.questions)
+    texts, _, _ = prompts_and_references(args.questions)
     tokenizer = load_tokenizer()
     from transformers import AutoModelForCausalLM
 

@@ -79,6 +79,14 @@ def _buffered_layer_class():
             shape = (batch, like.shape[1], size, like.shape[-1])
             self._kbuf, self._vbuf = like.new_zeros(shape), like.new_zeros(shape)
 
+        def place(self, row: int, batch: int, keys, values, end: int, size: int) -> None:
+            """One prompt's keys/values (batch of 1) into `row` of a `batch`-row buffer, ending just before `end`."""
+            if not self.is_initialized:
+                self.lazy_initialization(keys, values)
+                self.reserve(batch, keys, size)
+            self._kbuf[row, :, end - keys.shape[-2]:end] = keys[0]
+            self._vbuf[row, :, end - keys.shape[-2]:end] = values[0]
+
         def set_length(self, n: int):
             self.keys = self._view = self._kbuf[..., :n, :]
             self.values = self._vbuf[..., :n, :]
@@ -132,11 +140,7 @@ def prefill_per_prompt(model, enc, capacity: int):
         own = kv_cache(model, len(real))
         model(input_ids=real[None], past_key_values=own, use_cache=True, logits_to_keep=1)
         for layer, part in zip(cache.layers, own.layers):
-            if not layer.is_initialized:
-                layer.lazy_initialization(part.keys, part.values)
-                layer.reserve(ids.shape[0], part.keys, capacity)
-            layer._kbuf[b, :, width - len(real):width] = part.keys[0]
-            layer._vbuf[b, :, width - len(real):width] = part.values[0]
+            layer.place(b, ids.shape[0], part.keys, part.values, width, capacity)
     for layer in cache.layers:
         if layer.is_initialized:
             layer.set_length(width)

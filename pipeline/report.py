@@ -41,6 +41,11 @@ def summary_frame(scores: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def recall(retrieval: dict):
+    """recall@k from a retrieval summary, whatever k was."""
+    return next((v for k, v in retrieval.items() if k.startswith("recall_at")), None)
+
+
 def paper_frame(paper: dict) -> pd.DataFrame:
     """The paper's table (its own mean cosine) beside the same answers rescored by this project's scorer."""
     rows = []
@@ -51,7 +56,7 @@ def paper_frame(paper: dict) -> pd.DataFrame:
                          "cosine (ours)": m["cosine"], "baseline": m["baseline"], "rescaled": m["rescaled"],
                          "rescaled 95% CI": m["rescaled_ci"], "discrimination": m["discriminated"],
                          "token F1": m["token_f1"], "token F1 95% CI": m["token_f1_ci"], "ROUGE-L": m["rouge_l"],
-                         "grounding": m["grounding"], "recall@3": next((v for k, v in r.items() if k.startswith("recall_at")), None),
+                         "grounding": m["grounding"], "recall@3": recall(r),
                          "latency s (paper, T4)": m.get("latency_s")})
     return pd.DataFrame(rows)
 
@@ -62,16 +67,16 @@ def side_by_side(scores: dict, paper: dict, model_name: str) -> pd.DataFrame:
     for task in TASKS:
         if task not in paper:
             continue
-        ours = [(f"ours ({model_name})", name, m, scores[task].get("retrieval", {}))
+        theirs = [("published", paper[task]["questions"], name, m, m.get("retrieval", {}))
+                  for name, m in paper[task]["models"].items()]
+        ours = [(f"ours ({model_name})", scores[task]["questions"], name, m, scores[task].get("retrieval", {}))
                 for name, m in scores[task]["variants"].items()]
-        theirs = [("published", name, m, m.get("retrieval", {})) for name, m in paper[task]["models"].items()]
-        for source, name, m, r in theirs + ours:
-            rows.append({"task": task, "answers": source, "model": name, "questions": scores[task]["questions"]
-                         if source != "published" else paper[task]["questions"],
+        for source, n, name, m, r in theirs + ours:
+            rows.append({"task": task, "answers": source, "model": name, "questions": n,
                          "published cosine": m.get("paper_cosine"), "cosine": m["cosine"], "rescaled": m["rescaled"],
                          "rescaled 95% CI": m["rescaled_ci"], "discrimination": m["discriminated"],
                          "token F1": m["token_f1"], "ROUGE-L": m["rouge_l"], "grounding": m["grounding"],
-                         "recall@k": next((v for k, v in r.items() if k.startswith("recall_at")), None),
+                         "recall@k": recall(r),
                          "latency s": m.get("latency_s")})
     return pd.DataFrame(rows)
 

@@ -92,9 +92,10 @@ def katan_server(workdir: Path, *args: str, model: str = "echo", backend: str = 
 
 
 def write_paragraphs(work: Path, n: int, documents: int = 4) -> list[dict]:
-    """`n` distinct paragraphs over `documents` documents, as the ingest stage writes them."""
-    from pipeline.ingest import OUT
-    from pipeline.io import sha256_text, write_jsonl
+    """`n` distinct paragraphs over `documents` documents, as the ingest stage writes them, all of them for training
+    (the split the benchmark stage writes when the benchmark's tasks are named)."""
+    from pipeline.io import sha256_text, write_json, write_jsonl
+    from pipeline.paths import PARAGRAPHS, SPLIT
 
     rows = []
     for i in range(n):
@@ -104,7 +105,8 @@ def write_paragraphs(work: Path, n: int, documents: int = 4) -> list[dict]:
         rows.append({"doc_id": f"doc{doc:04d}", "document": f"doc{doc}.pdf", "page": 1 + i // documents,
                      "para_num": i + 1, "element_types": ["NarrativeText"], "text": text,
                      "paragraph_hash": sha256_text(text)[:16]})
-    write_jsonl(work / OUT, rows)
+    write_jsonl(work / PARAGRAPHS, rows)
+    write_json(work / SPLIT, {"mode": "named_tasks", "train": {r["doc_id"]: r["document"] for r in rows}, "benchmark": {}})
     return rows
 
 

@@ -1,15 +1,16 @@
 """Stage answer: each benchmark question through RAG, for every student variant and the reference.
 
     python -m pipeline.answer students                      # stage answer: base, +general, +general+domain
-    python -m pipeline.answer reference                     # stage reference: the teacher (or the paper's column)
+    python -m pipeline.answer reference                     # stage reference: the question files' or the teacher's
     python -m pipeline.answer students rag.top_k=5 rag.variants=[base,domain]
 
 Per task: embed the questions, retrieve `rag.top_k` chunks from Qdrant, fill `rag.prompt_template`,
 and generate with batched greedy decoding (`rag.max_new_tokens`, `rag.repetition_penalty`) for the base
 model, +general and +general+domain (loaded by `pipeline.models.load_student`, as training built them).
-The reference answer is the teacher's in the same RAG setup, or the question file's `gpt_response`
-column (`data.reference=column`, the paper's data). Each row records the answer, the retrieved chunk
-ids and texts, latency and token counts.
+The reference answer is the question file's (`data.reference=column`: hand-written for the sample, the
+paper's gpt-3.5 answers, or the oracle the benchmark stage had the teacher write from the source paragraph),
+or the teacher's in the same RAG setup (`data.reference=teacher`), and says which (`reference_source`).
+Each row records the answer, the retrieved chunk ids and texts, latency and token counts.
 """
 from __future__ import annotations
 
@@ -23,18 +24,13 @@ from tqdm import tqdm
 
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
-from pipeline.importers import read_benchmark
-from pipeline.index import TASKS, collection_name, qdrant_client
-from pipeline.io import write_json, write_jsonl
+from pipeline.index import collection_name, qdrant_client
+from pipeline.io import read_jsonl, write_json, write_jsonl
+from pipeline.paths import answers_path, questions_path, tasks
 from pipeline.models import load_student, load_tokenizer
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("answer")
-
-
-def answers_path(name: str, task: str) -> str:
-    """Students' answers in results/students/, the reference's in results/reference/."""
-    return f"results/reference/{task}.jsonl" if name == "reference" else f"results/students/{name}_{task}.jsonl"
 
 
 def retrieve(cfg: DictConfig, client, task: str, questions: list[dict]) -> list[list[dict]]:
@@ -202,11 +198,12 @@ def load_answerer(cfg: DictConfig, variant: str):
 
 def reference_answers(cfg: DictConfig, questions: list[dict], prompts: list[str]) -> list[dict]:
     if cfg.data.reference == "column":
-        missing = [q["id"] for q in questions if not str(q.get("gpt_response", "")).strip()]
+        missing = [q["id"] for q in questions if not str(q.get("reference") or "").strip()]
         if missing:
-            raise ValueError(f"data.reference=column but questions {missing} have no gpt_response")
-        return [{"answer": q["gpt_response"].strip(), "prompt_tokens": None, "answer_tokens": None, "latency_s": None}
-                for q in questions]
+            raise ValueError(f"data.reference=column but questions {missing} have no reference answer in their file "
+                             "(`reference`, or the paper's `gpt_response`); write them, or set data.reference=teacher")
+        return [{"answer": q["reference"].strip(), "prompt_tokens": None, "answer_tokens": None, "latency_s": None,
+                 "reference_source": q.get("reference_source")} for q in questions]
     from pipeline.teacher import make_teacher, stream
 
     teacher = make_teacher(cfg)
@@ -215,7 +212,7 @@ def reference_answers(cfg: DictConfig, questions: list[dict], prompts: list[str]
         if isinstance(result, Exception):
             raise RuntimeError(f"the teacher failed on question {questions[i]['id']}: {result}") from result
         rows[i] = {"answer": result.text, "prompt_tokens": result.prompt_tokens, "answer_tokens": result.completion_tokens,
-                   "latency_s": None}
+                   "latency_s": None, "reference_source": f"rag:{teacher.name}"}
     return rows
 
 
@@ -224,8 +221,8 @@ def prepare(cfg: DictConfig) -> dict[str, tuple[list[dict], list[list[dict]], li
     client = qdrant_client(cfg)
     try:
         per_task = {}
-        for task in TASKS:
-            questions = read_benchmark(resolve_path(cfg.data.benchmark[task].questions))
+        for task in tasks():
+            questions = read_jsonl(resolve_path(questions_path(task)))
             chunks = retrieve(cfg, client, task, questions)
             per_task[task] = (questions, chunks, [build_prompt(cfg, q["question"], c) for q, c in zip(questions, chunks)])
         return per_task

@@ -13,61 +13,20 @@ from __future__ import annotations
 import logging
 import random
 import sys
-from collections import Counter, defaultdict
 
-import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from pipeline.config import load_config, resolve_path
-from pipeline.embed import embed
 from pipeline.formats import domain_prompt, record
+from pipeline.quality import filter_rows
 from pipeline.io import provenance, read_jsonl, write_json, write_jsonl
-from pipeline.synthesize import OUT as SYNTHETIC
-from pipeline.text import support
+from pipeline.paths import DOMAIN_DIR, SYNTHETIC
 from pipeline.tracking import log_metrics, stage_run
 
 log = logging.getLogger("build_dataset")
 
-OUT_DIR = "data/datasets/domain"
+OUT_DIR = DOMAIN_DIR
 METRICS = "metrics/dataset.json"
-
-
-FILTERS = ("short_paragraph", "empty_or_malformed", "refusal", "ungrounded_answer", "near_duplicate_question")
-
-
-def filter_rows(cfg: DictConfig, rows: list[dict]) -> tuple[list[dict], Counter, float]:
-    """Rows that pass every filter, the drop count of each filter, and the paragraph-length cut-off used."""
-    d = cfg.dataset
-    dropped = Counter(dict.fromkeys(FILTERS, 0))  # every filter reports its count, zero included
-    lengths = [len(r["paragraph"]) for r in rows]
-    min_len = float(np.percentile(lengths, d.min_paragraph_percentile)) if lengths and d.min_paragraph_percentile else 0.0
-    kept = []
-    for r in rows:
-        q, a = (r.get("question") or "").strip(), (r.get("answer") or "").strip()
-        if len(r["paragraph"]) < min_len:
-            dropped["short_paragraph"] += 1
-        elif len(q) < d.min_question_chars or len(a) < d.min_answer_chars:
-            dropped["empty_or_malformed"] += 1
-        elif any(p in (q + " " + a).lower() for p in d.refusal_patterns):
-            dropped["refusal"] += 1
-        elif support(a, r["paragraph"]) < d.min_grounding:
-            dropped["ungrounded_answer"] += 1
-        else:
-            kept.append(r)
-    by_doc = defaultdict(list)
-    for i, r in enumerate(kept):
-        by_doc[r["doc_id"]].append(i)
-    vectors = embed(d.embedder, [r["question"] for r in kept]) if kept else None
-    drop = set()
-    for idx in by_doc.values():
-        for a_pos, i in enumerate(idx):
-            if i in drop:
-                continue
-            for j in idx[a_pos + 1:]:
-                if j not in drop and float(vectors[i] @ vectors[j]) >= d.near_duplicate_cosine:
-                    drop.add(j)
-    dropped["near_duplicate_question"] = len(drop)
-    return [r for i, r in enumerate(kept) if i not in drop], dropped, round(min_len, 1)
 
 
 def split_by_document(doc_ids: list[str], eval_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -83,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("build_dataset", cfg):
         rows = read_jsonl(resolve_path(SYNTHETIC))
-        kept, dropped, min_len = filter_rows(cfg, rows)
+        kept, dropped, min_len = filter_rows(cfg.dataset, rows)
         if not kept:
             raise ValueError(f"every one of the {len(rows)} synthetic rows was filtered out ({dict(dropped)}); "
                              "loosen conf/dataset (e.g. dataset.min_grounding) or use a stronger teacher")

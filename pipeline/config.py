@@ -33,7 +33,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
 def load_config(argv: list[str] | None = None) -> DictConfig:
     """`params.yaml` when no overrides are given, else `conf/` composed with them; validated."""
-    overrides = [a for a in (sys.argv[1:] if argv is None else argv) if "=" in a]
+    overrides = [a for a in (sys.argv[1:] if argv is None else argv) if "=" in a or a.startswith("~")]
     if overrides:
         cfg = compose(overrides)
     else:
@@ -70,7 +70,12 @@ def _optional_positive_int(v: Any) -> bool:
     return v is None or _positive_int(v)
 
 
+def _optional_non_negative_int(v: Any) -> bool:
+    return v is None or _non_negative_int(v)
+
+
 _optional_positive_int.__doc__ = "null or a positive integer"
+_optional_non_negative_int.__doc__ = "null or a non-negative integer"
 _positive_int.__doc__ = "a positive integer"
 _non_negative_int.__doc__ = "a non-negative integer"
 _positive_number.__doc__ = "a positive number"
@@ -96,6 +101,11 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "data.general_limit": _positive_int,
     "data.domain_source": _one_of("synthesize", "sai_csv"),
     "data.reference": _one_of("teacher", "column"),
+    "benchmark.questions_per_document": _positive_int,
+    "benchmark.min_paragraph_chars": _non_negative_int,
+    "benchmark.leakage.question_cosine": _fraction,
+    "data.leakage_max": _optional_non_negative_int,
+    "eval.max_reference_tokens": _optional_positive_int,
     "lora.r": _positive_int,
     "lora.alpha": _positive_number,
     "lora.dropout": _fraction,
@@ -155,14 +165,43 @@ def validate(cfg: DictConfig) -> None:
             problems.append("model.target_modules must list the modules LoRA adapts")
         if cfg.data.domain_source == "sai_csv" and not cfg.data.sai_csv:
             problems.append("data.sai_csv is required when data.domain_source=sai_csv")
-        if cfg.data.reference == "column" and cfg.data.name == "sample":
-            problems.append("data.reference=column needs question files with a gpt_response column (data=paper)")
-        for task in ("single", "joint"):
-            if OmegaConf.select(cfg, f"data.benchmark.{task}.questions") is None:
-                problems.append(f"data.benchmark.{task}.questions is missing")
+        problems += task_problems(cfg)
     if problems:
         raise ConfigError("invalid configuration (fix it in conf/ or with an override such as -S key=value):\n  - "
                           + "\n  - ".join(problems))
+
+
+def task_problems(cfg: DictConfig) -> list[str]:
+    """The benchmark's tasks: named ones need documents and questions; none named means generated from documents."""
+    from pipeline.paths import valid_task_name
+
+    problems = []
+    if OmegaConf.is_missing(cfg.data, "corpus_dir"):
+        return ["data.corpus_dir must be set to the folder of your documents: -S data.corpus_dir=/path/to/papers"]
+    tasks = OmegaConf.select(cfg, "data.tasks")
+    if tasks is None:
+        return ["data.tasks is missing: name the benchmark tasks, or set it to {} to generate them (data=documents)"]
+    for name, task in tasks.items():
+        if not valid_task_name(str(name)):
+            problems.append(f"data.tasks.{name}: a task name may hold letters, digits, '-' and '_' only")
+        for key in ("documents", "questions"):
+            if not OmegaConf.select(task, key):
+                problems.append(f"data.tasks.{name}.{key} is missing")
+    if not tasks:
+        if cfg.data.domain_source != "synthesize":
+            problems.append("data.tasks is empty (generate the benchmark from the documents), which needs "
+                            "data.domain_source=synthesize")
+        fraction = OmegaConf.select(cfg, "data.split.benchmark_fraction")
+        if not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
+            problems.append(f"data.split.benchmark_fraction must be a number in (0, 1), got {fraction!r}")
+        if not (cfg.benchmark.per_document_tasks or cfg.benchmark.joint_task):
+            problems.append("benchmark.per_document_tasks=false and benchmark.joint_task=null leave no task")
+        if cfg.benchmark.joint_task and not valid_task_name(str(cfg.benchmark.joint_task)):
+            problems.append("benchmark.joint_task may hold letters, digits, '-' and '_' only")
+    if cfg.eval.max_reference_tokens is not None and cfg.eval.max_reference_tokens < cfg.rag.max_new_tokens:
+        problems.append(f"eval.max_reference_tokens ({cfg.eval.max_reference_tokens}) must be at least "
+                        f"rag.max_new_tokens ({cfg.rag.max_new_tokens}), or null")
+    return problems
 
 
 SECRET_MARKERS = ("key", "token", "secret", "password")

@@ -3,7 +3,7 @@
     python -m pipeline.index
     python -m pipeline.index rag.chunk_tokens=200 rag.qdrant_url=http://localhost:6333
 
-Per task (single document, joint documents) the documents are ingested like the corpus, split into
+Per benchmark task (as the benchmark stage listed them) the documents are ingested like the corpus, split into
 chunks of `rag.chunk_tokens` tokens with `rag.chunk_overlap` overlap counted with the student's tokenizer
 (`rag.chunking=by_title` keeps sections together instead), embedded, and upserted under deterministic
 point ids, so re-indexing the same chunks changes nothing and stale points are removed.
@@ -20,23 +20,24 @@ from tqdm import tqdm
 
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
-from pipeline.ingest import DocumentError, find_documents, ingest_document, partition, raw_text, to_blocks
+from pipeline.ingest import DocumentError, ingest_document, partition, raw_text, to_blocks
 from pipeline.io import provenance, sha256_text, write_json, write_jsonl
 from pipeline.models import load_tokenizer
+from pipeline.paths import CHUNK_LENGTHS, CHUNKS, TASKS, tasks
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("index")
 
-TASKS = ("single", "joint")
-CHUNKS = "index/chunks/{task}.jsonl"
-LENGTHS = "plots/chunk_lengths/{task}.json"  # histogram per task: DVC plot and the report's panel
 NAMESPACE = uuid.UUID("5b1e7f4c-0c1d-4d7e-9a51-2f0f6d3a8e11")
 
 
-def task_documents(cfg: DictConfig, task: str) -> list[Path]:
-    docs = find_documents(resolve_path(cfg.data.benchmark[task].documents), list(cfg.ingest.extensions))
-    if not docs:
-        raise FileNotFoundError(f"data.benchmark.{task}.documents lists no readable documents")
+def task_documents(task: str, listing: dict) -> list[Path]:
+    """The task's documents as the benchmark stage listed them."""
+    docs = [resolve_path(d) for d in listing["documents"]]
+    missing = [str(d) for d in docs if not d.exists()]
+    if missing:
+        raise FileNotFoundError(f"task {task}: documents {missing} are gone since the benchmark stage listed them; "
+                                "re-run it (`dvc repro`)")
     return docs
 
 
@@ -162,18 +163,26 @@ def upsert(client, name: str, chunks: list[dict], vectors) -> None:
         client.delete(name, points_selector=qm.PointIdsList(points=stale), wait=True)
 
 
-def build_chunks(cfg: DictConfig, task: str, tokenizer) -> list[dict]:
-    chunks = []
+def document_chunks(cfg: DictConfig, path: Path, tokenizer) -> list[dict]:
     size, overlap = cfg.rag.chunk_tokens, cfg.rag.chunk_overlap
-    for path in task_documents(cfg, task):
-        if cfg.rag.chunking == "by_title":
-            doc_chunks = chunk_sections(sections(path, cfg), tokenizer, size, overlap, path.name)
-        else:
-            paragraphs, _ = ingest_document(path, cfg)
-            doc_chunks = chunk_document(paragraphs, tokenizer, size, overlap, path.name)
-        if not doc_chunks:
-            raise DocumentError(f"{path}: no chunk of text (rag.chunking={cfg.rag.chunking}); check the document")
-        for i, c in enumerate(doc_chunks):
+    if cfg.rag.chunking == "by_title":
+        doc_chunks = chunk_sections(sections(path, cfg), tokenizer, size, overlap, path.name)
+    else:
+        paragraphs, _ = ingest_document(path, cfg)
+        doc_chunks = chunk_document(paragraphs, tokenizer, size, overlap, path.name)
+    if not doc_chunks:
+        raise DocumentError(f"{path}: no chunk of text (rag.chunking={cfg.rag.chunking}); check the document")
+    return doc_chunks
+
+
+def build_chunks(cfg: DictConfig, task: str, listing: dict, tokenizer, memo: dict | None = None) -> list[dict]:
+    """The task's chunks with deterministic ids; `memo` keeps each document's chunks across the tasks of one run."""
+    chunks = []
+    memo = {} if memo is None else memo
+    for path in task_documents(task, listing):
+        if path not in memo:
+            memo[path] = document_chunks(cfg, path, tokenizer)
+        for i, c in enumerate(dict(c) for c in memo[path]):
             c["chunk_index"] = i
             c["id"] = str(uuid.uuid5(NAMESPACE, f"{task}|{path.name}|{i}|{sha256_text(c['text'])}"))
             c["task"] = task
@@ -187,21 +196,22 @@ def main(argv: list[str] | None = None) -> None:
     with stage_run("index", cfg):
         client = qdrant_client(cfg)
         metrics = {}
-        for task in tqdm(TASKS, desc="index", unit="task"):
-            chunks = build_chunks(cfg, task, tokenizer)
+        memo: dict = {}
+        for task, listing in tqdm(tasks().items(), desc="index", unit="task"):
+            chunks = build_chunks(cfg, task, listing, tokenizer, memo)
             vectors = embed(cfg.rag.embedder, [c["text"] for c in chunks])
             upsert(client, collection_name(cfg, task), chunks, vectors)
             write_jsonl(resolve_path(CHUNKS.format(task=task)), chunks)
             n = [c["n_tokens"] for c in chunks]
-            write_json(resolve_path(LENGTHS.format(task=task)), histogram(n, cfg.rag.chunk_tokens))
+            write_json(resolve_path(CHUNK_LENGTHS.format(task=task)), histogram(n, cfg.rag.chunk_tokens))
             metrics[task] = {"chunks": len(chunks), "documents": len({c["document"] for c in chunks}),
                              "mean_tokens": round(sum(n) / len(n), 1), "max_tokens": max(n), "min_tokens": min(n)}
         client.close()
         write_json(resolve_path("metrics/index.json"), metrics)
         write_json(resolve_path("index/provenance.json"), provenance(
-            "index", OmegaConf.to_container(cfg.rag, resolve=True) | {"documents": OmegaConf.to_container(cfg.data.benchmark)}))
+            "index", OmegaConf.to_container(cfg.rag, resolve=True), {"tasks": resolve_path(TASKS)}))
         log_metrics(metrics, prefix="index.")
-        log_artifact(resolve_path(LENGTHS.format(task="x")).parent, "chunk_lengths")
+        log_artifact(resolve_path(CHUNK_LENGTHS.format(task="x")).parent, "chunk_lengths")
         log.info("%s", metrics)
 
 

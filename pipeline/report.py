@@ -11,16 +11,15 @@ from __future__ import annotations
 import html
 import logging
 import sys
+from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
 import plotly.io as pio
 
 from pipeline.config import load_config, resolve_path
-from pipeline.answer import answers_path
-from pipeline.index import CHUNKS, TASKS
-from pipeline.rescore_paper import METRICS as PAPER_METRICS
 from pipeline.io import atomic_write_text, read_json, read_jsonl, write_json
+from pipeline.paths import CHUNKS, LEAKAGE_METRICS, PAPER_RESCORED, answers_path, tasks
 from pipeline.tracking import log_artifact, stage_run
 
 log = logging.getLogger("report")
@@ -30,8 +29,7 @@ OUT = "reports/report.html"
 
 def summary_frame(scores: dict) -> pd.DataFrame:
     rows = []
-    for task in TASKS:
-        s = scores[task]
+    for task, s in scores.items():
         for group, entries in (("variant", s["variants"]), ("control", s["controls"])):
             for name, m in entries.items():
                 rows.append({"task": task, "kind": group, "name": name, "cosine": m["cosine"], "baseline": m["baseline"],
@@ -64,7 +62,7 @@ def paper_frame(paper: dict) -> pd.DataFrame:
 def side_by_side(scores: dict, paper: dict, model_name: str) -> pd.DataFrame:
     """One table per task: the published models' answers and ours, scored the same way against the same references."""
     rows = []
-    for task in TASKS:
+    for task in scores:
         if task not in paper:
             continue
         theirs = [("published", paper[task]["questions"], name, m, m.get("retrieval", {}))
@@ -86,10 +84,31 @@ def paired_frame(scores: dict) -> pd.DataFrame:
                          for task, s in scores.items() for pair, d in s["paired"].items() for k, v in d.items()])
 
 
-def chunk_lengths() -> pd.DataFrame | None:
-    rows = [{"task": task, "n_tokens": c["n_tokens"]} for task in TASKS
+def chunk_lengths(tasks: list[str]) -> pd.DataFrame | None:
+    rows = [{"task": task, "n_tokens": c["n_tokens"]} for task in tasks
             if resolve_path(CHUNKS.format(task=task)).exists() for c in read_jsonl(resolve_path(CHUNKS.format(task=task)))]
     return pd.DataFrame(rows) if rows else None
+
+
+def benchmark_html(scores: dict) -> str:
+    """The tasks, what each was scored against, the references left out, and the leakage check."""
+    rows = []
+    for task, s in scores.items():
+        ref = s.get("references", {})
+        listing = tasks().get(task, {})
+        rows.append({"task": task, "documents": ", ".join(Path(d).name for d in listing.get("documents", [])),
+                     "questions scored": s["questions"], "reference": ref.get("source"),
+                     "references left out": ", ".join(f"{q} ({why})" for q, why in ref.get("excluded_ids", {}).items())})
+    out = ["<h2>The benchmark</h2>", pd.DataFrame(rows).to_html(index=False)]
+    leak_path = resolve_path(LEAKAGE_METRICS)
+    if leak_path.exists():
+        leak = read_json(leak_path)
+        out.append(f"<p>Leakage between the training set and the benchmark ({LEAKAGE_METRICS}): "
+                   f"{leak['leaked']} of {leak['benchmark_questions']} benchmark questions leak "
+                   f"({leak['near_duplicate_questions']} near-duplicate of a training question at cosine &ge; "
+                   f"{leak['question_cosine']}, {leak['paragraph_overlap']} with their source paragraph in the training "
+                   f"set); documents in both: {html.escape(', '.join(leak['shared_documents']) or 'none')}.</p>")
+    return "\n".join(out)
 
 
 def per_question_html(cfg, task: str) -> str:
@@ -117,11 +136,11 @@ def main(argv: list[str] | None = None) -> None:
                 px.box(dist, x="variant", y="token_f1", color="variant", facet_col="task", points="all",
                        title="Token F1 to the reference per question")]
         retrieval = pd.DataFrame([{"task": t, **{k: v for k, v in scores[t].get("retrieval", {}).items() if not isinstance(v, list)}}
-                                  for t in TASKS])
+                                  for t in scores])
         if "mrr" in retrieval:
             figs.append(px.bar(retrieval.melt(id_vars="task", value_vars=[c for c in retrieval.columns if c.startswith(("recall", "mrr"))]),
                                x="task", y="value", color="variable", barmode="group", title="Retrieval of the source paragraph"))
-        lengths = chunk_lengths()
+        lengths = chunk_lengths(list(scores))
         if lengths is not None:
             figs.append(px.histogram(lengths, x="n_tokens", facet_col="task", nbins=20,
                                      title=f"Chunk lengths in tokens per task (rag.chunking={cfg.rag.chunking})"))
@@ -129,10 +148,10 @@ def main(argv: list[str] | None = None) -> None:
         if len(lat):
             figs.append(px.bar(lat, x="name", y="latency s", color="task", barmode="group", title="Seconds per answer (batched)"))
         parts = [f"<h1>sling benchmark: {html.escape(str(cfg.data.name))} data, {html.escape(str(cfg.model.name))}</h1>",
-                 "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
+                 benchmark_html(scores), "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
                  "<h2>Paired differences between variants (per question, bootstrap 95% CI)</h2>",
                  paired_frame(scores).to_html(index=False, float_format=lambda x: f"{x:.3f}")]
-        published = read_json(resolve_path(PAPER_METRICS))
+        published = read_json(resolve_path(PAPER_RESCORED))
         if published:
             parts = parts[:1] + [
                 "<h2>The published answers and ours, side by side</h2>",
@@ -149,8 +168,8 @@ def main(argv: list[str] | None = None) -> None:
             parts.append(f"<p>No published answers to compare with: data.published.models is empty for "
                          f"data={html.escape(str(cfg.data.name))} (data=paper rescores the paper's).</p>")
         parts += [pio.to_html(f, include_plotlyjs="cdn" if i else True, full_html=False) for i, f in enumerate(figs)]
-        for task in TASKS:
-            parts += [f"<h2>Per question: {task}</h2>", per_question_html(cfg, task)]
+        for task in scores:
+            parts += [f"<h2>Per question: {html.escape(task)}</h2>", per_question_html(cfg, task)]
         page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>sling report</title><style>"
                 "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:13px}"
                 "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;max-width:420px}</style></head><body>"
@@ -158,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_text(resolve_path(OUT), page)
         write_json(resolve_path("metrics/report.json"), {
             task: {v: {"cosine": m["cosine"], "rescaled": m["rescaled"], "token_f1": m["token_f1"]}
-                   for v, m in scores[task]["variants"].items()} for task in TASKS})
+                   for v, m in scores[task]["variants"].items()} for task in scores})
         log_artifact(resolve_path(OUT))
         log.info("wrote %s", resolve_path(OUT))
 

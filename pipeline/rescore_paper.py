@@ -7,7 +7,7 @@ Stage rescore_paper. For each task (`data.published.files`: task -> file prefix)
 (`data.published.models`) it reads the published per-question file `<dir>/<prefix>_results_<model>.csv`
 (`question`, `model_response`, `context_chunk_1..3`, `inference_speed_seconds`, and the paper's own
 `cosine_similarity`), takes the reference answers from the `gpt_response` column of the task's question file
-(`data.benchmark.<task>.questions`, matched by question text), and scores
+(as the benchmark stage normalised it into `reference`, matched by question text), and scores
 the answers exactly as `pipeline.score` scores ours: cosine, shuffled baseline, rescaled, discrimination,
 token F1, ROUGE-L, grounding in the paper's retrieved chunks, recall@3/MRR of the source paragraph,
 controls and paired differences. The paper's own mean cosine (instructor-large) is kept beside ours.
@@ -24,15 +24,13 @@ from omegaconf import DictConfig
 
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
-from pipeline.importers import read_benchmark
-from pipeline.io import write_json
+from pipeline.io import read_jsonl, write_json
+from pipeline.paths import PAPER_RESCORED, PAPER_RESCORED_TABLE, questions_path, tasks
 from pipeline.score import paired_differences, retrieval_metrics, score_answers, score_controls, summarise
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("rescore_paper")
 
-METRICS = "metrics/paper_rescored.json"
-PER_QUESTION = "results/paper_rescored.json"
 NEED = ("question", "model_response", "context_chunk_1", "context_chunk_2", "context_chunk_3",
         "inference_speed_seconds", "cosine_similarity")
 
@@ -51,20 +49,18 @@ def read_results(path: Path) -> list[dict]:
     return rows
 
 
-def references(cfg: DictConfig, task: str) -> dict[str, dict]:
-    """Question text -> the benchmark row (gpt_response, source paragraph)."""
-    path = resolve_path(cfg.data.benchmark[task].questions)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: set data.benchmark.{task}.questions to the task's question file")
-    rows = read_benchmark(path)
-    empty = [r["id"] for r in rows if not str(r.get("gpt_response", "")).strip()]
+def references(task: str) -> dict[str, dict]:
+    """Question text -> the benchmark row (its reference answer and source paragraph), as the benchmark stage wrote it."""
+    rows = read_jsonl(resolve_path(questions_path(task)))
+    empty = [r["id"] for r in rows if not str(r.get("reference") or "").strip()]
     if empty:
-        raise ValueError(f"{path}: questions {empty} have no gpt_response (the reference answer)")
+        raise ValueError(f"task {task}: questions {empty} have no reference answer (the paper's gpt_response) to "
+                         "score the published answers against")
     return {" ".join(r["question"].split()): r for r in rows}
 
 
 def rescore_task(cfg: DictConfig, task: str, task_file: str) -> tuple[dict, list[dict]]:
-    refs = references(cfg, task)
+    refs = references(task)
     per_model, answers, order = {}, {}, None
     for model in cfg.data.published.models:
         path = resolve_path(cfg.data.published.dir) / f"{task_file}_results_{model}.csv"
@@ -76,7 +72,7 @@ def rescore_task(cfg: DictConfig, task: str, task_file: str) -> tuple[dict, list
         if order is not None and keys != order:
             raise ValueError(f"{path}: its questions differ from the other models' files for {task_file}")
         order, per_model[model] = keys, rows
-    references_text = [refs[k]["gpt_response"].strip() for k in order]
+    references_text = [refs[k]["reference"].strip() for k in order]
     ref_v = embed(cfg.eval.embedder, references_text)
     result: dict = {"questions": len(order), "models": {}}
     per_q = {}
@@ -112,18 +108,17 @@ def main(argv: list[str] | None = None) -> None:
         scores, tables = {}, {}
         if not cfg.data.published.models:
             log.info("data.published.models is empty: data=%s has no published answers to rescore, so %s records "
-                     "none (data=paper rescores the paper's)", cfg.data.name, METRICS)
+                     "none (data=paper rescores the paper's)", cfg.data.name, PAPER_RESCORED)
         else:
-            unknown = sorted(set(cfg.data.published.files) - set(cfg.data.benchmark))
+            unknown = sorted(set(cfg.data.published.files) - set(tasks()))
             if unknown:
-                raise ValueError(f"data.published.files names tasks {unknown}; the benchmark's are "
-                                 f"{sorted(cfg.data.benchmark)}")
+                raise ValueError(f"data.published.files names tasks {unknown}; the benchmark's are {sorted(tasks())}")
             for task, task_file in cfg.data.published.files.items():
                 scores[task], tables[task] = rescore_task(cfg, task, task_file)
-        write_json(resolve_path(METRICS), scores)
-        write_json(resolve_path(PER_QUESTION), tables)
+        write_json(resolve_path(PAPER_RESCORED), scores)
+        write_json(resolve_path(PAPER_RESCORED_TABLE), tables)
         log_metrics(scores, prefix="paper.")
-        log_artifact(resolve_path(METRICS))
+        log_artifact(resolve_path(PAPER_RESCORED))
         for task, s in scores.items():
             for m, v in s["models"].items():
                 log.info("%s %-11s paper cosine %.4f | ours: cosine %.3f (b=%.3f) rescaled %.3f F1 %.3f ROUGE-L %.3f "

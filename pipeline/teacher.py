@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 from omegaconf import DictConfig
+from tqdm import tqdm
+
+from pipeline.cache import ReplyCache
+from pipeline.config import resolve_path
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +111,6 @@ class EmbeddedTeacher:
 def _load_path(path: str):
     from transformers import AutoModelForCausalLM
 
-    from pipeline.config import resolve_path
-
     return AutoModelForCausalLM.from_pretrained(str(resolve_path(path))).eval()
 
 
@@ -135,3 +138,49 @@ def stream(teacher: Teacher, prompts: list[str]) -> Iterator[tuple[int, Completi
         for future in as_completed(futures):
             error = future.exception()
             yield futures[future], error if error is not None else future.result()
+
+
+class CachedCalls:
+    """Runs prompts through the teacher, serving what the cache holds and saving each new reply at once.
+
+    Replies are keyed by teacher, `prompt_version`, prompt and generation parameters (pipeline.cache).
+    """
+
+    def __init__(self, cfg: DictConfig, teacher, prompt_version: str):
+        self.cfg, self.teacher, self.prompt_version = cfg, teacher, prompt_version
+        self.cache = ReplyCache(resolve_path(cfg.cache_dir) / "teacher")
+        self.usage = Counter()
+        self.failures: list[str] = []
+
+    def key(self, prompt: str) -> str:
+        t = self.cfg.teacher
+        return self.cache.key(teacher=self.teacher.name, prompt_version=self.prompt_version, prompt=prompt,
+                              max_new_tokens=t.max_new_tokens, temperature=t.temperature)
+
+    def run(self, prompts: list[str], desc: str) -> list[str | None]:
+        keys = [self.key(p) for p in prompts]
+        replies: list[str | None] = [None] * len(prompts)
+        todo = []
+        for i, k in enumerate(keys):
+            hit = self.cache.get(k)
+            if hit is None:
+                todo.append(i)
+            else:
+                replies[i] = hit["text"]
+                self.usage["cache_hits"] += 1
+        with tqdm(total=len(prompts), initial=len(prompts) - len(todo), desc=desc, unit="call") as bar:
+            for j, result in stream(self.teacher, [prompts[i] for i in todo]):
+                i = todo[j]
+                bar.update(1)
+                if isinstance(result, Exception):
+                    self.usage["failed_calls"] += 1
+                    self.failures.append(f"{type(result).__name__}: {result}")
+                    continue
+                assert isinstance(result, Completion)
+                self.cache.put(keys[i], {"text": result.text, "prompt_tokens": result.prompt_tokens,
+                                         "completion_tokens": result.completion_tokens})
+                replies[i] = result.text
+                self.usage["calls"] += 1
+                self.usage["prompt_tokens"] += result.prompt_tokens
+                self.usage["completion_tokens"] += result.completion_tokens
+        return replies

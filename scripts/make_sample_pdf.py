@@ -1,8 +1,10 @@
-"""Render corpus/sample/experiment_tracking.txt into the sample corpus's PDF (a real PDF
-with running headers, footers and page numbers, which ingestion must drop).
+"""Render a text or Markdown file into a real PDF (a running header, titles in bold, page-number footers, which
+ingestion must drop). By default, corpus/sample/experiment_tracking.txt into the sample corpus's PDF:
 
-    python scripts/make_sample_pdf.py
+    python scripts/make_sample_pdf.py && dvc commit data.dvc          # the sample's PDF (corpus/ is in data.dvc)
+    python scripts/make_sample_pdf.py notes.md notes.pdf --header "Notes"   # any file (the pipeline test does this)
 """
+import argparse
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,33 +15,40 @@ SRC = ROOT / "corpus/sample/experiment_tracking.txt"
 OUT = ROOT / "corpus/sample/documents/experiment_tracking.pdf"
 
 
-class Doc(FPDF):
-    def header(self):
-        self.set_font("Helvetica", "I", 8)
-        self.cell(0, 8, "sling sample corpus - experiment tracking", align="C")
-        self.ln(12)
+def render(src: Path, out: Path, header: str) -> int:
+    """Blank-line-separated blocks; a block starting with `#` is a title. Returns the page count."""
 
-    def footer(self):
-        self.set_y(-15)
-        self.set_font("Helvetica", "I", 8)
-        self.cell(0, 10, f"Page {self.page_no()}", align="C")
+    class Doc(FPDF):
+        def header(self):
+            self.set_font("Helvetica", "I", 8)
+            self.cell(0, 8, header, align="C")
+            self.ln(12)
 
+        def footer(self):
+            self.set_y(-15)
+            self.set_font("Helvetica", "I", 8)
+            self.cell(0, 10, f"Page {self.page_no()}", align="C")
 
-def main() -> None:
-    blocks = [b.strip() for b in SRC.read_text().split("\n\n") if b.strip()]
     pdf = Doc()
     pdf.set_creation_date(datetime(2026, 1, 1, tzinfo=timezone.utc))  # fixed: byte-identical output
     pdf.add_page()
-    for block in blocks:
-        if block.startswith("# "):
-            pdf.set_font("Helvetica", "B", 14)
-            pdf.multi_cell(0, 8, block[2:])
-        else:
-            pdf.set_font("Helvetica", "", 11)
-            pdf.multi_cell(0, 6, block)
+    for block in filter(None, (b.strip() for b in src.read_text().split("\n\n"))):
+        title = block.startswith("#")
+        pdf.set_font("Helvetica", "B" if title else "", 14 if title else 11)
+        pdf.multi_cell(0, 8 if title else 6, block.lstrip("# "), new_x="LMARGIN", new_y="NEXT")
         pdf.ln(4)
-    OUT.write_bytes(bytes(pdf.output()))
-    print(f"wrote {OUT.relative_to(ROOT)} ({pdf.page_no()} pages)")
+    out.write_bytes(bytes(pdf.output()))
+    return pdf.page_no()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("src", nargs="?", type=Path, default=SRC)
+    ap.add_argument("out", nargs="?", type=Path, default=OUT)
+    ap.add_argument("--header", default="sling sample corpus - experiment tracking")
+    args = ap.parse_args()
+    pages = render(args.src, args.out, args.header)
+    print(f"wrote {args.out} ({pages} pages)")
 
 
 if __name__ == "__main__":

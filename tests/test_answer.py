@@ -104,10 +104,10 @@ def test_reference_column_must_be_filled(cfg):
     from pipeline.answer import reference_answers
 
     cfg.data.reference = "column"
-    rows = reference_answers(cfg, [{"id": "q1", "gpt_response": " An answer. "}], ["p"])
-    assert rows[0]["answer"] == "An answer."
-    with pytest.raises(ValueError, match=r"\['q2'\] have no gpt_response"):
-        reference_answers(cfg, [{"id": "q1", "gpt_response": "x"}, {"id": "q2", "gpt_response": " "}], ["p", "p"])
+    rows = reference_answers(cfg, [{"id": "q1", "reference": " An answer. ", "reference_source": "hand-written"}], ["p"])
+    assert rows[0]["answer"] == "An answer." and rows[0]["reference_source"] == "hand-written"
+    with pytest.raises(ValueError, match=r"\['q2'\] have no reference answer"):
+        reference_answers(cfg, [{"id": "q1", "reference": "x"}, {"id": "q2", "reference": " "}], ["p", "p"])
 
 
 def test_invalid_answer_dtype_is_named(cfg_factory):

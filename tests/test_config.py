@@ -14,7 +14,8 @@ GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "
 
 @pytest.mark.parametrize("group,option", [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))])
 def test_every_group_option_composes_and_validates(group, option):
-    cfg = compose([f"{group}={option}"])
+    required = {"documents": ["data.corpus_dir=corpus/sample/documents"]}.get(option, [])
+    cfg = compose([f"{group}={option}", *required])
     validate(cfg)
     assert OmegaConf.select(cfg, group) is not None
 
@@ -66,3 +67,12 @@ def test_flatten_drops_secrets_and_keeps_the_env_var_name():
     assert "teacher.api_key" not in flat and "sk-should-never-appear" not in str(flat)
     assert flat["teacher.api_key_env"] == "OPENAI_API_KEY"
     assert flat["lora.r"] == "16"
+
+
+def test_documents_profile_names_the_folder_it_needs():
+    with pytest.raises(ConfigError, match=r"data.corpus_dir must be set .*-S data.corpus_dir=/path/to/papers"):
+        validate(compose(["data=documents"]))
+    with pytest.raises(ConfigError, match=r"data.split.benchmark_fraction must be a number in \(0, 1\)"):
+        validate(compose(["data=documents", "data.corpus_dir=x", "data.split.benchmark_fraction=1"]))
+    with pytest.raises(ConfigError, match=r"data.tasks.bad name: a task name may hold"):
+        validate(compose(["+data.tasks={bad name:{documents:x,questions:y}}"]))

@@ -66,8 +66,21 @@ def workdir(tmp_path, monkeypatch):
 
 
 def overrides(root, *extra: str) -> list[str]:
-    return [f"data.benchmark.single.documents={root / 'docs' / 'lora.md'}", f"data.benchmark.joint.documents={root / 'docs'}",
+    questions = root / "questions.jsonl"
+    if not questions.exists():
+        questions.write_text(json.dumps({"id": "q1", "question": "What does LoRA train?", "reference": "Adapters."}) + "\n")
+    return [f"data.tasks={{single:{{documents:'{root / 'docs' / 'lora.md'}',questions:'{questions}'}},"
+            f"joint:{{documents:'{root / 'docs'}',questions:'{questions}'}}}}",
             "rag.chunk_tokens=40", "rag.chunk_overlap=8", *extra]
+
+
+def main(argv: list[str]) -> None:
+    """The benchmark stage lists the tasks' documents (named in data.tasks), then the index stage runs."""
+    from pipeline.benchmark import main as benchmark
+    from pipeline.index import main as index
+
+    benchmark(argv)
+    index(argv)
 
 
 def indexed(root, task: str) -> dict[str, str]:
@@ -108,8 +121,6 @@ def test_histogram_counts_every_chunk():
 @pytest.mark.slow  # six index runs (ingest, embed, upsert) in a real embedded Qdrant
 @pytest.mark.parametrize("chunking", ["tokens", "by_title"])
 def test_indexing_twice_is_idempotent_and_removes_stale_points(workdir, chunking):
-    from pipeline.index import main
-
     main(overrides(workdir, f"rag.chunking={chunking}"))
     first = indexed(workdir, "joint")
     chunks = [json.loads(line) for line in (workdir / "index/chunks/joint.jsonl").read_text().splitlines()]
@@ -128,8 +139,6 @@ def test_indexing_twice_is_idempotent_and_removes_stale_points(workdir, chunking
 
 
 def test_by_title_chunks_never_cut_a_section_that_fits(workdir):
-    from pipeline.index import main
-
     main(overrides(workdir, "rag.chunking=by_title", "rag.chunk_tokens=60", "rag.chunk_overlap=10"))
     texts = [json.loads(line)["text"] for line in (workdir / "index/chunks/single.jsonl").read_text().splitlines()]
     # lora.md: "Low-rank adapters" (about 50 words) and "Merging" (about 25) do not fit in one chunk together.
@@ -140,7 +149,7 @@ def test_by_title_chunks_never_cut_a_section_that_fits(workdir):
 def test_retrieval_finds_the_known_source_paragraph(workdir):
     from pipeline.answer import retrieve
     from pipeline.config import load_config
-    from pipeline.index import main, qdrant_client
+    from pipeline.index import qdrant_client
     from pipeline.score import retrieval_metrics
 
     main(overrides(workdir))

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from tests.conftest import SEED
-from tests.test_pipeline import copy_tree, sh
+from tests.test_pipeline import copy_tree, materialise_inputs, sh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not (SEED / "paper_results").exists(), reason="the paper's files are not in ../shared/seed")]
@@ -30,6 +30,7 @@ def paper_run(tmp_path_factory):
     copy_tree(repo)
     (repo / "dvc.lock").unlink(missing_ok=True)
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base", repo)
+    materialise_inputs(repo)
     sh(f"python -m pipeline.compose {' '.join(OVERRIDES)}", repo)
     out = sh("dvc repro", repo)
     return repo, out.stdout

@@ -1,15 +1,20 @@
-"""Integration: the real DVC pipeline on the sample profile with tiny settings, end to end.
+"""Integration: the real DVC pipeline on a user's own folder of documents (`data=documents`), tiny settings.
 
-Runs in a copy of the working tree (a fresh git repository in a temporary folder), so nothing here touches
-the developer's outputs. Covers: `dvc repro` completes every stage and writes metrics and plots; a second
-`dvc repro` has nothing to do; MLflow holds one run per stage, tagged, with no secret; `dvc exp run -S
-lora.r=8` re-runs training and what follows but nothing upstream; `dvc push` to a local-directory remote,
-a fresh clone and `dvc pull` bring back the adapters and data.
+The test builds the folder itself, outside the repository as a user's would be: Markdown, HTML and text files and
+a PDF it renders with fpdf2, and no question file. Runs in a copy of the working tree (a fresh git repository in
+a temporary folder), so nothing here touches the developer's outputs. Covers: `dvc repro` runs every stage; the
+benchmark is held out by document and built from the documents (questions with their source paragraphs and
+oracle references); no benchmark document reaches the training set; the leakage check is written; every task is
+answered by every variant, scored, and named in the report; a second `dvc repro` has nothing to do; MLflow holds
+one run per stage with no secret; `dvc exp run -S lora.r=8` re-runs training and what follows but nothing upstream,
+and a change to the benchmark side alone re-runs neither synthesis nor training; `dvc push` to a local-directory
+remote, a fresh clone and `dvc pull` bring back the adapters and data.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,10 +24,11 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration]
 
-STAGES = ["snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "train_general", "train_domain",
-          "index", "reference", "answer", "score", "rescore_paper", "report"]
+STAGES = ["snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset", "leakage", "general_data",
+          "train_general", "train_domain", "index", "reference", "answer", "score", "rescore_paper", "report"]
+SAMPLE = ROOT / "corpus" / "sample"
 
 
 def sh(cmd: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -44,20 +50,44 @@ def copy_tree(dst: Path) -> None:
             shutil.copy2(src, dst / f)
 
 
+def materialise_inputs(repo: Path) -> None:
+    """What scripts/install.sh does on a fresh clone: data.dvc from the bundled remote, models.dvc rebuilt and verified."""
+    sh(f"dvc pull -q -r sample data.dvc && {sys.executable} -m pipeline.pretrained model=smollm2", repo)
+
+
+def build_documents(folder: Path) -> None:
+    """Four documents of four kinds, none with a question file."""
+    folder.mkdir(parents=True)
+    docs = SAMPLE / "documents"
+    shutil.copy(docs / "lora.md", folder / "lora.md")
+    shutil.copy(docs / "rag.html", folder / "retrieval.html")
+    shutil.copy(docs / "qlora.txt", folder / "qlora.txt")
+    sh(f"{sys.executable} scripts/make_sample_pdf.py {docs / 'evaluation.md'} {folder / 'evaluation.pdf'} "
+       "--header 'Notes on evaluation'", ROOT)  # a real PDF rendered from the Markdown
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     work = tmp_path_factory.mktemp("pipeline")
     repo = work / "repo"
     repo.mkdir()
     copy_tree(repo)
-    # The shipped dvc.lock records the default profile; this copy runs the smoke experiment from scratch.
+    # The shipped dvc.lock records the default profile; this copy runs the documents profile from scratch.
     (repo / "dvc.lock").unlink(missing_ok=True)
+    build_documents(work / "papers")
+    overrides = ["experiment=smoke", "data=documents", f"data.corpus_dir={work / 'papers'}",
+                 "data.split.benchmark_fraction=0.5", "benchmark.questions_per_document=3"]
     db = work / "mlflow.db"
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}", "OPENAI_API_KEY": "sk-test-secret-must-not-leak"}
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base", repo)
-    sh(f"{sys.executable} -m pipeline.compose experiment=smoke", repo)
+    materialise_inputs(repo)
+    sh(f"{sys.executable} -m pipeline.compose {' '.join(overrides)}", repo)
     sh(f"dvc remote add -f -d --local local {work / 'remote'}", repo)
-    return {"path": repo, "work": work, "env": env, "db": db}
+    return {"path": repo, "work": work, "env": env, "db": db, "overrides": overrides}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_repro_runs_every_stage_and_writes_metrics_and_plots(repo):
@@ -65,8 +95,8 @@ def test_repro_runs_every_stage_and_writes_metrics_and_plots(repo):
     out = sh("dvc repro", r, repo["env"])
     for stage in STAGES:
         assert f"Running stage '{stage}'" in out.stdout, stage
-    for f in ["ingest", "synthesize", "dataset", "general_data", "train_general", "train_domain", "index", "answer",
-              "scores", "report"]:
+    for f in ["ingest", "benchmark", "synthesize", "dataset", "leakage", "general_data", "train_general", "train_domain",
+              "index", "answer", "scores", "report"]:
         data = json.loads((r / f"metrics/{f}.json").read_text())
         assert data, f
     assert (r / "models/adapters/general/adapter_model.safetensors").exists()
@@ -78,6 +108,50 @@ def test_repro_runs_every_stage_and_writes_metrics_and_plots(repo):
     assert "train_loss" in shown and "recall_at_3" in shown
     sh("dvc plots show -o plots_html", r)
     assert (r / "plots_html/index.html").exists()
+
+
+def test_benchmark_is_held_out_and_built_from_the_documents(repo):
+    r = repo["path"]
+    split = json.loads((r / "data/split/documents.json").read_text())
+    held, trained = set(split["benchmark"].values()), set(split["train"].values())
+    assert len(held) == 2 and len(trained) == 2 and not held & trained
+    assert held | trained == {"lora.md", "retrieval.html", "qlora.txt", "evaluation.pdf"}
+    # No benchmark document's paragraphs reach the synthetic or the training set.
+    synthetic = read_jsonl(r / "data/synthetic/qa.jsonl")
+    training = read_jsonl(r / "data/datasets/domain/train.jsonl") + read_jsonl(r / "data/datasets/domain/eval.jsonl")
+    assert synthetic and training
+    assert not {row["document"] for row in synthetic + training} & held
+    tasks = json.loads((r / "data/benchmark/tasks.json").read_text())["tasks"]
+    assert "all" in tasks and len(tasks) == 3  # one task per benchmark document, one over both
+    assert sorted(Path(d).name for d in tasks["all"]["documents"]) == sorted(held)
+    paragraphs = {p["paragraph_hash"]: p for p in read_jsonl(r / "data/ingested/paragraphs.jsonl")}
+    for name, task in tasks.items():
+        questions = read_jsonl(r / task["questions"])
+        assert questions, name
+        for q in questions:
+            assert q["question"].strip() and q["reference"].strip() and q["document"] in held
+            assert q["reference_source"].startswith("oracle:embedded:")
+            assert paragraphs[q["paragraph_hash"]]["text"] == q["text"]  # the source paragraph, as ingested
+            assert re.fullmatch(r"[a-z0-9-]+-\d\d", q["id"])
+    leakage = json.loads((r / "metrics/leakage.json").read_text())
+    assert leakage["paragraph_overlap"] == 0 and leakage["shared_documents"] == []
+    assert leakage["benchmark_questions"] == len(read_jsonl(r / tasks["all"]["questions"]))
+
+
+def test_every_task_is_answered_by_every_variant_scored_and_reported(repo):
+    r = repo["path"]
+    tasks = json.loads((r / "data/benchmark/tasks.json").read_text())["tasks"]
+    scores = json.loads((r / "metrics/scores.json").read_text())
+    assert set(scores) == set(tasks)
+    report = (r / "reports/report.html").read_text()
+    for name, task in tasks.items():
+        n = len(read_jsonl(r / task["questions"]))
+        for variant in ("base", "general", "domain"):
+            assert len(read_jsonl(r / f"results/students/{variant}_{name}.jsonl")) == n, (variant, name)
+            assert scores[name]["variants"][variant]["rescaled_ci"]
+        assert scores[name]["references"]["source"].startswith("oracle:embedded:")
+        assert f"Per question: {name}" in report
+    assert "Leakage between the training set and the benchmark" in report
 
 
 def test_second_repro_has_nothing_to_do(repo):
@@ -93,9 +167,9 @@ def test_mlflow_has_one_tagged_run_per_stage_and_no_secret(repo):
     exp = client.get_experiment_by_name("sling")
     runs = client.search_runs([exp.experiment_id], max_results=200)
     stages = sorted({run.data.tags["sling.stage"] for run in runs})
-    assert stages == sorted(["snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "train_general",
-                             "train_domain", "index", "answer_reference", "answer_students", "score", "rescore_paper",
-                             "report"])
+    assert stages == sorted(["snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset", "leakage",
+                             "general_data", "train_general", "train_domain", "index", "answer_reference",
+                             "answer_students", "score", "rescore_paper", "report"])
     for run in runs:
         assert run.data.tags["dvc.exp_name"]
         assert "sk-test-secret-must-not-leak" not in json.dumps(run.data.params)
@@ -114,19 +188,33 @@ def test_push_clone_pull_round_trip(repo):
     sh(f"dvc remote add -f -d --local local {work / 'remote'}", clone)
     sh("dvc pull", clone)
     for f in ["models/adapters/general/adapter_model.safetensors", "models/adapters/domain/adapter_model.safetensors",
-              "data/datasets/domain/train.jsonl", "data/ingested/paragraphs.jsonl", "models/base/model.safetensors"]:
+              "data/datasets/domain/train.jsonl", "data/ingested/paragraphs.jsonl", "models/base/model.safetensors",
+              "data/benchmark/tasks.json", "corpus/sample/general.jsonl", "corpus/sample/documents/lora.md",
+              "models/pretrained/SmolLM2-135M-Instruct.Q4_1.gguf"]:  # stage outputs, then data.dvc and models.dvc
         assert (clone / f).exists(), f
     assert (clone / "data/datasets/domain/train.jsonl").read_bytes() == (r / "data/datasets/domain/train.jsonl").read_bytes()
+    assert (clone / "models/pretrained/SmolLM2-135M-Instruct.Q4_1.gguf").read_bytes() == \
+        (r / "models/pretrained/SmolLM2-135M-Instruct.Q4_1.gguf").read_bytes()
     status = sh("dvc status", clone).stdout
-    assert "changed" not in status
+    assert "changed" not in status and "deleted" not in status and "up to date" in status
 
 
 def test_exp_run_reruns_training_and_downstream_only(repo):
     r = repo["path"]
-    out = sh("dvc exp run -S experiment=smoke -S lora.r=8", r, repo["env"])
+    given = " ".join(f"-S '{o}'" for o in repo["overrides"])
+    out = sh(f"dvc exp run {given} -S lora.r=8", r, repo["env"])
     ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
     assert ran[:2] == ["train_general", "train_domain"], ran
-    assert not {"snapshot_model", "ingest", "synthesize", "build_dataset", "general_data", "index", "reference",
-                "rescore_paper"} & set(ran)
+    assert not {"snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset", "leakage", "general_data", "index",
+                "reference", "rescore_paper"} & set(ran)
     shown = json.loads(sh("dvc exp show --json", r).stdout)
     assert "lora" in json.dumps(shown) and '"r": 8' in json.dumps(shown)
+
+
+def test_a_benchmark_side_change_reruns_neither_synthesis_nor_training(repo):
+    r = repo["path"]
+    given = " ".join(f"-S '{o}'" for o in repo["overrides"] if "questions_per_document" not in o)
+    out = sh(f"dvc exp run {given} -S lora.r=8 -S benchmark.questions_per_document=2", r, repo["env"])  # as the last
+    ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
+    assert ran[0] == "benchmark" and "reference" in ran and "score" in ran, ran
+    assert not {"ingest", "synthesize", "build_dataset", "general_data", "train_general", "train_domain", "index"} & set(ran)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.score import (bootstrap_ci, despaced_overlap, grounding, paired_differences, rouge_l, score_answers,
-                            score_controls, shuffled, source_rank, token_f1)
+from pipeline.score import (bootstrap_ci, check_references, despaced_overlap, grounding, paired_differences,
+                            reference_problem, rouge_l, score_answers, score_controls, shuffled, source_rank, token_f1)
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"  # the paper's files, beside the repository
 
@@ -119,14 +119,17 @@ def write_paper_files(root, answers: dict[str, list[str]]) -> None:
 
 
 def test_rescore_paper_scores_the_paper_files(tmp_path, monkeypatch):
+    from pipeline.benchmark import main as benchmark
     from pipeline.rescore_paper import main
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     write_paper_files(tmp_path, {"good": MODEL, "wrong": shuffled(MODEL, 1)})
+    (tmp_path / "doc.md").write_text("# A document\n\n" + " ".join(REFERENCES) + "\n")
+    questions = tmp_path / "bench" / "single_paper" / "single_paper_data.csv"
+    task = f"data.tasks={{single:{{documents:'{tmp_path / 'doc.md'}',questions:'{questions}'}}}}"
+    benchmark([task, "~data.tasks.joint"])  # normalises the questions: the gpt_response column becomes the reference
     main([f"data.published.dir={tmp_path / 'results'}", "data.published.models=[good,wrong]",
-          "+data.published.files.single=single_paper", "eval.bootstrap=200",
-          f"data.benchmark.single.questions={tmp_path / 'bench' / 'single_paper' / 'single_paper_data.csv'}"])
-    import json
+          "+data.published.files.single=single_paper", "eval.bootstrap=200", task, "~data.tasks.joint"])
 
     out = json.loads((tmp_path / "metrics/paper_rescored.json").read_text())["single"]
     good, wrong = out["models"]["good"], out["models"]["wrong"]
@@ -153,6 +156,8 @@ def test_rescore_paper_names_a_task_the_benchmark_lacks(tmp_path, monkeypatch):
     from pipeline.rescore_paper import main
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    (tmp_path / "data/benchmark").mkdir(parents=True)
+    (tmp_path / "data/benchmark/tasks.json").write_text(json.dumps({"tasks": {"single": {}, "joint": {}}}))
     with pytest.raises(ValueError, match=r"data.published.files names tasks \['triple'\]"):
         main(["data.published.dir=.", "data.published.models=[m]", "+data.published.files.triple=triple_paper"])
 
@@ -168,11 +173,12 @@ def test_rescore_paper_names_a_missing_column(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (SEED / "paper_results").exists(), reason="the paper's files are not in ../shared/seed")
 def test_rescoring_the_real_paper_files_separates_what_cosine_hides(tmp_path, monkeypatch):
-    import json
-
     from pipeline.rescore_paper import main
 
+    from pipeline.benchmark import main as benchmark
+
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    benchmark(["data=paper", f"data.seed_dir={SEED}"])
     main(["data=paper", f"data.seed_dir={SEED}", "eval.bootstrap=200"])
     out = json.loads((tmp_path / "metrics/paper_rescored.json").read_text())
     assert (out["single"]["questions"], out["joint"]["questions"]) == (11, 25)
@@ -184,3 +190,45 @@ def test_rescoring_the_real_paper_files_separates_what_cosine_hides(tmp_path, mo
         # The paper's cosine spread is a few hundredths; token F1 of the base model is about twice the tuned ones'.
         assert m["phi-1_5"]["token_f1"] > 1.5 * max(m["phipaca"]["token_f1"], m["saiphipaca"]["token_f1"])
         assert out[task]["controls"]["shuffled_reference"]["rescaled"] < m["phipaca"]["rescaled"] < 1.0
+
+
+def test_reference_checks_name_what_is_wrong():
+    assert reference_problem("LoRA trains two small matrices.", 600) is None
+    assert reference_problem("  ", 600) == "empty"
+    assert reference_problem("The answer is 4.\n### Input: what is 2+2?\n### Response:", 600) == "template_echo"
+    loop = "The model is trained on the data.\nThe model is trained on the data.\nThe model is trained on the data."
+    assert reference_problem(loop, 600) == "repeated_line"
+    assert reference_problem("word " * 500, 600) == "too_long" and reference_problem("word " * 500, None) is None
+
+
+def test_a_degenerate_reference_is_counted_excluded_and_named(tmp_path, monkeypatch, caplog):
+    """The score stage leaves a bad reference out of every variant's scores and the controls, naming its id."""
+    from pipeline.config import compose
+    from pipeline.io import write_jsonl
+    from pipeline.score import main
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    (tmp_path / "data/benchmark").mkdir(parents=True)
+    (tmp_path / "data/benchmark/tasks.json").write_text(json.dumps({"tasks": {"t1": {"documents": []}}}))
+    (tmp_path / "metrics").mkdir()
+    ids = [f"q{i}" for i in range(len(REFERENCES))] + ["q-loop"]
+    refs = REFERENCES + ["### Instruction: answer\n### Input: answer\n### Input: answer"]
+    rows = lambda answers: [{"id": i, "question": f"Question {i}?", "answer": a, "retrieved": [{"id": "c", "text": r}],  # noqa: E731
+                             "latency_s": 0.1, "answer_tokens": 5, "source_text": ""} for i, a, r in zip(ids, answers, refs)]
+    write_jsonl(tmp_path / "results/reference/t1.jsonl", [r | {"reference_source": "hand-written"} for r in rows(refs)])
+    for variant in ("base", "general", "domain"):
+        write_jsonl(tmp_path / f"results/students/{variant}_t1.jsonl", rows(MODEL + ["anything at all"]))
+    with caplog.at_level("WARNING"):
+        main(["eval.bootstrap=100"])
+    out = json.loads((tmp_path / "metrics/scores.json").read_text())["t1"]
+    assert out["questions"] == len(REFERENCES)
+    assert out["references"] == {"source": "hand-written", "checked": 5, "excluded": 1,
+                                 "by_reason": {"template_echo": 1}, "excluded_ids": {"q-loop": "template_echo"}}
+    assert "q-loop (template_echo)" in caplog.text
+    same = score_answers(MODEL, REFERENCES, CHUNKS, compose(["eval.bootstrap=100"]))
+    assert out["variants"]["base"]["token_f1"] == pytest.approx(float(same["token_f1"].mean()), abs=1e-4)
+    assert out["controls"]["reference_as_answer"]["token_f1"] == 1.0
+    per_q = json.loads((tmp_path / "results/per_question.json").read_text())["t1"]
+    assert [q["id"] for q in per_q] == ids[:-1]
+    with pytest.raises(ValueError, match="every reference answer failed its check"):
+        check_references([{"id": "a", "answer": ""}], compose([]), "t")

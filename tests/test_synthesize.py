@@ -145,7 +145,11 @@ def base_snapshot(tmp_path_factory) -> Path:
     """The packaged SmolLM2 dequantised into a tmp work dir (the snapshot_model stage, for real)."""
     from pipeline import snapshot_model
 
+    from pipeline.config import ROOT
+
     work = tmp_path_factory.mktemp("snapshot")
+    (work / "models").mkdir()
+    (work / "models/pretrained").symlink_to(ROOT / "models/pretrained", target_is_directory=True)  # models.dvc's
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SLING_WORKDIR", str(work))
         snapshot_model.main(["model.dtype=float32"])

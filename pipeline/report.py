@@ -34,8 +34,10 @@ def summary_frame(scores: dict) -> pd.DataFrame:
             for name, m in entries.items():
                 rows.append({"task": task, "kind": group, "name": name, "cosine": m["cosine"], "baseline": m["baseline"],
                              "rescaled": m["rescaled"], "rescaled 95% CI": m["rescaled_ci"], "discrimination": m["discriminated"],
-                             "token F1": m["token_f1"], "token F1 95% CI": m["token_f1_ci"], "ROUGE-L": m["rouge_l"],
-                             "grounding": m["grounding"], "latency s": m.get("latency_s"), "tokens/s": m.get("tokens_per_s")})
+                             "token F1": m["token_f1"], "token F1 rescaled": m["token_f1_rescaled"],
+                             "token F1 rescaled 95% CI": m["token_f1_rescaled_ci"], "ROUGE-L": m["rouge_l"],
+                             "ROUGE-L rescaled": m["rouge_l_rescaled"], "grounding": m["grounding"],
+                             "latency s": m.get("latency_s"), "tokens/s": m.get("tokens_per_s")})
     return pd.DataFrame(rows)
 
 
@@ -53,7 +55,8 @@ def paper_frame(paper: dict) -> pd.DataFrame:
             rows.append({"task": task, "model": name, "paper's cosine (instructor-large)": m.get("paper_cosine"),
                          "cosine (ours)": m["cosine"], "baseline": m["baseline"], "rescaled": m["rescaled"],
                          "rescaled 95% CI": m["rescaled_ci"], "discrimination": m["discriminated"],
-                         "token F1": m["token_f1"], "token F1 95% CI": m["token_f1_ci"], "ROUGE-L": m["rouge_l"],
+                         "token F1": m["token_f1"], "token F1 rescaled": m["token_f1_rescaled"],
+                         "token F1 rescaled 95% CI": m["token_f1_rescaled_ci"], "ROUGE-L": m["rouge_l"],
                          "grounding": m["grounding"], "recall@3": recall(r),
                          "latency s (paper, T4)": m.get("latency_s")})
     return pd.DataFrame(rows)
@@ -73,10 +76,24 @@ def side_by_side(scores: dict, paper: dict, model_name: str) -> pd.DataFrame:
             rows.append({"task": task, "answers": source, "model": name, "questions": n,
                          "published cosine": m.get("paper_cosine"), "cosine": m["cosine"], "rescaled": m["rescaled"],
                          "rescaled 95% CI": m["rescaled_ci"], "discrimination": m["discriminated"],
-                         "token F1": m["token_f1"], "ROUGE-L": m["rouge_l"], "grounding": m["grounding"],
-                         "recall@k": recall(r),
+                         "token F1": m["token_f1"], "token F1 rescaled": m["token_f1_rescaled"],
+                         "ROUGE-L": m["rouge_l"], "grounding": m["grounding"], "recall@k": recall(r),
                          "latency s": m.get("latency_s")})
     return pd.DataFrame(rows)
+
+
+def soundness_html(scores: dict, published: dict) -> str:
+    """The metrics whose floor control (a shuffled reference) is not below every model: flagged, not trusted."""
+    rows = [{"task": task, "answers": who, "metric": metric, "floor (shuffled reference)": s["floor"],
+             "models at or below the floor": ", ".join(s["at_or_below_floor"])}
+            for who, source in (("ours", scores), ("published", published or {}))
+            for task, result in source.items() for metric, s in result.get("soundness", {}).items() if not s["sound"]]
+    head = ("<h2>Metric soundness</h2><p>A metric is sound on a task when every model scores above its floor "
+            "control, a reference to another question given as the answer. Where it is not, that metric cannot tell "
+            "those answers from answers to other questions, and its numbers above should not be read as a ranking.</p>")
+    if not rows:
+        return head + "<p>Every metric beats its floor control for every model on every task.</p>"
+    return head + pd.DataFrame(rows).to_html(index=False, float_format=lambda x: f"{x:.3f}")
 
 
 def paired_frame(scores: dict) -> pd.DataFrame:
@@ -167,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             parts.append(f"<p>No published answers to compare with: data.published.models is empty for "
                          f"data={html.escape(str(cfg.data.name))} (data=paper rescores the paper's).</p>")
+        parts.append(soundness_html(scores, published))
         parts += [pio.to_html(f, include_plotlyjs="cdn" if i else True, full_html=False) for i, f in enumerate(figs)]
         for task in scores:
             parts += [f"<h2>Per question: {html.escape(task)}</h2>", per_question_html(cfg, task)]
@@ -176,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
                 + "\n".join(parts) + "</body></html>")
         atomic_write_text(resolve_path(OUT), page)
         write_json(resolve_path("metrics/report.json"), {
-            task: {v: {"cosine": m["cosine"], "rescaled": m["rescaled"], "token_f1": m["token_f1"]}
+            task: {v: {"cosine": m["cosine"], "rescaled": m["rescaled"], "token_f1": m["token_f1"],
+                       "token_f1_rescaled": m["token_f1_rescaled"]}
                    for v, m in scores[task]["variants"].items()} for task in scores})
         log_artifact(resolve_path(OUT))
         log.info("wrote %s", resolve_path(OUT))

@@ -26,7 +26,8 @@ from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.io import read_jsonl, write_json
 from pipeline.paths import PAPER_RESCORED, PAPER_RESCORED_TABLE, questions_path, tasks
-from pipeline.score import paired_differences, retrieval_metrics, score_answers, score_controls, summarise
+from pipeline.score import (paired_differences, retrieval_metrics, score_answers, score_controls, soundness,
+                            summarise)
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("rescore_paper")
@@ -98,6 +99,7 @@ def rescore_task(cfg: DictConfig, task: str, task_file: str) -> tuple[dict, list
     first = next(iter(per_model.values()))
     chunks = [[r[f"context_chunk_{i}"] for i in (1, 2, 3)] for r in first]
     result["controls"] = score_controls(references_text, chunks, cfg, ref_v)
+    result["soundness"] = soundness(result["models"], result["controls"])
     result["paired"] = paired_differences(per_q, cfg)
     return result, table
 

@@ -4,10 +4,12 @@
 
 Per variant and task (see ../shared/guide/EVALUATION.md for why each is here): raw embedding cosine to the
 reference (the paper's number), the shuffled baseline b (mean cosine of mismatched pairs), the rescaled
-score (x - b) / (1 - b), the discrimination rate, token F1, ROUGE-L, grounding in the retrieved chunks,
+score (x - b) / (1 - b), the discrimination rate, token F1 and ROUGE-L (each also rescaled by its own shuffled
+baseline), grounding in the retrieved chunks,
 retrieval recall@k and MRR against the question's source paragraph, latency and tokens/s. Means carry
 bootstrap intervals; variants are compared by paired differences; the controls (reference as answer,
-shuffled reference, empty answer) are scored the same way.
+shuffled reference, empty answer) are scored the same way, and a metric on which some variant does not beat the
+shuffled-reference floor is flagged as unsound (`soundness` in metrics/scores.json).
 """
 from __future__ import annotations
 
@@ -29,7 +31,10 @@ from pipeline.tracking import log_artifact, log_metrics, stage_run
 log = logging.getLogger("score")
 
 TEMPLATE_ECHO = re.compile(r"###\s*(instruction|input|response)\s*:|<\|im_(start|end)\|>|<\|endoftext\|>", re.I)
-PER_QUESTION = ("cosine", "rescaled", "discriminated", "token_f1", "rouge_l", "grounding")
+PER_QUESTION = ("cosine", "rescaled", "discriminated", "token_f1", "token_f1_rescaled", "rouge_l", "rouge_l_rescaled",
+                "grounding")
+# Metrics a model must beat the floor control on (a shuffled reference) before its score means anything.
+CHECKED = ("cosine", "rescaled", "token_f1", "token_f1_rescaled", "rouge_l", "rouge_l_rescaled")
 
 
 def token_f1(answer: str, reference: str) -> float:
@@ -41,12 +46,28 @@ def token_f1(answer: str, reference: str) -> float:
     return 2 * p * rec / (p + rec)
 
 
-def rouge_l(answer: str, reference: str) -> float:
+def rouge_l(answer: str, reference: str, scorer=None) -> float:
     from rouge_score import rouge_scorer
 
     if not answer.strip() or not reference.strip():
         return 0.0
-    return rouge_scorer.RougeScorer(["rougeL"]).score(reference, answer)["rougeL"].fmeasure
+    return (scorer or rouge_scorer.RougeScorer(["rougeL"])).score(reference, answer)["rougeL"].fmeasure
+
+
+def with_baseline(metric, answers: list[str], references: list[str]) -> tuple[np.ndarray, float]:
+    """Each answer's score against its own reference, and the shuffled baseline: the mean score of every answer
+    against every other question's reference. Lexical metrics need it as much as cosine does: references of one
+    benchmark share their vocabulary, so a wrong answer on the topic already scores well above zero."""
+    n = len(answers)
+    matrix = np.array([[metric(a, r) for r in references] for a in answers]) if n else np.zeros((0, 0))
+    own = np.diag(matrix).copy()
+    baseline = float((matrix.sum() - own.sum()) / (n * (n - 1))) if n > 1 else 0.0
+    return own, baseline
+
+
+def rescale(own: np.ndarray, baseline: float) -> np.ndarray:
+    """(x - b) / (1 - b): 0 is no better than an answer to another question, 1 is the reference itself."""
+    return (own - baseline) / (1 - baseline) if baseline < 1 else np.zeros(len(own))
 
 
 def grounding(answer: str, chunks: list[str], threshold: float) -> float:
@@ -125,16 +146,21 @@ def score_answers(answers: list[str], references: list[str], retrieved: list[lis
     baseline = float(off.mean()) if n > 1 else 0.0
     empty = np.array([not a.strip() for a in answers])
     own = np.where(empty, 0.0, own)
-    return {"cosine": own, "baseline": np.full(n, baseline),
-            "rescaled": (own - baseline) / (1 - baseline) if baseline < 1 else np.zeros(n),
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    f1, f1_base = with_baseline(token_f1, answers, references)
+    rl, rl_base = with_baseline(lambda a, r: rouge_l(a, r, scorer), answers, references)
+    return {"cosine": own, "baseline": np.full(n, baseline), "rescaled": rescale(own, baseline),
             "discriminated": np.array([not empty[i] and int(np.argmax(sim[i])) == i for i in range(n)], dtype=float),
-            "token_f1": np.array([token_f1(a, r) for a, r in zip(answers, references)]),
-            "rouge_l": np.array([rouge_l(a, r) for a, r in zip(answers, references)]),
+            "token_f1": f1, "token_f1_baseline": np.full(n, f1_base), "token_f1_rescaled": rescale(f1, f1_base),
+            "rouge_l": rl, "rouge_l_baseline": np.full(n, rl_base), "rouge_l_rescaled": rescale(rl, rl_base),
             "grounding": np.array([grounding(a, c, cfg.eval.grounding_threshold) for a, c in zip(answers, retrieved)])}
 
 
 def summarise(per_q: dict[str, np.ndarray], cfg: DictConfig) -> dict:
-    out = {"baseline": round(float(per_q["baseline"][0]), 4) if len(per_q["baseline"]) else None}
+    out = {k: round(float(per_q[k][0]), 4) if len(per_q[k]) else None
+           for k in ("baseline", "token_f1_baseline", "rouge_l_baseline")}
     for k in PER_QUESTION:
         v = per_q[k]
         out[k] = round(float(v.mean()), 4)
@@ -150,13 +176,24 @@ def score_controls(references: list[str], retrieved: list[list[str]], cfg: DictC
             for name, answers in controls.items()}
 
 
+def soundness(models: dict[str, dict], controls: dict) -> dict:
+    """Per metric: does every model score above the floor control (a shuffled reference)? A metric whose floor is
+    not below the models cannot tell an answer from an answer to another question, and is flagged, not trusted."""
+    out = {}
+    for k in CHECKED:
+        floor = controls["shuffled_reference"][k]
+        below = sorted(name for name, m in models.items() if m[k] <= floor)
+        out[k] = {"floor": floor, "sound": not below, "at_or_below_floor": below}
+    return out
+
+
 def paired_differences(per_variant_q: dict[str, dict[str, np.ndarray]], cfg: DictConfig) -> dict:
     """Each later variant minus each earlier one, per question, with bootstrap intervals of the mean."""
     names, out = list(per_variant_q), {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             out[f"{b}-{a}"] = {}
-            for k in ("cosine", "rescaled", "token_f1", "rouge_l", "grounding"):
+            for k in ("cosine", "rescaled", "token_f1", "token_f1_rescaled", "rouge_l", "rouge_l_rescaled", "grounding"):
                 d = per_variant_q[b][k] - per_variant_q[a][k]
                 out[f"{b}-{a}"][k] = {"mean": round(float(d.mean()), 4),
                                       "ci": bootstrap_ci(d, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)}
@@ -234,6 +271,11 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
         pq["source_rank"] = rk
         pq["retrieved"] = [c["id"] for c in r["retrieved"]]
     result["controls"] = score_controls(references, retrieved_texts, cfg, ref_v)
+    result["soundness"] = soundness(result["variants"], result["controls"])
+    unsound = {k: s["at_or_below_floor"] for k, s in result["soundness"].items() if not s["sound"]}
+    if unsound:
+        log.warning("%s: the floor control (a shuffled reference) is not below %s; read those metrics as unsound",
+                    task, "; ".join(f"{k} for {', '.join(v)}" for k, v in unsound.items()))
     result["paired"] = paired_differences(per_variant_q, cfg)
     return result, per_question
 

@@ -53,6 +53,18 @@ def training_paragraphs(paragraphs: list[dict], split: dict) -> list[dict]:
     return kept
 
 
+def spread(paragraphs: list[dict], n: int) -> list[dict]:
+    """At most `n` paragraphs taken in turn from each document (reading order within each), so a capped run still
+    writes from every training document instead of only the first one's opening pages."""
+    by_doc: dict[str, list[dict]] = {}
+    for p in paragraphs:
+        by_doc.setdefault(p["doc_id"], []).append(p)
+    queues = list(by_doc.values())
+    picked = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)][:n]
+    order = {id(p): k for k, p in enumerate(paragraphs)}
+    return sorted(picked, key=lambda p: order[id(p)])
+
+
 def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dict]:
     teacher = make_teacher(cfg)
     calls = CachedCalls(cfg, teacher, cfg.synth.prompt_version)
@@ -104,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
                                      "train; run it first (`dvc repro synthesize` runs both)")
             paragraphs = training_paragraphs(read_jsonl(resolve_path(PARAGRAPHS)), read_json(resolve_path(SPLIT)))
             if cfg.synth.max_paragraphs:
-                paragraphs = paragraphs[: cfg.synth.max_paragraphs]
+                paragraphs = spread(paragraphs, cfg.synth.max_paragraphs)
             rows, stats = synthesize(cfg, paragraphs)
         if not rows:
             raise SynthesisError("the teacher produced no question/answer pair; see the warnings above")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from pipeline.score import (bootstrap_ci, check_references, despaced_overlap, grounding, paired_differences,
-                            reference_problem, rouge_l, score_answers, score_controls, shuffled, source_rank, token_f1)
+                            reference_problem, rouge_l, score_answers, score_controls, shuffled, source_rank,
+                            summarise, token_f1)
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"  # the paper's files, beside the repository
 
@@ -232,3 +233,22 @@ def test_a_degenerate_reference_is_counted_excluded_and_named(tmp_path, monkeypa
     assert [q["id"] for q in per_q] == ids[:-1]
     with pytest.raises(ValueError, match="every reference answer failed its check"):
         check_references([{"id": "a", "answer": ""}], compose([]), "t")
+
+
+def test_lexical_metrics_are_rescaled_by_their_own_shuffled_baseline_and_a_failing_floor_is_flagged(cfg):
+    """References that share their vocabulary put raw token F1 of a wrong answer well above 0; rescaled, it sits at
+    about 0 and a right answer above it. A model below the shuffled-reference floor makes the metric unsound."""
+    from pipeline.score import soundness
+
+    refs = [f"The adapter of model {w} is trained with LoRA at rank sixteen on the attention projections." for w in
+            ("alpha", "beta", "gamma", "delta", "epsilon")]
+    right = score_answers(refs, refs, [[r] for r in refs], cfg)
+    wrong = score_answers(shuffled(refs, 2), refs, [[r] for r in refs], cfg)
+    assert float(wrong["token_f1"].mean()) > 0.8  # raw F1 cannot tell these apart from right answers
+    assert float(wrong["token_f1_rescaled"].mean()) < 0.05  # at or below 0: no better than another question's answer
+    assert float(right["token_f1_rescaled"].mean()) == pytest.approx(1.0)
+    controls = score_controls(refs, [[r] for r in refs], cfg, None)
+    models = {"right": summarise(right, cfg), "wrong": summarise(wrong, cfg)}
+    flags = soundness(models, controls)
+    assert flags["token_f1"]["sound"] is False and flags["token_f1"]["at_or_below_floor"] == ["wrong"]
+    assert soundness({"right": models["right"]}, controls)["token_f1_rescaled"]["sound"] is True

@@ -178,3 +178,12 @@ def test_embedded_teacher_generates_for_real_and_deterministically(work, base_sn
     assert metrics["calls"] == 6 and metrics["cache_hits"] == 0
     for rel, data in first.items():
         assert (work / rel).read_bytes() == data, rel
+
+
+def test_the_paragraph_cap_is_spread_over_every_document():
+    from pipeline.synthesize import spread
+
+    paragraphs = [{"doc_id": d, "para_num": i} for d, n in (("a", 5), ("b", 1), ("c", 3)) for i in range(n)]
+    picked = spread(paragraphs, 5)
+    assert [(p["doc_id"], p["para_num"]) for p in picked] == [("a", 0), ("a", 1), ("b", 0), ("c", 0), ("c", 1)]
+    assert spread(paragraphs, 100) == paragraphs

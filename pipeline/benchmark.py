@@ -37,7 +37,7 @@ from pipeline.paths import (BENCHMARK_METRICS, MANIFEST, PARAGRAPHS, QUESTIONS_D
 
 QUESTIONS_PROVENANCE = QUESTIONS_DIR + "/provenance.json"
 from pipeline.quality import filter_rows
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_dataset, log_metrics, stage_run
 
 log = logging.getLogger("benchmark")
 
@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
             "teacher": stats.get("teacher"), "reference_source": cfg.data.reference_source}))
         write_json(resolve_path(BENCHMARK_METRICS), stats)
         log_metrics({k: v for k, v in stats.items() if k != "documents_without_questions"}, prefix="benchmark.")
+        for name in tasks:
+            log_dataset(resolve_path(questions_path(name)), f"benchmark-{name}", "evaluation")
         log.info("%s: %d training / %d benchmark documents; tasks %s", split["mode"], stats["train_documents"],
                  stats["benchmark_documents"], stats["tasks"])
 

@@ -21,7 +21,7 @@ from pipeline.formats import domain_prompt, record
 from pipeline.quality import filter_rows
 from pipeline.io import provenance, read_jsonl, write_json, write_jsonl
 from pipeline.paths import DOMAIN_DIR, SYNTHETIC
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_dataset, log_metrics, stage_run
 
 log = logging.getLogger("build_dataset")
 
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
                    "dropped": dict(dropped), "min_paragraph_chars": min_len}
         write_json(resolve_path(METRICS), metrics)
         log_metrics(metrics, prefix="dataset.")
+        for side, context in (("train", "training"), ("eval", "evaluation")):
+            log_dataset(resolve_path(f"{OUT_DIR}/{side}.jsonl"), f"domain-{side}", context)
         log.info("%s", metrics)
 
 

@@ -19,7 +19,7 @@ from pipeline.config import load_config, resolve_path
 from pipeline.formats import general_prompt, record
 from pipeline.importers import read_alpaca_jsonl
 from pipeline.io import provenance, write_json, write_jsonl
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_dataset, log_metrics, stage_run
 
 log = logging.getLogger("general_data")
 
@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
                              "seed": cfg.seed}, {"source": resolve_path(cfg.data.general_path)} if cfg.data.general_source == "jsonl" else {}))
         write_json(resolve_path("metrics/general_data.json"), metrics)
         log_metrics(metrics, prefix="general_data.")
+        for side, context in (("train", "training"), ("eval", "evaluation")):
+            log_dataset(resolve_path(f"{OUT_DIR}/{side}.jsonl"), f"general-{side}", context)
         log.info("%s", metrics)
 
 

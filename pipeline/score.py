@@ -26,7 +26,7 @@ from pipeline.embed import embed
 from pipeline.io import read_jsonl, write_json
 from pipeline.paths import answers_path, tasks
 from pipeline.text import sentences, support, tokens
-from pipeline.tracking import log_artifact, log_metrics, stage_run
+from pipeline.tracking import log_artifact, log_headline, log_metrics, stage_run
 
 log = logging.getLogger("score")
 
@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
                 for task, rows in table.items() for row in rows for v in cfg.rag.variants]
         write_json(resolve_path("plots/scores.json"), dist)
         log_metrics(scores, prefix="score.")
+        log_headline({task: {v: {k: m[k] for k in ("cosine", "rescaled", "token_f1", "token_f1_rescaled", "grounding")}
+                             for v, m in s["variants"].items()} for task, s in scores.items()})
         log_artifact(resolve_path("metrics/scores.json"))
         log_artifact(resolve_path("results/per_question.json"))
         for task in scores:

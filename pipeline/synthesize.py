@@ -22,7 +22,7 @@ from pipeline.importers import read_sai_csv
 from pipeline.paths import PARAGRAPHS, SPLIT, SYNTHETIC
 from pipeline.io import provenance, read_json, read_jsonl, write_json, write_jsonl
 from pipeline.teacher import CachedCalls, make_teacher
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import log_dataset, log_metrics, stage_run
 
 log = logging.getLogger("synthesize")
 
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
                            "teacher": {k: v for k, v in OmegaConf.to_container(cfg.teacher, resolve=True).items()}},
             {"paragraphs": resolve_path(PARAGRAPHS), "split": resolve_path(SPLIT)} if cfg.data.domain_source == "synthesize" else {}))
         log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, prefix="synth.")
+        log_dataset(resolve_path(OUT), "synthetic-qa", "source")
         log.info("%d rows: %s", len(rows), stats)
 
 

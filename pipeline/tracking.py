@@ -1,4 +1,4 @@
-"""MLflow: one run per stage, tagged with the DVC experiment and stage name.
+"""MLflow: one parent run per pipeline run, one nested run per stage, tagged with the DVC experiment and stage name.
 
 The tracking URI is `MLFLOW_TRACKING_URI` when set (an MLflow server for parallel queues), else a SQLite
 file at the root of the real repository: DVC runs queued experiments in temporary copies and tells the
@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from mlflow.entities import Metric, Param
 from omegaconf import DictConfig
 
 from pipeline.config import ROOT, flatten
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "sling"
+# MLflow 3 opens an experiment on its GenAI overview unless it is marked as model development.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+PIPELINE_TAG = "sling.pipeline_run"   # the parent run's key: one per pipeline run
+PARENT_ENV = "SLING_MLFLOW_PARENT"    # the parent run's id, for log_headline within the stage's process
+LAST_STAGE = "report"                 # the stage that ends a pipeline run
 
 
 def tracking_uri() -> str:
@@ -27,34 +35,127 @@ def tracking_uri() -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
+def pipeline_run_key() -> str | None:
+    """What identifies one pipeline run: the DVC process running the stages (a `dvc repro`, a `dvc exp run`, or one
+    queued experiment's worker), by pid and start time; `SLING_PIPELINE_RUN` overrides it. None outside DVC."""
+    if os.environ.get("SLING_PIPELINE_RUN"):
+        return os.environ["SLING_PIPELINE_RUN"]
+    import psutil
+
+    try:
+        for proc in psutil.Process().parents():
+            cmd = " ".join(proc.cmdline())
+            if re.search(r"(^|[/\s])dvc(\s|$)|-m dvc\b|dvc/__main__", cmd):
+                return f"dvc-{proc.pid}-{int(proc.create_time() * 1000)}"
+    except psutil.Error:  # a parent that exits or hides its command line: no grouping, never a failure
+        return None
+    return None
+
+
+def differing_params(cfg: DictConfig) -> dict[str, str]:
+    """The flattened params whose value differs from conf/'s defaults: what makes this run an experiment."""
+    from pipeline.config import compose
+
+    defaults, ours = flatten(compose([])), flatten(cfg)
+    return {k: v for k, v in ours.items() if defaults.get(k) != v}
+
+
+def parent_run(client, experiment_id: str, cfg: DictConfig, exp_name: str) -> str | None:
+    """The pipeline run's parent MLflow run, found by its key or created (named by the DVC experiment)."""
+    key = pipeline_run_key()
+    if key is None:
+        return None
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=exp_name, tags={
+        PIPELINE_TAG: key, "dvc.exp_name": exp_name, "sling.kind": "pipeline", "sling.data": str(cfg.data.name),
+        "sling.model": str(cfg.model.name)})
+    items = list(differing_params(cfg).items())
+    for i in range(0, len(items), 100):
+        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in items[i:i + 100]])
+    return run.info.run_id
+
+
 @contextmanager
 def stage_run(stage: str, cfg: DictConfig) -> Iterator["object"]:
-    """Open an MLflow run for `stage` with the flattened resolved config as params."""
+    """Open an MLflow run for `stage`, nested under its pipeline run's parent, with the resolved config as params.
+
+    The experiment is marked as model development, so the MLflow UI opens on its runs. The parent (one per `dvc
+    repro`, `dvc exp run` or queued experiment) holds the params that differ from the defaults and the headline
+    scores (`log_headline`); the report stage, last in the pipeline, marks it finished, a failing stage failed.
+    With `teacher.kind=openai`, every teacher call is traced (MLflow's OpenAI autologging; the key is not logged).
+    """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
         # Artifacts beside the database, not under the working directory (a temporary copy in queues).
         root = Path(os.environ.get("DVC_ROOT") or ROOT).resolve()
-        mlflow.create_experiment(EXPERIMENT, artifact_location=(root / "mlartifacts").as_uri())
+        mlflow.create_experiment(EXPERIMENT, artifact_location=(root / "mlartifacts").as_uri(),
+                                 tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    elif experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(EXPERIMENT)
     exp_name = os.environ.get("DVC_EXP_NAME", "workspace")
-    with mlflow.start_run(run_name=f"{exp_name}/{stage}") as run:
-        mlflow.set_tags({"dvc.exp_name": exp_name, "dvc.stage": os.environ.get("DVC_STAGE", stage),
-                         "sling.stage": stage, "sling.data": str(cfg.data.name), "sling.model": str(cfg.model.name)})
-        params = flatten(cfg)
-        items = list(params.items())
-        for i in range(0, len(items), 100):
-            mlflow.log_params(dict(items[i:i + 100]))
-        yield run
+    client = mlflow.MlflowClient()
+    parent = parent_run(client, experiment.experiment_id, cfg, exp_name)
+    os.environ[PARENT_ENV] = parent or ""
+    if cfg.teacher.kind == "openai" and stage in ("synthesize", "benchmark", "answer_reference"):
+        import mlflow.openai
+
+        mlflow.openai.autolog()
+    try:
+        with mlflow.start_run(run_name=f"{exp_name}/{stage}", parent_run_id=parent) as run:
+            mlflow.set_tags({"dvc.exp_name": exp_name, "dvc.stage": os.environ.get("DVC_STAGE", stage),
+                             "sling.stage": stage, "sling.data": str(cfg.data.name), "sling.model": str(cfg.model.name)})
+            params = flatten(cfg)
+            items = list(params.items())
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i:i + 100]))
+            yield run
+            mlflow.flush_trace_async_logging()  # every teacher call's trace is stored before the process ends
+    except BaseException:
+        if parent:
+            client.set_terminated(parent, "FAILED")
+        raise
+    if parent and stage == LAST_STAGE:
+        client.set_terminated(parent, "FINISHED")
 
 
-def log_metrics(metrics: dict, prefix: str = "", step: int | None = None) -> None:
-    """Log every numeric leaf of a nested dict."""
+def log_headline(metrics: dict, prefix: str = "") -> None:
+    """Numeric leaves of `metrics` on the pipeline run's parent too, so its row compares experiments at a glance."""
     import mlflow
 
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+    flat = flat_metrics(metrics, prefix)
+    mlflow.MlflowClient().log_batch(parent, metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in flat.items()])
+
+
+def log_dataset(path: str | os.PathLike, name: str, context: str) -> None:
+    """A JSON Lines file as an MLflow dataset input of the open run: name, digest of its rows, its path as source."""
+    import json
+
+    import mlflow
+    import pandas as pd
+
+    rows = [{k: v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v, sort_keys=True)
+             for k, v in json.loads(line).items()} for line in Path(path).read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    if not rows:
+        log.info("%s is empty: not logged as a dataset", path)
+        return
+    dataset = mlflow.data.from_pandas(pd.DataFrame(rows), source=str(path), name=name)
+    mlflow.log_input(dataset, context=context)
+
+
+def flat_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
     flat = {}
 
     def walk(node, key):
@@ -65,6 +166,14 @@ def log_metrics(metrics: dict, prefix: str = "", step: int | None = None) -> Non
             flat[key[:-1].replace("@", "_at_")] = float(node)
 
     walk(metrics, prefix)
+    return flat
+
+
+def log_metrics(metrics: dict, prefix: str = "", step: int | None = None) -> None:
+    """Log every numeric leaf of a nested dict to the open run."""
+    import mlflow
+
+    flat = flat_metrics(metrics, prefix)
     if flat:
         mlflow.log_metrics(flat, step=step)
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.config import load_config, resolve_path
 from pipeline.io import atomic_dir, atomic_write_text, provenance, read_json, read_jsonl, sha256_text, sha256_tree, write_json
 from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_base, load_student, load_tokenizer, merge_adapters
-from pipeline.tracking import log_artifact, log_metrics, stage_run
+from pipeline.tracking import log_artifact, log_dataset, log_headline, log_metrics, stage_run
 
 log = logging.getLogger("train")
 
@@ -301,7 +301,14 @@ def main(argv: list[str]) -> None:
         write_curve(resolve_path(f"plots/train_{stage}.csv"), res["curve"])
         write_json(resolve_path(f"metrics/train_{stage}.json"), res["metrics"])
         log_metrics({k: v for k, v in res["metrics"].items() if v is not None}, prefix=f"{stage}.final.")
-        log_artifact(res["adapter_dir"], artifact_path=f"adapter_{stage}")
+        log_headline({k: res["metrics"][k] for k in ("train_loss", "eval_loss") if res["metrics"][k] is not None},
+                     prefix=f"{stage}.")
+        log_artifact(res["adapter_dir"], artifact_path=f"adapter_{stage}")  # with its sling_config.yaml
+        if res["merged_dir"]:
+            log_artifact(res["merged_dir"], artifact_path=f"merged_{stage}")
+        for side, context in (("train", "training"), ("eval", "evaluation")):
+            if resolve_path(f"{DATA[stage]}/{side}.jsonl").exists():
+                log_dataset(resolve_path(f"{DATA[stage]}/{side}.jsonl"), f"{stage}-{side}", context)
         log_artifact(resolve_path(f"plots/train_{stage}.csv"))
         log.info("%s adapter -> %s: %s", stage, res["adapter_dir"], res["metrics"])
 

@@ -160,20 +160,30 @@ def test_second_repro_has_nothing_to_do(repo):
     assert "up to date" in out.stdout.lower()
 
 
-def test_mlflow_has_one_tagged_run_per_stage_and_no_secret(repo):
+def test_mlflow_has_one_parent_with_every_stage_nested_datasets_and_no_secret(repo):
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo['db']}")
     exp = client.get_experiment_by_name("sling")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
     runs = client.search_runs([exp.experiment_id], max_results=200)
-    stages = sorted({run.data.tags["sling.stage"] for run in runs})
-    assert stages == sorted(["snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset", "leakage",
-                             "general_data", "train_general", "train_domain", "index", "answer_reference",
-                             "answer_students", "score", "rescore_paper", "report"])
-    for run in runs:
+    (parent,) = [run for run in runs if run.data.tags.get("sling.kind") == "pipeline"]
+    stages = [run for run in runs if run is not parent]
+    assert sorted(run.data.tags["sling.stage"] for run in stages) == sorted(
+        ["snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset", "leakage", "general_data",
+         "train_general", "train_domain", "index", "answer_reference", "answer_students", "score", "rescore_paper",
+         "report"])
+    assert all(run.data.tags["mlflow.parentRunId"] == parent.info.run_id for run in stages)
+    assert parent.info.status == "FINISHED" and parent.data.params["data.name"] == "documents"
+    assert "lora.r" not in parent.data.params  # only what differs from the defaults
+    assert "all.domain.rescaled" in parent.data.metrics and "domain.train_loss" in parent.data.metrics
+    datasets = {i.dataset.name for run in stages for i in run.inputs.dataset_inputs}
+    assert {"synthetic-qa", "domain-train", "general-train", "benchmark-all"} <= datasets
+    for run in stages:
         assert run.data.tags["dvc.exp_name"]
         assert "sk-test-secret-must-not-leak" not in json.dumps(run.data.params)
-    train = [run for run in runs if run.data.tags["sling.stage"] == "train_general"][0]
+    assert b"sk-test-secret-must-not-leak" not in repo["db"].read_bytes()
+    train = [run for run in stages if run.data.tags["sling.stage"] == "train_general"][0]
     assert train.data.params["lora.r"] == "16" and "general.final.train_loss" in train.data.metrics
     history = client.get_metric_history(train.info.run_id, "general.loss")
     assert len(history) >= 2 and history[0].step < history[-1].step
@@ -218,3 +228,38 @@ def test_a_benchmark_side_change_reruns_neither_synthesis_nor_training(repo):
     ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
     assert ran[0] == "benchmark" and "reference" in ran and "score" in ran, ran
     assert not {"ingest", "synthesize", "build_dataset", "general_data", "train_general", "train_domain", "index"} & set(ran)
+    import mlflow  # each `dvc exp run` is a pipeline run of its own in MLflow, named by its experiment
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo['db']}")
+    exp = client.get_experiment_by_name("sling")
+    parents = [run for run in client.search_runs([exp.experiment_id], max_results=300)
+               if run.data.tags.get("sling.kind") == "pipeline"]
+    assert len(parents) == 3 and len({p.info.run_name for p in parents}) == 3
+
+
+@pytest.mark.slow  # two more pipeline runs through DVC's queue workers
+def test_a_queued_two_point_sweep_gives_two_more_parent_runs(repo):
+    import time
+
+    import mlflow
+
+    r = repo["path"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo['db']}")
+    exp = client.get_experiment_by_name("sling")
+
+    def parents() -> list:
+        return [run for run in client.search_runs([exp.experiment_id], max_results=500)
+                if run.data.tags.get("sling.kind") == "pipeline"]
+
+    before = len(parents())
+    given = " ".join(f"-S '{o}'" for o in repo["overrides"])
+    sh(f"dvc exp run --queue {given} -S 'lora.r=4,12'", r, repo["env"])
+    sh("dvc queue start", r, repo["env"])
+    deadline = time.monotonic() + 1500
+    while "Queued" in (status := sh("dvc queue status", r).stdout) or "Running" in status:
+        assert time.monotonic() < deadline, status
+        time.sleep(10)
+    assert status.count("Success") >= 2, status
+    new = parents()[: len(parents()) - before]
+    assert len(new) == 2 and all(p.info.status == "FINISHED" for p in new)
+    assert sorted(p.data.params["lora.r"] for p in new) == ["12", "4"]

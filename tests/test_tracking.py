@@ -1,0 +1,95 @@
+"""MLflow as a team reads it, on a real SQLite backend: the experiment opens on its runs, one parent per pipeline
+run with the stages nested under it, the parent holding the params that differ from the defaults and the headline
+metrics, datasets logged as MLflow datasets, and a failing stage marking its pipeline run failed."""
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def runs(client) -> list:
+    exp = client.get_experiment_by_name("sling")
+    return client.search_runs([exp.experiment_id], max_results=100)
+
+
+def test_one_parent_per_pipeline_run_with_its_stages_nested(client, cfg_factory, monkeypatch, tmp_path):
+    from pipeline.tracking import log_dataset, log_headline, log_metrics, stage_run
+
+    cfg = cfg_factory("lora.r=8")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p{i}", "messages": [{"role": "user"}]}) + "\n" for i in range(3)))
+    for key in ("run-1", "run-2"):
+        monkeypatch.setenv("SLING_PIPELINE_RUN", key)
+        for stage in ("build_dataset", "score", "report"):
+            with stage_run(stage, cfg):
+                log_metrics({"x": 1.0})
+                if stage == "build_dataset":
+                    log_dataset(data, "domain-train", "training")
+                if stage == "score":
+                    log_headline({"joint": {"domain": {"rescaled": 0.4}}})
+    exp = client.get_experiment_by_name("sling")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    everything = runs(client)
+    parents = [r for r in everything if r.data.tags.get("sling.kind") == "pipeline"]
+    assert len(parents) == 2 and {p.data.tags["sling.pipeline_run"] for p in parents} == {"run-1", "run-2"}
+    for parent in parents:
+        children = [r for r in everything if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert sorted(r.data.tags["sling.stage"] for r in children) == ["build_dataset", "report", "score"]
+        assert parent.data.params == {"lora.r": "8"}  # only what differs from conf/'s defaults
+        assert parent.data.metrics["joint.domain.rescaled"] == 0.4
+        assert parent.info.status == "FINISHED"  # the report stage ended it
+        child = next(r for r in children if r.data.tags["sling.stage"] == "build_dataset")
+        inputs = child.inputs.dataset_inputs
+        assert [i.dataset.name for i in inputs] == ["domain-train"] and inputs[0].dataset.digest
+        assert inputs[0].tags[0].value == "training"
+
+
+def test_a_failing_stage_marks_its_pipeline_run_failed(client, cfg_factory, monkeypatch):
+    from pipeline.tracking import stage_run
+
+    monkeypatch.setenv("SLING_PIPELINE_RUN", "run-failing")
+    with pytest.raises(RuntimeError), stage_run("train_general", cfg_factory()):
+        raise RuntimeError("out of memory")
+    parent = next(r for r in runs(client) if r.data.tags.get("sling.kind") == "pipeline")
+    assert parent.info.status == "FAILED"
+
+
+def test_outside_dvc_a_stage_has_no_parent(client, cfg_factory, monkeypatch):
+    from pipeline.tracking import pipeline_run_key, stage_run
+
+    monkeypatch.delenv("SLING_PIPELINE_RUN", raising=False)
+    assert pipeline_run_key() is None  # pytest is not run by dvc
+    with stage_run("index", cfg_factory()):
+        pass
+    (only,) = runs(client)
+    assert "mlflow.parentRunId" not in only.data.tags
+
+
+def test_teacher_calls_are_traced_with_their_usage_and_no_key(client, tmp_path, monkeypatch):
+    """synthesize with teacher=openai against a real OpenAI-compatible server (llm-katan's echo backend)."""
+    from bench.bench_synthesis import katan_server, run_synthesize, write_paragraphs
+
+    secret = "sk-trace-secret-must-not-leak"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    work = tmp_path / "work"
+    write_paragraphs(work, 3)
+    with katan_server(tmp_path / "server") as server:
+        run_synthesize(work, server, 2)
+    exp = client.get_experiment_by_name("sling")
+    traces = mlflow.search_traces(locations=[exp.experiment_id], return_type="list")
+    assert len(traces) == 6  # a question and an answer per paragraph, each call one trace
+    usage = [t.info.token_usage for t in traces]
+    assert all(u and u["input_tokens"] > 0 for u in usage), usage
+    db = tmp_path / "mlflow.db"
+    assert secret.encode() not in db.read_bytes()
+    for f in (tmp_path / "work").rglob("*"):
+        assert not f.is_file() or secret.encode() not in f.read_bytes(), f

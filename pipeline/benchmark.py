@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config import ConfigError, load_config, resolve_path, work_root
+from pipeline.cli import run
+from pipeline.config import ConfigError, UserError, load_config, resolve_path, work_root
 from pipeline.importers import read_benchmark
 from pipeline.ingest import find_documents
 from pipeline.io import provenance, read_json, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl
@@ -42,7 +42,7 @@ from pipeline.tracking import log_dataset, log_metrics, stage_run
 log = logging.getLogger("benchmark")
 
 
-class BenchmarkError(RuntimeError):
+class BenchmarkError(UserError):
     """The benchmark cannot be built; the message says why and what to change."""
 
 
@@ -229,5 +229,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

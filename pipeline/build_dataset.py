@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 
 from omegaconf import OmegaConf
 
-from pipeline.config import load_config, resolve_path
+from pipeline.cli import run
+from pipeline.config import InputError, load_config, resolve_path
 from pipeline.formats import domain_prompt, record
 from pipeline.quality import filter_rows
 from pipeline.io import provenance, read_jsonl, write_json, write_jsonl
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = read_jsonl(resolve_path(SYNTHETIC))
         kept, dropped, min_len = filter_rows(cfg.dataset, rows)
         if not kept:
-            raise ValueError(f"every one of the {len(rows)} synthetic rows was filtered out ({dict(dropped)}); "
+            raise InputError(f"every one of the {len(rows)} synthetic rows was filtered out ({dict(dropped)}); "
                              "loosen conf/dataset (e.g. dataset.min_grounding) or use a stronger teacher")
         train_docs, eval_docs = split_by_document([r["doc_id"] for r in kept], cfg.dataset.eval_fraction, cfg.seed)
         out = {"train": [], "eval": []}
@@ -73,5 +73,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

@@ -7,6 +7,7 @@ takes Hydra overrides, e.g. `python -m pipeline.train general lora.r=8 model=phi
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +19,17 @@ CONF_DIR = ROOT / "conf"
 PARAMS = ROOT / "params.yaml"
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """A mistake in the user's input or settings, not in the code: its message says what to fix. A stage run from
+    the command line reports it in one line, without a traceback (pipeline.cli)."""
+
+
+class InputError(UserError, ValueError):
+    """An input file (documents, question or instruction files, a stage's data) cannot be used as it is; the
+    message names the file and what is wrong with it."""
+
+
+class ConfigError(UserError, ValueError):
     """A configuration value is invalid; the message names the key and how to fix it."""
 
 
@@ -132,6 +143,9 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "rag.chunking": _one_of("tokens", "by_title"),
     "rag.dtype": _one_of("float32", "bfloat16", "float16"),
     "rag.prefill": _one_of("auto", "batched", "per_prompt"),
+    "rag.engine": _one_of("transformers", "openai"),
+    "rag.server.concurrency": _positive_int,
+    "rag.server.max_retries": _non_negative_int,
     "eval.bootstrap": _positive_int,
     "eval.ci": _fraction,
     "eval.grounding_threshold": _fraction,
@@ -171,10 +185,16 @@ def validate(cfg: DictConfig) -> None:
                           + "\n  - ".join(problems))
 
 
+_TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+def valid_task_name(name: str) -> bool:
+    """Task names become Qdrant collection and file names: letters, digits, `-` and `_`."""
+    return bool(_TASK_NAME.match(name))
+
+
 def task_problems(cfg: DictConfig) -> list[str]:
     """The benchmark's tasks: named ones need documents and questions; none named means generated from documents."""
-    from pipeline.paths import valid_task_name
-
     problems = []
     if OmegaConf.is_missing(cfg.data, "corpus_dir"):
         return ["data.corpus_dir must be set to the folder of your documents: -S data.corpus_dir=/path/to/papers"]

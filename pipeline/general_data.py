@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 
 from omegaconf import DictConfig
 
+from pipeline.cli import run
 from pipeline.config import load_config, resolve_path
 from pipeline.formats import general_prompt, record
 from pipeline.importers import read_alpaca_jsonl
@@ -60,5 +60,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from pipeline.config import InputError
 from pipeline.io import read_jsonl, sha256_text
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def read_sai_csv(path: str | Path) -> tuple[list[dict], Counter]:
         need = ["page", "para_num", "text", "pdf_name", "text_synthetic"]
         missing = [c for c in need if c not in header]
         if missing:
-            raise ValueError(f"{path}: missing columns {missing}; expected the paper's SAI CSV header {need}")
+            raise InputError(f"{path}: missing columns {missing}; expected the paper's SAI CSV header {need}")
         idx = {c: header.index(c) for c in need}
         for lineno, rec in enumerate(reader, 2):
             if len(rec) < len(need):
@@ -59,7 +60,7 @@ def read_sai_csv(path: str | Path) -> tuple[list[dict], Counter]:
     if skipped:
         log.warning("%s: skipped %d malformed rows %s", path, sum(skipped.values()), dict(skipped))
     if not rows:
-        raise ValueError(f"{path}: no usable rows ({dict(skipped)})")
+        raise InputError(f"{path}: no usable rows ({dict(skipped)})")
     return rows, skipped
 
 
@@ -77,7 +78,7 @@ def read_alpaca_jsonl(path: str | Path) -> tuple[list[dict], Counter]:
     if skipped:
         log.warning("%s: skipped %d malformed rows %s", path, sum(skipped.values()), dict(skipped))
     if not rows:
-        raise ValueError(f"{path}: no Alpaca rows with instruction and output")
+        raise InputError(f"{path}: no Alpaca rows with instruction and output")
     return rows, skipped
 
 
@@ -94,5 +95,5 @@ def read_benchmark(path: str | Path) -> list[dict]:
             r["document"] = r.get("pdf_name", "")
     for r in rows:
         if not str(r.get("question", "")).strip():
-            raise ValueError(f"{path}: question {r.get('id')} is empty")
+            raise InputError(f"{path}: question {r.get('id')} is empty")
     return rows

@@ -11,13 +11,13 @@ point ids, so re-indexing the same chunks changes nothing and stale points are r
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from pipeline.cli import run
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.ingest import DocumentError, ingest_document, partition, raw_text, to_blocks
@@ -216,5 +216,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

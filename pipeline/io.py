@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from pipeline.config import InputError
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -85,7 +87,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove that line") from e
+                raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove that line") from e
     return rows
 
 

@@ -12,12 +12,12 @@ only; the sample and paper profiles benchmark documents they may train on, and s
 from __future__ import annotations
 
 import logging
-import sys
 
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline.config import load_config, resolve_path
+from pipeline.cli import run
+from pipeline.config import UserError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.io import read_jsonl, write_json
 from pipeline.paths import DOMAIN_DIR, LEAKAGE_METRICS, questions_path, tasks
@@ -27,7 +27,7 @@ log = logging.getLogger("leakage")
 SHOWN = 20  # pairs written to the metrics file and named in the error
 
 
-class LeakageError(RuntimeError):
+class LeakageError(UserError):
     pass
 
 
@@ -90,5 +90,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

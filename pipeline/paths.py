@@ -27,14 +27,6 @@ CHUNK_LENGTHS = "plots/chunk_lengths/{task}.json"  # histogram per task: DVC plo
 PAPER_RESCORED = "metrics/paper_rescored.json"
 PAPER_RESCORED_TABLE = "results/paper_rescored.json"
 
-_TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-
-
-def valid_task_name(name: str) -> bool:
-    """Task names become Qdrant collection and file names: letters, digits, `-` and `_`."""
-    return bool(_TASK_NAME.match(name))
-
-
 def slug(text: str) -> str:
     """A task name from a document name: `Deep Nets (2023).pdf` -> `deep-nets-2023`."""
     stem = re.sub(r"\.[A-Za-z0-9]+$", "", text)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline.config import ROOT, load_config, resolve_path
+from pipeline.cli import run
+from pipeline.config import ROOT, UserError, load_config, resolve_path
 from pipeline.io import atomic_path
 
 log = logging.getLogger("pretrained")
@@ -29,7 +29,7 @@ PRETRAINED_DIR = "models/pretrained"
 MODELS_DVC = ROOT / "models.dvc"
 
 
-class PretrainedError(RuntimeError):
+class PretrainedError(UserError):
     pass
 
 
@@ -98,8 +98,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        main(sys.argv[1:])
-    except PretrainedError as e:
-        sys.exit(f"error: {e}")
+    run(main)

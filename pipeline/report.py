@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import html
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
 import plotly.io as pio
 
+from pipeline.cli import run
 from pipeline.config import load_config, resolve_path
 from pipeline.io import atomic_write_text, read_json, read_jsonl, write_json
 from pipeline.paths import CHUNKS, LEAKAGE_METRICS, PAPER_RESCORED, answers_path, tasks
@@ -202,5 +202,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline.config import load_config, resolve_path
+from pipeline.cli import run
+from pipeline.config import InputError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.io import read_jsonl, write_json
 from pipeline.paths import PAPER_RESCORED, PAPER_RESCORED_TABLE, questions_path, tasks
@@ -45,7 +45,7 @@ def read_results(path: Path) -> list[dict]:
         rows = list(csv.DictReader(f))
     missing = [c for c in NEED if rows and c not in rows[0]]
     if not rows or missing:
-        raise ValueError(f"{path}: {'no rows' if not rows else f'missing columns {missing}'}; expected the paper's "
+        raise InputError(f"{path}: {'no rows' if not rows else f'missing columns {missing}'}; expected the paper's "
                          f"<task>_results_<model>.csv with {list(NEED)}")
     return rows
 
@@ -55,7 +55,7 @@ def references(task: str) -> dict[str, dict]:
     rows = read_jsonl(resolve_path(questions_path(task)))
     empty = [r["id"] for r in rows if not str(r.get("reference") or "").strip()]
     if empty:
-        raise ValueError(f"task {task}: questions {empty} have no reference answer (the paper's gpt_response) to "
+        raise InputError(f"task {task}: questions {empty} have no reference answer (the paper's gpt_response) to "
                          "score the published answers against")
     return {" ".join(r["question"].split()): r for r in rows}
 
@@ -69,9 +69,9 @@ def rescore_task(cfg: DictConfig, task: str, task_file: str) -> tuple[dict, list
         keys = [" ".join(r["question"].split()) for r in rows]
         unknown = [k[:60] for k in keys if k not in refs]
         if unknown:
-            raise ValueError(f"{path}: questions not in the benchmark file: {unknown}")
+            raise InputError(f"{path}: questions not in the benchmark file: {unknown}")
         if order is not None and keys != order:
-            raise ValueError(f"{path}: its questions differ from the other models' files for {task_file}")
+            raise InputError(f"{path}: its questions differ from the other models' files for {task_file}")
         order, per_model[model] = keys, rows
     references_text = [refs[k]["reference"].strip() for k in order]
     ref_v = embed(cfg.eval.embedder, references_text)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             unknown = sorted(set(cfg.data.published.files) - set(tasks()))
             if unknown:
-                raise ValueError(f"data.published.files names tasks {unknown}; the benchmark's are {sorted(tasks())}")
+                raise InputError(f"data.published.files names tasks {unknown}; the benchmark's are {sorted(tasks())}")
             for task, task_file in cfg.data.published.files.items():
                 scores[task], tables[task] = rescore_task(cfg, task, task_file)
         write_json(resolve_path(PAPER_RESCORED), scores)
@@ -129,5 +129,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections import Counter
 
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline.config import load_config, resolve_path
+from pipeline.cli import run
+from pipeline.config import InputError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.io import read_jsonl, write_json
 from pipeline.paths import answers_path, tasks
@@ -224,7 +224,7 @@ def check_references(ref_rows: list[dict], cfg: DictConfig, task: str) -> tuple[
         log.warning("%s: %d reference answer(s) left out of the scores (and of the controls): %s", task, len(bad),
                     ", ".join(f"{qid} ({why})" for qid, why in bad.items()))
     if len(bad) == len(ref_rows):
-        raise ValueError(f"{task}: every reference answer failed its check ({bad}); see the reference stage's output "
+        raise InputError(f"{task}: every reference answer failed its check ({bad}); see the reference stage's output "
                          f"in {answers_path('reference', task)}")
     sources = sorted({str(r.get("reference_source")) for r in ref_rows})
     return [r["id"] not in bad for r in ref_rows], {
@@ -245,7 +245,7 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
     for variant in cfg.rag.variants:
         rows = read_jsonl(resolve_path(answers_path(variant, task)))
         if [r["id"] for r in rows] != [r["id"] for r in all_refs]:
-            raise ValueError(f"{variant}/{task}: answers and references cover different questions; re-run the answer stage")
+            raise InputError(f"{variant}/{task}: answers and references cover different questions; re-run the answer stage")
         rows = [r for r, k in zip(rows, keep) if k]
         retrieved_texts = [[c["text"] for c in r["retrieved"]] for r in rows]
         q = score_answers([r["answer"] for r in rows], references, retrieved_texts, cfg, ref_v)
@@ -303,5 +303,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

@@ -10,10 +10,10 @@ models/pretrained, where `python -m pipeline.pretrained` puts it and models.dvc 
 from __future__ import annotations
 
 import logging
-import sys
 
 from omegaconf import OmegaConf
 
+from pipeline.cli import run
 from pipeline.config import load_config, resolve_path
 from pipeline.io import atomic_dir, provenance, write_json
 from pipeline.models import BASE_DIR, torch_dtype
@@ -67,5 +67,4 @@ def snapshot(cfg) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

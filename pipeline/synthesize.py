@@ -12,12 +12,12 @@ imported instead of calling a teacher.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config import load_config, resolve_path
+from pipeline.cli import run
+from pipeline.config import UserError, load_config, resolve_path
 from pipeline.importers import read_sai_csv
 from pipeline.paths import PARAGRAPHS, SPLIT, SYNTHETIC
 from pipeline.io import provenance, read_json, read_jsonl, write_json, write_jsonl
@@ -30,7 +30,7 @@ OUT = SYNTHETIC
 METRICS = "metrics/synthesize.json"
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(UserError):
     pass
 
 
@@ -132,5 +132,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

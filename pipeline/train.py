@@ -17,13 +17,13 @@ import logging
 import os
 import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config import load_config, resolve_path
+from pipeline.cli import run
+from pipeline.config import InputError, load_config, resolve_path
 from pipeline.io import atomic_dir, atomic_write_text, provenance, read_json, read_jsonl, sha256_text, sha256_tree, write_json
 from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_base, load_student, load_tokenizer, merge_adapters
 from pipeline.tracking import log_artifact, log_dataset, log_headline, log_metrics, stage_run
@@ -43,7 +43,7 @@ def tokenize(records: list[dict], tokenizer, max_length: int, loss_on: str, sour
     eos = tokenizer.eos_token or ""
     for i, r in enumerate(records, 1):
         if not isinstance(r.get("prompt"), str) or not isinstance(r.get("response"), str):
-            raise ValueError(f"{source}: row {i} lacks a string 'prompt' and 'response'; rebuild it with the "
+            raise InputError(f"{source}: row {i} lacks a string 'prompt' and 'response'; rebuild it with the "
                              f"general_data / build_dataset stage")
         prompt_ids = tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]
         response_ids = tokenizer(" " + r["response"] + eos, add_special_tokens=False)["input_ids"]
@@ -190,7 +190,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     train_rows = tokenize(read_split(data, "train", stage), tokenizer, t.max_length, t.loss_on, f"{data}/train.jsonl")
     eval_rows = tokenize(read_split(data, "eval", stage), tokenizer, t.max_length, t.loss_on, f"{data}/eval.jsonl")
     if not train_rows:
-        raise ValueError(f"{data}/train.jsonl has no trainable rows (empty, or every prompt exceeds "
+        raise InputError(f"{data}/train.jsonl has no trainable rows (empty, or every prompt exceeds "
                          f"train.max_length={t.max_length})")
     if not eval_rows:
         log.warning("%s/eval.jsonl has no rows: no eval loss will be reported", data)
@@ -314,5 +314,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

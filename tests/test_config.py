@@ -1,6 +1,7 @@
 """Configuration: every shipped config composes and validates; bad values fail early, naming the key."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -57,6 +58,7 @@ def test_bad_value_stops_a_stage_before_any_model_loads():
                           timeout=120)
     assert proc.returncode != 0
     assert "lora.r must be a positive integer, got 0" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[0].startswith("error: ")  # one clear line
     assert "Loading weights" not in proc.stderr and "trainable" not in proc.stderr
 
 
@@ -76,3 +78,10 @@ def test_documents_profile_names_the_folder_it_needs():
         validate(compose(["data=documents", "data.corpus_dir=x", "data.split.benchmark_fraction=1"]))
     with pytest.raises(ConfigError, match=r"data.tasks.bad name: a task name may hold"):
         validate(compose(["+data.tasks={bad name:{documents:x,questions:y}}"]))
+
+
+def test_a_missing_input_is_one_line_that_names_the_fix(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pipeline.benchmark", "data=documents", f"data.corpus_dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "SLING_WORKDIR": str(tmp_path)})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "lists no ingested document: run the ingest stage first" in proc.stderr

@@ -112,6 +112,8 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "data.general_limit": _positive_int,
     "data.domain_source": _one_of("synthesize", "sai_csv"),
     "data.reference": _one_of("teacher", "column"),
+    "dataset.raft.distractors": _non_negative_int,
+    "dataset.raft.no_gold_share": _fraction,
     "benchmark.questions_per_document": _positive_int,
     "benchmark.min_paragraph_chars": _non_negative_int,
     "benchmark.leakage.question_cosine": _fraction,

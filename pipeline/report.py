@@ -37,6 +37,7 @@ def summary_frame(scores: dict) -> pd.DataFrame:
                              "token F1": m["token_f1"], "token F1 rescaled": m["token_f1_rescaled"],
                              "token F1 rescaled 95% CI": m["token_f1_rescaled_ci"], "ROUGE-L": m["rouge_l"],
                              "ROUGE-L rescaled": m["rouge_l_rescaled"], "grounding": m["grounding"],
+                             "unsupported sentences": round(1 - m["grounding"], 4),
                              "latency s": m.get("latency_s"), "tokens/s": m.get("tokens_per_s")})
     return pd.DataFrame(rows)
 
@@ -80,6 +81,59 @@ def side_by_side(scores: dict, paper: dict, model_name: str) -> pd.DataFrame:
                          "ROUGE-L": m["rouge_l"], "grounding": m["grounding"], "recall@k": recall(r),
                          "latency s": m.get("latency_s")})
     return pd.DataFrame(rows)
+
+
+VERDICT = {1: "beats the base", -1: "is worse than the base", 0: "is not distinguishable from the base"}
+HEADLINE_METRICS = {"rescaled": "rescaled cosine", "token_f1_rescaled": "rescaled token F1", "grounding": "grounding"}
+
+
+def paired_to_base(scores: dict, base: str) -> pd.DataFrame:
+    """Each tuned variant minus the base, per task and headline metric, with its paired 95% interval."""
+    rows = []
+    for task, s in scores.items():
+        for name in s["variants"]:
+            pair = s["paired"].get(f"{name}-{base}")
+            if name == base or pair is None:
+                continue
+            for metric, label in HEADLINE_METRICS.items():
+                d = pair[metric]
+                lo, hi = d["ci"]
+                rows.append({"task": task, "variant": name, "metric": label, "key": metric, "mean": d["mean"],
+                             "lo": lo, "hi": hi, "sign": 1 if lo > 0 else -1 if hi < 0 else 0})
+    return pd.DataFrame(rows)
+
+
+def headline_html(scores: dict, paired: pd.DataFrame, base: str) -> str:
+    """Per task, computed from the scores: the best variant on each headline metric, and whether each tuned variant
+    beats the base by a paired 95% interval that excludes zero; unsound metrics say so."""
+    out = ["<h2>Headline</h2><ul>"]
+    for task, s in scores.items():
+        v, sound = s["variants"], s.get("soundness", {})
+        best = "; ".join(f"on {label}: <b>{html.escape(max(v, key=lambda n: v[n][k]))}</b> "
+                         f"({max(x[k] for x in v.values()):.3f})"
+                         + ("" if sound.get(k, {}).get("sound", True) else " (metric flagged unsound, see below)")
+                         for k, label in list(HEADLINE_METRICS.items())[:2])
+        lines = [f"<li><b>{html.escape(task)}</b> ({s['questions']} questions), best {best}."]
+        rows = paired[paired.task == task] if len(paired) else paired
+        for _, r in rows[rows.key != "grounding"].iterrows() if len(rows) else []:
+            lines.append(f"<br>{html.escape(r.variant)} {VERDICT[r.sign]} on {r.metric}: {r['mean']:+.3f} "
+                         f"[{r.lo:+.3f}, {r.hi:+.3f}]")
+        hallucination = ", ".join(f"{html.escape(n)} {1 - m['grounding']:.2f}" for n, m in v.items())
+        lines.append(f"<br>Share of answer sentences not supported by the retrieved chunks (hallucination): "
+                     f"{hallucination}.</li>")
+        out.append("".join(lines))
+    out.append(f"</ul><p>Differences are per question, paired, with bootstrap 95% intervals, against {base}.</p>")
+    return "".join(out)
+
+
+def forest_plot(paired: pd.DataFrame):
+    """The paired differences to the base as a forest plot: one row per task and variant, one panel per metric."""
+    df = paired.assign(row=paired.task + ": " + paired.variant, plus=paired.hi - paired["mean"],
+                       minus=paired["mean"] - paired.lo)
+    fig = px.scatter(df, x="mean", y="row", error_x="plus", error_x_minus="minus", facet_col="metric",
+                     color="variant", title="Tuned variant minus base, per question (paired bootstrap 95% CI)")
+    fig.add_vline(x=0, line_dash="dash", line_color="gray")
+    return fig
 
 
 def soundness_html(scores: dict, published: dict) -> str:
@@ -164,13 +218,17 @@ def main(argv: list[str] | None = None) -> None:
         lat = summary[summary.kind == "variant"].dropna(subset=["latency s"])
         if len(lat):
             figs.append(px.bar(lat, x="name", y="latency s", color="task", barmode="group", title="Seconds per answer (batched)"))
+        base = "base" if "base" in cfg.rag.variants else cfg.rag.variants[0]
+        paired = paired_to_base(scores, base)
+        if len(paired):
+            figs.insert(0, forest_plot(paired))
         parts = [f"<h1>sling benchmark: {html.escape(str(cfg.data.name))} data, {html.escape(str(cfg.model.name))}</h1>",
-                 benchmark_html(scores), "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
+                 headline_html(scores, paired, base), benchmark_html(scores), "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
                  "<h2>Paired differences between variants (per question, bootstrap 95% CI)</h2>",
                  paired_frame(scores).to_html(index=False, float_format=lambda x: f"{x:.3f}")]
         published = read_json(resolve_path(PAPER_RESCORED))
         if published:
-            parts = parts[:1] + [
+            parts = parts[:2] + [
                 "<h2>The published answers and ours, side by side</h2>",
                 "<p>The published models' own answer files (stage rescore_paper: for data=paper, the paper's phi-1.5, "
                 "phipaca and saiphipaca on a T4) and this run's variants, scored by the same scorer against the same "
@@ -178,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
                 "every other column is ours. Latency: the paper's per question, one at a time; ours per question in "
                 "batches on this machine.</p>",
                 side_by_side(scores, published, str(cfg.model.name)).to_html(
-                    index=False, na_rep="", float_format=lambda x: f"{x:.3f}")] + parts[1:]
+                    index=False, na_rep="", float_format=lambda x: f"{x:.3f}")] + parts[2:]
             parts += ["<h2>The published answers rescored, with controls</h2>",
                       paper_frame(published).to_html(index=False, float_format=lambda x: f"{x:.3f}")]
         else:

@@ -85,3 +85,34 @@ def test_rerun_is_byte_identical(work):
 def test_everything_filtered_is_an_error_not_an_empty_set(work):
     with pytest.raises(ValueError, match="filtered out"):
         build_dataset.main(["dataset.min_grounding=0.99", "dataset.refusal_patterns=[the]"])
+
+
+def test_raft_rows_mix_the_gold_paragraph_with_distractors_from_other_documents(work):
+    """RAFT-style prompts: the answer stage's RAG prompt with distractors retrieved from other training documents;
+    a seeded share of rows without the gold paragraph answers that the context does not hold the answer."""
+    build_dataset.main(["dataset.raft.enabled=true", "dataset.raft.distractors=2", "dataset.raft.no_gold_share=0.3",
+                        "dataset.eval_fraction=0"])
+    rows = [json.loads(line) for line in (work / "data/datasets/domain/train.jsonl").read_text().splitlines()]
+    paragraphs = {r["paragraph_hash"]: r["paragraph"] for r in
+                  (json.loads(line) for line in (work / "data/synthetic/qa.jsonl").read_text().splitlines())}
+    documents = {h: h[:2] for h in paragraphs}
+    absent = [r for r in rows if not r["raft"]["gold_in_context"]]
+    assert 0 < len(absent) < len(rows)  # a seeded share, neither none nor all
+    for r in rows:
+        raft = r["raft"]
+        own = paragraphs[r["paragraph_hash"]]
+        assert r["prompt"].startswith("Below is an instruction") and f"### Input: {r['question']}" in r["prompt"]
+        assert all(documents[h] != r["doc_id"] for h in raft["distractor_hashes"])  # other documents only
+        assert all(paragraphs[h] in r["prompt"] for h in raft["distractor_hashes"])
+        if raft["gold_in_context"]:
+            assert len(raft["distractor_hashes"]) == 2 and own in r["prompt"] and r["response"] == GOOD
+            assert raft["gold_position"] in (0, 1, 2)
+        else:
+            assert len(raft["distractor_hashes"]) == 3 and own not in r["prompt"]
+            assert r["response"] == "The context does not contain the answer to this question."
+    metrics = json.loads((work / "metrics/dataset.json").read_text())
+    assert metrics["raft"] == {"rows_without_gold": len(absent), "rows_short_of_distractors": 0}
+    # Off (the default, and the paper's recipe): the paragraph alone, as before.
+    build_dataset.main(["dataset.eval_fraction=0"])
+    plain = [json.loads(line) for line in (work / "data/datasets/domain/train.jsonl").read_text().splitlines()]
+    assert all("raft" not in r and "Text: " in r["prompt"] for r in plain)

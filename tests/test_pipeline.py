@@ -152,6 +152,8 @@ def test_every_task_is_answered_by_every_variant_scored_and_reported(repo):
         assert scores[name]["references"]["source"].startswith("oracle:embedded:")
         assert f"Per question: {name}" in report
     assert "Leakage between the training set and the benchmark" in report
+    assert "<h2>Headline</h2>" in report and "Tuned variant minus base" in report  # computed headline, forest plot
+    assert "not supported by the retrieved chunks (hallucination)" in report
 
 
 def test_second_repro_has_nothing_to_do(repo):

@@ -3,10 +3,15 @@
     python -m pipeline.answer students                      # stage answer: base, +general, +general+domain
     python -m pipeline.answer reference                     # stage reference: the question files' or the teacher's
     python -m pipeline.answer students rag.top_k=5 rag.variants=[base,domain]
+    python -m pipeline.answer students rag.engine=openai rag.server.base_url=http://gpu-box:8000/v1
 
 Per task: embed the questions, retrieve `rag.top_k` chunks from Qdrant, fill `rag.prompt_template`,
 and generate with batched greedy decoding (`rag.max_new_tokens`, `rag.repetition_penalty`) for the base
 model, +general and +general+domain (loaded by `pipeline.models.load_student`, as training built them).
+With `rag.engine=openai` the students answer from an OpenAI-compatible server instead (vLLM on a GPU box):
+each variant's prompts go to the model served as `rag.server.models.<variant>`, through the teacher's client
+(pipeline.teacher: concurrency, the client's retries, a reply cache, failures reported together); each
+row records the engine, the server and the served model.
 The reference answer is the question file's (`data.reference=column`: hand-written for the sample, the
 paper's gpt-3.5 answers, or the oracle the benchmark stage had the teacher write from the source paragraph),
 or the teacher's in the same RAG setup (`data.reference=teacher`), and says which (`reference_source`).
@@ -19,18 +24,22 @@ import logging
 import sys
 import time
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from pipeline.config import load_config, resolve_path
+from pipeline.config import ConfigError, UserError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.index import collection_name, qdrant_client
 from pipeline.io import read_jsonl, write_json, write_jsonl
 from pipeline.paths import answers_path, questions_path, tasks
-from pipeline.models import load_student, load_tokenizer
+from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_student, load_tokenizer
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("answer")
+
+
+class AnswerError(UserError, RuntimeError):
+    """The students' answers could not all be had; the message says what finished and how to go on."""
 
 
 def retrieve(cfg: DictConfig, client, task: str, questions: list[dict]) -> list[list[dict]]:
@@ -236,14 +245,106 @@ def save(name: str, task: str, questions: list[dict], chunks: list[list[dict]], 
          "variant": name, "retrieved": c, **r} for q, c, r in zip(questions, chunks, rows)])
 
 
+def check_server(cfg: DictConfig) -> None:
+    """With rag.engine=openai, every variant answered needs the name the server serves it under."""
+    if cfg.rag.engine != "openai":
+        return
+    models = cfg.rag.server.models or {}
+    missing = [v for v in cfg.rag.variants if not models.get(v)]
+    if missing:
+        raise ConfigError(f"rag.engine=openai needs a served model name for every variant in rag.variants; missing: "
+                          f"{', '.join(f'rag.server.models.{v}' for v in missing)} (set e.g. "
+                          f"-S rag.server.models.{missing[0]}={missing[0]}, the name the server serves it under)")
+    unserved = [v for v in cfg.rag.variants if not server_url(cfg, v)]
+    if unserved:
+        raise ConfigError(f"rag.engine=openai needs rag.server.base_url (or rag.server.base_urls.{unserved[0]}) "
+                          "to name the server, e.g. http://127.0.0.1:8000/v1")
+
+
+def checkpoint_digest(variant: str) -> str | None:
+    """A digest of the provenance of the variant's local weights (base snapshot and adapters) where they exist,
+    so that answers cached for an older training of a variant are not served for a newer one."""
+    from pipeline.io import sha256_text
+
+    dirs = [BASE_DIR, *(ADAPTER_DIRS[a] for a in VARIANTS.get(variant, []))]
+    files = [resolve_path(d) / "sling_provenance.json" for d in dirs]
+    found = [f.read_text(encoding="utf-8") for f in files if f.exists()]
+    return sha256_text("\n".join(found)) if found else None
+
+
+def server_url(cfg: DictConfig, variant: str) -> str:
+    """The server that serves `variant`: its own in rag.server.base_urls, else rag.server.base_url."""
+    return (cfg.rag.server.base_urls or {}).get(variant) or cfg.rag.server.base_url
+
+
+def server_calls(cfg: DictConfig, variant: str):
+    """The teacher's cached, concurrent calls (pipeline.teacher), aimed at the model serving `variant`: greedy,
+    `rag.max_new_tokens`, `rag.repetition_penalty`. Replies are cached under `cache_dir/students`, keyed by served
+    model name, prompt, generation settings and the local checkpoint's provenance, not by the server's address
+    (the same model moved to another host or port is not asked again)."""
+    from pipeline.teacher import CachedCalls, OpenAITeacher
+
+    server = OmegaConf.to_container(cfg.rag.server, resolve=True)
+    # repetition_penalty is no OpenAI parameter: vLLM takes it in the request body, servers without it ignore it
+    extra = {"repetition_penalty": cfg.rag.repetition_penalty}
+    section = OmegaConf.create({**server, "base_url": server_url(cfg, variant), "model": server["models"][variant],
+                                "max_new_tokens": cfg.rag.max_new_tokens, "temperature": 0.0, "extra_body": extra})
+    client = OpenAITeacher(section, section="rag.server", use="rag.engine=openai")
+    generation = {"max_new_tokens": cfg.rag.max_new_tokens, "temperature": 0.0, **extra,
+                  "checkpoint": checkpoint_digest(variant)}
+    return CachedCalls(cfg, client, "rag", generation=generation, cache_name="students")
+
+
+def server_answers(calls, prompts: list[str], desc: str) -> list[dict | None]:
+    """Answer rows for `prompts` from the server behind `calls` (server_calls); None where a call failed.
+    Per-answer latency is not measured (cached answers have none); metrics/answer.json has the throughput."""
+    client = calls.teacher
+    return [None if r is None else
+            {"answer": r["text"], "prompt_tokens": r["prompt_tokens"], "answer_tokens": r["completion_tokens"],
+             "latency_s": None, "engine": "openai", "server": client.cfg.base_url, "model": client.model}
+            for r in calls.run_records(prompts, desc)]
+
+
+def answer_students_through_server(cfg: DictConfig, per_task) -> dict:
+    """Every variant and task from the server; nothing is written unless every answer arrived."""
+    summary, done, failed = {}, {}, []
+    for variant in cfg.rag.variants:
+        calls = server_calls(cfg, variant)
+        for task, (questions, chunks, prompts) in per_task.items():
+            t0 = time.perf_counter()
+            hits, new = calls.usage["cache_hits"], calls.usage["calls"]
+            rows = server_answers(calls, prompts, f"answer {variant}/{task}")
+            wall = time.perf_counter() - t0
+            if any(r is None for r in rows):
+                continue
+            done[variant, task] = (questions, chunks, rows)
+            summary[f"{variant}.{task}"] = {
+                "answers_per_s": round(len(rows) / wall, 3),
+                "tokens_per_s": round(sum(r["answer_tokens"] for r in rows) / wall, 2),
+                "server_calls": calls.usage["calls"] - new, "cache_hits": calls.usage["cache_hits"] - hits}
+            log.info("%s/%s: %d answers from %s in %.1fs", variant, task, len(rows), calls.teacher.name, wall)
+        failed += [f"{variant} at {calls.teacher.cfg.base_url}: {f}" for f in calls.failures]
+    if failed:
+        raise AnswerError(f"{len(failed)} answer calls to the students' server failed after "
+                          f"{cfg.rag.server.max_retries} retries (first: {failed[0]}); the finished answers are "
+                          "cached, re-run to ask only for the missing ones (raise rag.server.max_retries, or check "
+                          "the server)")
+    for (variant, task), (questions, chunks, rows) in done.items():
+        save(variant, task, questions, chunks, rows)
+    return summary
+
+
 def answer_students(cfg: DictConfig, per_task) -> dict:
+    if cfg.rag.engine == "openai":
+        return answer_students_through_server(cfg, per_task)
     summary = {}
     tokenizer = load_tokenizer()
+    local = {"engine": "transformers", "server": None, "model": cfg.model.name}
     for variant in cfg.rag.variants:
         model = load_answerer(cfg, variant)
         for task, (questions, chunks, prompts) in per_task.items():
             t0 = time.perf_counter()
-            rows = generate(model, tokenizer, prompts, cfg)
+            rows = [r | local for r in generate(model, tokenizer, prompts, cfg)]
             wall = time.perf_counter() - t0
             save(variant, task, questions, chunks, rows)
             summary[f"{variant}.{task}"] = {"answers_per_s": round(len(rows) / wall, 3),
@@ -257,6 +358,8 @@ def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ("students", "reference"):
         raise SystemExit("usage: python -m pipeline.answer {students|reference} [key=value ...]")
     who, cfg = argv[0], load_config(argv[1:])
+    if who == "students":
+        check_server(cfg)
     with stage_run(f"answer_{who}", cfg):
         per_task = prepare(cfg)
         if who == "reference":

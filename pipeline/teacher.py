@@ -44,13 +44,18 @@ class TeacherError(RuntimeError):
 
 
 class OpenAITeacher:
-    def __init__(self, cfg: DictConfig):
+    """Chat completions from an OpenAI-compatible server, configured by one config section: `teacher`, or the
+    students' `rag.server` with the variant's served model (pipeline.answer). `section` and `use` name that
+    section and the setting that chose the server in error messages. An `extra_body` in the section goes with
+    every request (sampling parameters the OpenAI API lacks, e.g. vLLM's `repetition_penalty`)."""
+
+    def __init__(self, cfg: DictConfig, section: str = "teacher", use: str = "teacher=openai"):
         import openai
 
         key = os.environ.get(cfg.api_key_env)
         if not key:
-            raise TeacherError(f"teacher=openai needs an API key in the environment variable {cfg.api_key_env} "
-                               "(set teacher.api_key_env to use another name; local servers accept any value)")
+            raise TeacherError(f"{use} needs an API key in the environment variable {cfg.api_key_env} "
+                               f"(set {section}.api_key_env to use another name; local servers accept any value)")
         self.client = openai.OpenAI(api_key=key, base_url=cfg.base_url, max_retries=cfg.max_retries,
                                     timeout=cfg.timeout_s)
         self.model, self.cfg = cfg.model, cfg
@@ -60,7 +65,7 @@ class OpenAITeacher:
     def complete(self, prompt: str) -> Completion:
         r = self.client.chat.completions.create(
             model=self.model, messages=[{"role": "user", "content": prompt}],
-            max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature)
+            max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature, extra_body=self.cfg.get("extra_body"))
         usage = r.usage
         text = r.choices[0].message.content or ""
         return Completion(text.strip(), getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
@@ -143,30 +148,39 @@ def stream(teacher: Teacher, prompts: list[str]) -> Iterator[tuple[int, Completi
 class CachedCalls:
     """Runs prompts through the teacher, serving what the cache holds and saving each new reply at once.
 
-    Replies are keyed by teacher, `prompt_version`, prompt and generation parameters (pipeline.cache).
+    Replies are keyed by teacher, `prompt_version`, prompt and generation parameters (pipeline.cache): the
+    teacher's, or `generation` for other callers (the answer stage's students behind a server), whose
+    replies live in `cache_dir/<cache_name>`.
     """
 
-    def __init__(self, cfg: DictConfig, teacher, prompt_version: str):
+    def __init__(self, cfg: DictConfig, teacher, prompt_version: str, generation: dict | None = None,
+                 cache_name: str = "teacher"):
         self.cfg, self.teacher, self.prompt_version = cfg, teacher, prompt_version
-        self.cache = ReplyCache(resolve_path(cfg.cache_dir) / "teacher")
+        self.generation = generation or {"max_new_tokens": cfg.teacher.max_new_tokens,
+                                         "temperature": cfg.teacher.temperature}
+        self.cache = ReplyCache(resolve_path(cfg.cache_dir) / cache_name)
         self.usage = Counter()
         self.failures: list[str] = []
 
     def key(self, prompt: str) -> str:
-        t = self.cfg.teacher
         return self.cache.key(teacher=self.teacher.name, prompt_version=self.prompt_version, prompt=prompt,
-                              max_new_tokens=t.max_new_tokens, temperature=t.temperature)
+                              **self.generation)
 
     def run(self, prompts: list[str], desc: str) -> list[str | None]:
+        """Each prompt's reply text, None where the call failed (see `failures`)."""
+        return [None if r is None else r["text"] for r in self.run_records(prompts, desc)]
+
+    def run_records(self, prompts: list[str], desc: str) -> list[dict | None]:
+        """Each prompt's reply as cached: text, prompt_tokens and completion_tokens; None where the call failed."""
         keys = [self.key(p) for p in prompts]
-        replies: list[str | None] = [None] * len(prompts)
+        replies: list[dict | None] = [None] * len(prompts)
         todo = []
         for i, k in enumerate(keys):
             hit = self.cache.get(k)
             if hit is None:
                 todo.append(i)
             else:
-                replies[i] = hit["text"]
+                replies[i] = hit
                 self.usage["cache_hits"] += 1
         with tqdm(total=len(prompts), initial=len(prompts) - len(todo), desc=desc, unit="call") as bar:
             for j, result in stream(self.teacher, [prompts[i] for i in todo]):
@@ -177,9 +191,9 @@ class CachedCalls:
                     self.failures.append(f"{type(result).__name__}: {result}")
                     continue
                 assert isinstance(result, Completion)
-                self.cache.put(keys[i], {"text": result.text, "prompt_tokens": result.prompt_tokens,
-                                         "completion_tokens": result.completion_tokens})
-                replies[i] = result.text
+                replies[i] = {"text": result.text, "prompt_tokens": result.prompt_tokens,
+                              "completion_tokens": result.completion_tokens}
+                self.cache.put(keys[i], replies[i])
                 self.usage["calls"] += 1
                 self.usage["prompt_tokens"] += result.prompt_tokens
                 self.usage["completion_tokens"] += result.completion_tokens

@@ -307,7 +307,7 @@ def server_answers(calls, prompts: list[str], desc: str) -> list[dict | None]:
 
 def answer_students_through_server(cfg: DictConfig, per_task) -> dict:
     """Every variant and task from the server; nothing is written unless every answer arrived."""
-    summary, done, failed = {}, {}, []
+    summary, done, failed, finished = {}, {}, [], 0
     for variant in cfg.rag.variants:
         calls = server_calls(cfg, variant)
         for task, (questions, chunks, prompts) in per_task.items():
@@ -324,10 +324,11 @@ def answer_students_through_server(cfg: DictConfig, per_task) -> dict:
                 "server_calls": calls.usage["calls"] - new, "cache_hits": calls.usage["cache_hits"] - hits}
             log.info("%s/%s: %d answers from %s in %.1fs", variant, task, len(rows), calls.teacher.name, wall)
         failed += [f"{variant} at {calls.teacher.cfg.base_url}: {f}" for f in calls.failures]
+        finished += calls.usage["calls"] + calls.usage["cache_hits"]
     if failed:
         raise AnswerError(f"{len(failed)} answer calls to the students' server failed after "
-                          f"{cfg.rag.server.max_retries} retries (first: {failed[0]}); the finished answers are "
-                          "cached, re-run to ask only for the missing ones (raise rag.server.max_retries, or check "
+                          f"{cfg.rag.server.max_retries} retries (first: {failed[0]}); the {finished} finished "
+                          "answers are cached, re-run to ask only for the missing ones (raise rag.server.max_retries, or check "
                           "the server)")
     for (variant, task), (questions, chunks, rows) in done.items():
         save(variant, task, questions, chunks, rows)

@@ -104,6 +104,7 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "teacher.max_retries": _non_negative_int,
     "ingest.strategy": _one_of("fast", "hi_res", "auto"),
     "ingest.on_error": _one_of("skip", "fail"),
+    "ingest.keep": _one_of("prose", "all"),
     "ingest.min_paragraph_chars": _non_negative_int,
     "ingest.max_paragraph_chars": _positive_int,
     "ingest.max_graphics_ops": _positive_int,

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from pipeline.cli import run
+from pipeline.clean import clean, clean_glyphs, vocabulary
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.ingest import DocumentError, ingest_document, partition, raw_text, to_blocks
@@ -86,8 +87,9 @@ def sections(path: Path, cfg: DictConfig) -> list[dict]:
                 out.append({"title": "", "parts": [], "pages": []})
             out[-1]["parts"].append(b.text)
             out[-1]["pages"].append(b.page)
-    return [{"text": "\n".join(filter(None, [s["title"], " ".join(s["parts"])])), "pages": s["pages"]}
-            for s in out if s["parts"]]
+    texts = ["\n".join(filter(None, [s["title"], " ".join(s["parts"])])) for s in out]
+    vocab = vocabulary([clean_glyphs(x) for x in texts])  # cleaned as ingest cleans paragraphs (pipeline.clean)
+    return [{"text": clean(x, vocab), "pages": s["pages"]} for x, s in zip(texts, out) if s["parts"]]
 
 
 def chunk_sections(secs: list[dict], tokenizer, size: int, overlap: int, document: str) -> list[dict]:

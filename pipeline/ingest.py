@@ -18,14 +18,19 @@ import functools
 import logging
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from pipeline.config import ROOT, load_config, resolve_path
+from pipeline.clean import KINDS as CLEAN_KINDS
+from pipeline.clean import clean as clean_text
+from pipeline.clean import flags as text_flags
+from pipeline.clean import kind as paragraph_kind
+from pipeline.clean import clean_glyphs, vocabulary
+from pipeline.cli import run
+from pipeline.config import UserError, load_config, resolve_path
 from pipeline.io import provenance, sha256_file, sha256_text, write_json, write_jsonl
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
@@ -42,9 +47,11 @@ SENTENCE_END = re.compile(r"[.!?:][\"')\]]?$")
 CITATION = re.compile(r"\b(19|20)\d{2}[a-z]?\b|^\[\d+\]|\bdoi\b|\bet al\.|\bpp\.|https?://", re.I)
 PAGE_NUMBER = re.compile(r"^(page\s*)?[\divxlc]+(\s*(of|/)\s*\d+)?$", re.I)
 WORD = re.compile(r"[a-z0-9]+")
+QUALITY_SHARES = ("ligature_share", "hyphenation_share", "glyph_garbage_share", "non_prose_share",
+                  "ligature_share_after", "hyphenation_share_after", "glyph_garbage_share_after")
 
 
-class DocumentError(Exception):
+class DocumentError(UserError):
     """A document that cannot be ingested; the message says why and what to do, `kind` is a short code
     for counting skips (a metric name)."""
 
@@ -284,14 +291,40 @@ def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
                             "ingest.max_graphics_ops", "no_elements")
     blocks = to_blocks(elements, cfg.ingest.drop_references)
     paragraphs, short = merge_paragraphs(blocks, cfg.ingest.min_paragraph_chars, cfg.ingest.max_paragraph_chars)
+    merged = len(paragraphs)
+    cleaned, quality = clean_paragraphs(paragraphs)
+    # Coverage measures extraction, so it counts every cleaned paragraph; dropping non-prose is a choice on top.
+    extracted = coverage(pages, cleaned), tfidf_cosine(pages, cleaned)
+    paragraphs = [p for p in cleaned if cfg.ingest.keep == "all" or "kind" not in p]
+    quality["dropped_non_prose"] = merged - len(paragraphs)
     if not paragraphs:
         raise DocumentError(f"no paragraph of at least {cfg.ingest.min_paragraph_chars} characters "
-                            f"({len(elements)} elements, {short} too short); lower ingest.min_paragraph_chars?",
-                            "no_paragraphs")
+                            f"({len(elements)} elements, {short} too short, {merged - len(paragraphs)} not prose); "
+                            "lower ingest.min_paragraph_chars, or keep non-prose with ingest.keep=all?", "no_paragraphs")
     stats = {"elements": len(elements), "element_types": dict(collections.Counter(type(e).__name__ for e in elements)),
              "paragraphs": len(paragraphs), "dropped_short": short, "pages": len(pages),
-             "coverage": coverage(pages, paragraphs), "tfidf_cosine": tfidf_cosine(pages, paragraphs)}
+             "coverage": extracted[0], "tfidf_cosine": extracted[1], **quality}
     return paragraphs, stats
+
+
+def clean_paragraphs(paragraphs: list[dict]) -> tuple[list[dict], dict]:
+    """Each paragraph cleaned (pipeline.clean), a non-prose one labelled with its `kind`; and per document the share
+    of paragraphs that carried a ligature, a broken hyphenation or glyph garbage (before cleaning and after), and
+    the share that is not prose."""
+    vocab = vocabulary([clean_glyphs(p["text"]) for p in paragraphs])
+    out, marks, left, kinds = [], collections.Counter(), collections.Counter(), collections.Counter()
+    for p in paragraphs:
+        marks.update(k for k, v in text_flags(p["text"]).items() if v)
+        text = clean_text(p["text"], vocab)
+        left.update(k for k, v in text_flags(text).items() if v)
+        what = paragraph_kind(text)
+        kinds.update([what] if what else [])
+        out.append(p | {"text": text} | ({"kind": what} if what else {}))
+    n = max(len(paragraphs), 1)
+    shares = {f"{k}_share{after}": round(c[k] / n, 4) for k in ("ligature", "hyphenation", "glyph_garbage")
+              for after, c in (("", marks), ("_after", left))}  # before cleaning, and what cleaning left
+    return out, shares | {"non_prose_share": round(sum(kinds.values()) / n, 4),
+                          "non_prose": {k: kinds[k] for k in CLEAN_KINDS}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -327,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
             for i, p in enumerate(paragraphs, 1):
                 rows.append({"doc_id": doc_id, "document": name, "page": p["page"], "para_num": i,
                              "element_types": p["element_types"], "text": p["text"],
-                             "paragraph_hash": sha256_text(p["text"])[:16]})
+                             "paragraph_hash": sha256_text(p["text"])[:16]} | ({"kind": p["kind"]} if "kind" in p else {}))
             manifest.append(entry | {"status": "ok", "doc_id": doc_id} | stats)
         if not rows:
             raise DocumentError(f"no paragraphs from any of the {len(files)} documents under {corpus}: "
@@ -342,6 +375,9 @@ def main(argv: list[str] | None = None) -> None:
                    "coverage_min": min(m["coverage"] for m in ok),
                    "tfidf_cosine_mean": round(sum(m["tfidf_cosine"] for m in ok) / len(ok), 4),
                    "tfidf_cosine_min": min(m["tfidf_cosine"] for m in ok),
+                   "non_prose": {k: sum(m["non_prose"][k] for m in ok) for k in CLEAN_KINDS},
+                   "dropped_non_prose": sum(m["dropped_non_prose"] for m in ok),
+                   "text_quality_by_document": {m["document"]: {k: m[k] for k in QUALITY_SHARES} for m in ok},
                    "coverage_by_document": {m["document"]: m["coverage"] for m in ok},
                    "tfidf_cosine_by_document": {m["document"]: m["tfidf_cosine"] for m in ok}}
         write_json(resolve_path(MANIFEST), {"documents": manifest, "provenance": provenance(
@@ -354,5 +390,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    main(sys.argv[1:])
+    run(main)

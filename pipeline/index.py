@@ -21,7 +21,7 @@ from pipeline.cli import run
 from pipeline.clean import clean, clean_glyphs, vocabulary
 from pipeline.config import load_config, resolve_path
 from pipeline.embed import embed
-from pipeline.ingest import DocumentError, ingest_document, partition, raw_text, to_blocks
+from pipeline.ingest import DocumentError, ingest_document, partition, readable, to_blocks
 from pipeline.io import provenance, sha256_text, write_json, write_jsonl
 from pipeline.models import load_tokenizer
 from pipeline.paths import CHUNK_LENGTHS, CHUNKS, TASKS, tasks
@@ -74,8 +74,8 @@ def sections(path: Path, cfg: DictConfig) -> list[dict]:
     Hand-written because unstructured's `chunk_by_title` sizes chunks in characters, and chunks here are
     sized in the student's tokens; the elements themselves come from the same partitioning as ingest.
     """
-    raw_text(path)  # the same checks as ingest: encrypted, empty, scanned
-    elements = partition(path, cfg)
+    with readable(path) as (_, target, _):  # the same checks and repair as ingest: encrypted, empty, damaged
+        elements = partition(target, cfg)
     if not elements:
         raise DocumentError(f"{path}: unstructured returned no elements; see ingest.max_graphics_ops and the spaCy model")
     out: list[dict] = []

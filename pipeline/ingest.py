@@ -18,8 +18,12 @@ import functools
 import logging
 import os
 import re
+import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
@@ -101,6 +105,48 @@ def check_pdf(path: Path) -> list[str]:
         raise DocumentError(f"no text layer on any of its {len(pages)} page(s): a scanned or image-only PDF; "
                             "run OCR on it first (e.g. `ocrmypdf in.pdf out.pdf`)", "no_text_layer")
     return pages
+
+
+def repair_pdf(path: Path, out: Path) -> None:
+    """Rebuild a damaged PDF (truncated, broken cross-reference table) with pikepdf, qpdf's own reconstruction,
+    into `out`: the pages whose objects survive come back whole, the others come back empty."""
+    import pikepdf
+
+    with pikepdf.open(path) as pdf:
+        pdf.save(out)
+
+
+@contextmanager
+def readable(path: Path) -> Iterator[tuple[list[str], Path, dict]]:
+    """The document's raw text per page, the file to partition, and what repair did.
+
+    A PDF that pypdf cannot read is repaired into a temporary file (removed afterwards); when pages come back
+    without text, the document is a partial ingest and `pages_lost` names them (1-based). Nothing recoverable,
+    or no page with text, is the usual corrupt-file skip.
+    """
+    tmp = None
+    try:
+        pages, target, info = raw_text(path), path, {}
+    except DocumentError as e:
+        if e.kind != "corrupt":
+            raise
+        tmp = Path(tempfile.mkdtemp(prefix="sling-repair-"))
+        target = tmp / path.name
+        try:
+            repair_pdf(path, target)
+            pages = check_pdf(target)
+        except Exception as r:  # pikepdf raises its own types; a repaired file with no text is no better
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DocumentError(f"{e}; a repair kept no page with text ({type(r).__name__}: {r})", "corrupt") from r
+        lost = [i for i, page in enumerate(pages, 1) if not page.strip()]
+        info = {"repaired": True, "pages_lost": lost} | ({"status": "partial"} if lost else {})
+        log.warning("%s was damaged: repaired, %d of %d pages kept%s", path, len(pages) - len(lost), len(pages),
+                    f", pages lost: {lost}" if lost else "")
+    try:
+        yield pages, target, info
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def partition(path: Path, cfg: DictConfig) -> list:
@@ -279,12 +325,12 @@ def find_documents(corpus: Path, extensions: list[str]) -> list[Path]:
 
 
 def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
-    pages = raw_text(path)
-    try:
-        elements = partition(path, cfg)
-    except Exception as e:  # unstructured raises many types on odd input; one bad file must not end the run
-        raise DocumentError(f"unstructured could not partition it ({type(e).__name__}: {e}); "
-                            "check the file opens in a viewer, or convert it to PDF or plain text", "partition_error") from e
+    with readable(path) as (pages, target, repair):
+        try:
+            elements = partition(target, cfg)
+        except Exception as e:  # unstructured raises many types on odd input; one bad file must not end the run
+            raise DocumentError(f"unstructured could not partition it ({type(e).__name__}: {e}); check the file "
+                                "opens in a viewer, or convert it to PDF or plain text", "partition_error") from e
     if not elements:
         raise DocumentError("unstructured returned no elements although the file has text: check that the "
                             "`en_core_web_sm` spaCy package is installed (README install step) and "
@@ -303,7 +349,7 @@ def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
                             "lower ingest.min_paragraph_chars, or keep non-prose with ingest.keep=all?", "no_paragraphs")
     stats = {"elements": len(elements), "element_types": dict(collections.Counter(type(e).__name__ for e in elements)),
              "paragraphs": len(paragraphs), "dropped_short": short, "pages": len(pages),
-             "coverage": extracted[0], "tfidf_cosine": extracted[1], **quality}
+             "coverage": extracted[0], "tfidf_cosine": extracted[1], **quality, **repair}
     return paragraphs, stats
 
 
@@ -368,8 +414,9 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.ingest.max_paragraphs:
             rows = rows[: cfg.ingest.max_paragraphs]
         n = write_jsonl(resolve_path(OUT), rows)
-        ok = [m for m in manifest if m["status"] == "ok"]
+        ok = [m for m in manifest if m["status"] in ("ok", "partial")]
         metrics = {"documents": len(files), "ingested": len(ok), "skipped": sum(skipped.values()),
+                   "partial": {m["document"]: m["pages_lost"] for m in ok if m["status"] == "partial"},
                    "skipped_by_reason": dict(skipped), "duplicates": duplicates, "paragraphs": n,
                    "coverage_mean": round(sum(m["coverage"] for m in ok) / len(ok), 4),
                    "coverage_min": min(m["coverage"] for m in ok),

@@ -105,6 +105,7 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "ingest.strategy": _one_of("fast", "hi_res", "auto"),
     "ingest.on_error": _one_of("skip", "fail"),
     "ingest.keep": _one_of("prose", "all"),
+    "ingest.ocr": _one_of("auto", "off"),
     "ingest.min_paragraph_chars": _non_negative_int,
     "ingest.max_paragraph_chars": _positive_int,
     "ingest.max_graphics_ops": _positive_int,

@@ -103,7 +103,8 @@ def check_pdf(path: Path) -> list[str]:
         raise DocumentError("PDF has no pages", "empty")
     if not any(p.strip() for p in pages):
         raise DocumentError(f"no text layer on any of its {len(pages)} page(s): a scanned or image-only PDF; "
-                            "run OCR on it first (e.g. `ocrmypdf in.pdf out.pdf`)", "no_text_layer")
+                            "ingest.ocr=auto reads it by OCR (or run `ocrmypdf in.pdf out.pdf` on it first)",
+                            "no_text_layer")
     return pages
 
 
@@ -324,13 +325,52 @@ def find_documents(corpus: Path, extensions: list[str]) -> list[Path]:
     return sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
+def partition_checked(path: Path, cfg: DictConfig) -> list:
+    try:
+        return partition(path, cfg)
+    except Exception as e:  # unstructured raises many types on odd input; one bad file must not end the run
+        raise DocumentError(f"unstructured could not partition it ({type(e).__name__}: {e}); check the file "
+                            "opens in a viewer, or convert it to PDF or plain text", "partition_error") from e
+
+
+def ocr_pdf(path: Path) -> list[str]:
+    """Each page rendered (poppler, through pdf2image) and read by tesseract (pytesseract): the text of a scan."""
+    import pytesseract
+    from pdf2image import convert_from_path
+
+    try:
+        images = convert_from_path(str(path), dpi=300)
+        return [pytesseract.image_to_string(image, lang="eng") for image in images]
+    except (pytesseract.TesseractNotFoundError, OSError) as e:
+        raise DocumentError(f"no text layer, and OCR could not run ({type(e).__name__}: {e}): install tesseract and "
+                            "poppler (scripts/install.sh does), or skip scans with ingest.ocr=off", "no_text_layer") from e
+
+
+def ocr_elements(path: Path) -> tuple[list[str], list]:
+    """A scanned PDF's pages through OCR, partitioned as text with their page numbers."""
+    from unstructured.partition.text import partition_text
+
+    pages = ocr_pdf(path)
+    if not any(p.strip() for p in pages):
+        raise DocumentError(f"no text layer on any of its {len(pages)} page(s), and OCR found no text either: an "
+                            "image-only PDF without legible text", "no_text_layer")
+    elements = []
+    for number, text in enumerate(pages, 1):
+        for element in partition_text(text=text, languages=["eng"]) if text.strip() else []:
+            element.metadata.page_number = number
+            elements.append(element)
+    log.info("%s: no text layer, read by OCR (%d pages)", path, len(pages))
+    return pages, elements
+
+
 def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
-    with readable(path) as (pages, target, repair):
-        try:
-            elements = partition(target, cfg)
-        except Exception as e:  # unstructured raises many types on odd input; one bad file must not end the run
-            raise DocumentError(f"unstructured could not partition it ({type(e).__name__}: {e}); check the file "
-                                "opens in a viewer, or convert it to PDF or plain text", "partition_error") from e
+    try:
+        with readable(path) as (pages, target, repair):
+            elements = partition_checked(target, cfg)
+    except DocumentError as e:
+        if e.kind != "no_text_layer" or cfg.ingest.ocr != "auto" or path.suffix.lower() != ".pdf":
+            raise
+        (pages, elements), repair = ocr_elements(path), {"ocr": True}
     if not elements:
         raise DocumentError("unstructured returned no elements although the file has text: check that the "
                             "`en_core_web_sm` spaCy package is installed (README install step) and "

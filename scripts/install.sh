@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# OCR of scanned PDFs needs tesseract and poppler's pdftoppm (Debian packages); installed when missing and root.
+if ! command -v tesseract >/dev/null || ! command -v pdftoppm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng poppler-utils >/dev/null
+    else
+        echo "warning: tesseract/pdftoppm missing: scanned PDFs will be skipped (apt-get install tesseract-ocr poppler-utils)" >&2
+    fi
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1

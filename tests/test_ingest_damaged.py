@@ -1,5 +1,6 @@
-"""A damaged PDF keeps its intact pages: a real multi-page PDF, laid out page by page (qpdf's QDF form) and cut
-short, goes through the real ingest stage as a partial ingest naming the pages it lost."""
+"""Harder documents through the real ingest stage: a damaged PDF keeps its intact pages (a real multi-page PDF,
+laid out page by page in qpdf's QDF form and cut short, is a partial ingest naming the pages it lost), and a scanned
+PDF (text rendered to an image) is read by OCR, its words recovered, or skipped with ingest.ocr=off."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,3 +34,40 @@ def test_a_truncated_pdf_is_a_partial_ingest_that_names_the_pages_lost(tmp_path)
     text = " ".join(r["text"] for r in rows)
     assert section_text(1)[:60] in text  # the first page's words survive
     assert all(r["page"] < lost[0] for r in rows)
+
+
+SCANNED = ("Optical character recognition reads the words of a scanned page. The adapter was trained for three "
+           "epochs on the domain questions, and its answers were checked against the retrieved paragraphs.")
+
+
+def make_scanned_pdf(path: Path) -> None:
+    """A page of text rendered to an image (as a scanner would give it) and saved as an image-only PDF."""
+    import textwrap
+
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"), 40)
+    page = Image.new("RGB", (2480, 3508), "white")  # A4 at 300 dpi
+    draw = ImageDraw.Draw(page)
+    for i, line in enumerate(textwrap.wrap(SCANNED, 60)):
+        draw.text((200, 300 + i * 70), line, fill="black", font=font)
+    page.save(path, "PDF", resolution=300)
+
+
+def test_a_scanned_pdf_is_read_by_ocr_and_skipped_with_ocr_off(tmp_path):
+    (tmp_path / "scans").mkdir()
+    make_scanned_pdf(tmp_path / "scans" / "scan.pdf")
+    rows, manifest, _ = read(run_ingest(tmp_path / "scans", tmp_path / "ocr"))
+    assert manifest["documents"][0]["ocr"] is True
+    words = " ".join(r["text"] for r in rows).lower().split()
+    expected = SCANNED.lower().replace(".", "").replace(",", "").split()
+    recovered = sum(w.strip(".,") in words for w in expected) / len(expected)
+    assert recovered >= 0.9, (recovered, words)
+
+    import pytest
+
+    from pipeline.ingest import DocumentError
+
+    with pytest.raises(DocumentError, match="no text layer.*ingest.ocr=auto reads it by OCR"):
+        run_ingest(tmp_path / "scans", tmp_path / "off", "ingest.ocr=off", "ingest.on_error=fail")

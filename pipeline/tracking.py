@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -151,7 +152,9 @@ def log_dataset(path: str | os.PathLike, name: str, context: str) -> None:
     if not rows:
         log.info("%s is empty: not logged as a dataset", path)
         return
-    dataset = mlflow.data.from_pandas(pd.DataFrame(rows), source=str(path), name=name)
+    with warnings.catch_warnings():  # MLflow's schema hint about integer columns: these are records, not features
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(pd.DataFrame(rows), source=str(path), name=name)
     mlflow.log_input(dataset, context=context)
 
 

@@ -109,6 +109,7 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "ingest.min_paragraph_chars": _non_negative_int,
     "ingest.max_paragraph_chars": _positive_int,
     "ingest.max_graphics_ops": _positive_int,
+    "ingest.workers": _optional_positive_int,
     "synth.questions_per_paragraph": _positive_int,
     "data.general_source": _one_of("jsonl", "hub"),
     "data.general_limit": _positive_int,

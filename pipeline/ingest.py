@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import logging
+import multiprocessing
 import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +38,7 @@ from pipeline.clean import kind as paragraph_kind
 from pipeline.clean import clean_glyphs, vocabulary
 from pipeline.cli import run
 from pipeline.config import UserError, load_config, resolve_path
-from pipeline.io import provenance, sha256_file, sha256_text, write_json, write_jsonl
+from pipeline.io import provenance, read_json, sha256_file, sha256_text, write_json, write_jsonl
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("ingest")
@@ -413,6 +416,70 @@ def clean_paragraphs(paragraphs: list[dict]) -> tuple[list[dict], dict]:
                           "non_prose": {k: kinds[k] for k in CLEAN_KINDS}}
 
 
+def code_version() -> str:
+    """Cached paragraphs are only valid for the code that made them: the source of this module and of the cleaner."""
+    here = Path(__file__).resolve().parent
+    return sha256_text("".join((here / f).read_text() for f in ("ingest.py", "clean.py")))
+
+
+def document_settings(cfg: DictConfig) -> dict:
+    """The resolved ingest section without `workers`: how many processes never changes a document's paragraphs, so
+    it is neither in the cache key nor in the manifest (a 1-worker and a 2-worker run give the same bytes)."""
+    return {k: v for k, v in OmegaConf.to_container(cfg.ingest, resolve=True).items() if k != "workers"}
+
+
+def cache_file(cache: Path, digest: str, settings: dict, code: str) -> Path:
+    key = sha256_text(json.dumps({"sha256": digest, "ingest": settings, "code": code}, sort_keys=True))
+    return cache / f"{key}.json"
+
+
+def ingest_cached(path: str, settings: dict, target: str) -> dict:
+    """One document in a worker process (spawn-safe: plain arguments, config rebuilt here), its result written to
+    the cache the moment it is done, so a run killed half-way keeps every finished document."""
+    cfg = OmegaConf.create({"ingest": settings})
+    try:
+        paragraphs, stats = ingest_document(Path(path), cfg)
+        result = {"paragraphs": paragraphs, "stats": stats}
+    except DocumentError as e:
+        result = {"error": {"kind": e.kind, "message": str(e)}}
+    result = json.loads(json.dumps(result))  # the same types whether fresh or read back from the cache
+    write_json(target, result)
+    return result
+
+
+def ingest_all(files: list[Path], digests: dict[Path, str], cfg: DictConfig) -> tuple[dict[Path, dict], dict]:
+    """Every distinct document's result, from the cache or partitioned in `ingest.workers` processes.
+    ProcessPoolExecutor, not threads: partitioning is CPU-bound Python, held by the GIL."""
+    settings = document_settings(cfg)
+    cache, code = resolve_path(cfg.cache_dir) / "ingest", code_version()
+    cache.mkdir(parents=True, exist_ok=True)
+    results, todo, first = {}, {}, {}
+    for path in files:
+        first.setdefault(digests[path], path)
+    for digest, path in first.items():
+        target = cache_file(cache, digest, settings, code)
+        if target.exists():
+            results[path] = read_json(target)
+        else:
+            todo[path] = target
+    counts = {"partitioned": len(todo), "cached": len(results)}
+    log.info("ingest: %d documents to partition, %d from the cache", counts["partitioned"], counts["cached"])
+    workers = min(cfg.ingest.workers or os.cpu_count() or 1, max(len(todo), 1))
+    bar = tqdm(total=len(first), initial=len(results), desc="ingest", unit="doc")
+    if workers == 1:
+        for path, target in todo.items():
+            results[path] = ingest_cached(str(path), settings, str(target))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(ingest_cached, str(p), settings, str(t)): p for p, t in todo.items()}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update()
+    bar.close()
+    return {path: results[first[digests[path]]] for path in files}, counts
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     corpus = resolve_path(cfg.data.corpus_dir)
@@ -422,9 +489,11 @@ def main(argv: list[str] | None = None) -> None:
     with stage_run("ingest", cfg):
         rows, manifest, seen = [], [], {}
         skipped, duplicates = collections.Counter(), 0
-        for path in tqdm(files, desc="ingest", unit="doc"):
+        digests = {path: sha256_file(path) for path in files}
+        results, counts = ingest_all(files, digests, cfg)
+        for path in files:
             name = os.path.relpath(path, corpus) if corpus.is_dir() else path.name
-            digest = sha256_file(path)
+            digest = digests[path]
             entry = {"document": name, "sha256": digest}
             if digest in seen:
                 duplicates += 1
@@ -432,16 +501,15 @@ def main(argv: list[str] | None = None) -> None:
                 manifest.append(entry | {"status": "duplicate", "duplicate_of": seen[digest]})
                 continue
             seen[digest] = name
-            try:
-                paragraphs, stats = ingest_document(path, cfg)
-            except DocumentError as e:
-                reason = str(e)
+            if "error" in results[path]:
+                kind, reason = results[path]["error"]["kind"], results[path]["error"]["message"]
                 if cfg.ingest.on_error == "fail":
-                    raise DocumentError(f"{path}: {reason} (or set ingest.on_error=skip)") from e
+                    raise DocumentError(f"{path}: {reason} (or set ingest.on_error=skip)", kind)
                 log.warning("skipping %s: %s", path, reason)
-                skipped[e.kind] += 1
-                manifest.append(entry | {"status": "skipped", "kind": e.kind, "reason": reason})
+                skipped[kind] += 1
+                manifest.append(entry | {"status": "skipped", "kind": kind, "reason": reason})
                 continue
+            paragraphs, stats = results[path]["paragraphs"], results[path]["stats"]
             doc_id = digest[:12]
             for i, p in enumerate(paragraphs, 1):
                 rows.append({"doc_id": doc_id, "document": name, "page": p["page"], "para_num": i,
@@ -468,9 +536,10 @@ def main(argv: list[str] | None = None) -> None:
                    "coverage_by_document": {m["document"]: m["coverage"] for m in ok},
                    "tfidf_cosine_by_document": {m["document"]: m["tfidf_cosine"] for m in ok}}
         write_json(resolve_path(MANIFEST), {"documents": manifest, "provenance": provenance(
-            "ingest", OmegaConf.to_container(cfg.ingest, resolve=True) | {"corpus_dir": str(cfg.data.corpus_dir)})})
+            "ingest", document_settings(cfg) | {"corpus_dir": str(cfg.data.corpus_dir)})})
         write_json(resolve_path(METRICS), metrics)
-        log_metrics({k: v for k, v in metrics.items() if not k.endswith("_by_document")}, prefix="ingest.")
+        # partitioned/cached depend on the cache, not the corpus: logged, kept out of the DVC-tracked metrics file
+        log_metrics({k: v for k, v in metrics.items() if not k.endswith("_by_document")} | counts, prefix="ingest.")
         log_artifact(resolve_path(MANIFEST))
         log.info("%d paragraphs from %d/%d documents (%d skipped, %d duplicates), coverage %.3f",
                  n, len(ok), len(files), metrics["skipped"], duplicates, metrics["coverage_mean"])

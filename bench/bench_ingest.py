@@ -1,0 +1,76 @@
+"""Ingest at scale: documents/s with 2 workers against 1, and a warm re-run against a cold one, in one run.
+
+    .venv/bin/python bench/bench_ingest.py                       # 50 rendered PDFs, 12 sections each
+    .venv/bin/python bench/bench_ingest.py --documents 20 --sections 6
+    .venv/bin/python bench/bench_ingest.py --folder corpus/papers  # your own folder of documents
+
+Runs the real ingest stage (`pipeline.ingest.main`) in a fresh work dir per side. Speed-up: the same folder with
+`ingest.workers=1` and `=2`, each with an empty cache, so every document is partitioned (target >= 1.7x). Cache:
+one document added to the folder, re-run on the cache of the cold 2-worker run (target <= 10% of the cold time).
+The times are whole stage runs, worker start-up (spawn) and output writing included.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def run_stage(folder: Path, work: Path, workers: int) -> float:
+    """Seconds for one ingest stage run on `folder`, its outputs and cache under `work`."""
+    from pipeline import ingest
+
+    os.environ["SLING_WORKDIR"] = str(work)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    start = time.perf_counter()
+    ingest.main([f"data.corpus_dir={folder}", f"ingest.workers={workers}", f"cache_dir={work / 'cache'}"])
+    return time.perf_counter() - start
+
+
+def build_folder(folder: Path, documents: int, sections: int) -> None:
+    from tests.test_ingest import make_pdf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(documents):
+        make_pdf(folder / f"paper_{i:03d}.pdf", sections=sections + i % 3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folder", type=Path, help="documents to ingest (default: render --documents PDFs)")
+    ap.add_argument("--documents", type=int, default=50)
+    ap.add_argument("--sections", type=int, default=12, help="sections per rendered PDF (about 3 per page)")
+    args = ap.parse_args()
+    from tests.test_ingest import make_pdf
+
+    with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
+        tmp = Path(tmp)
+        folder = tmp / "corpus"
+        if args.folder:
+            shutil.copytree(args.folder, folder)
+        else:
+            build_folder(folder, args.documents, args.sections)
+        n = sum(1 for p in folder.rglob("*") if p.is_file())
+        one = run_stage(folder, tmp / "one", 1)
+        two = run_stage(folder, tmp / "two", 2)
+        make_pdf(folder / "paper_added.pdf", sections=args.sections)
+        warm = run_stage(folder, tmp / "two", 2)  # the cold 2-worker run's cache, one new document
+    speedup, share = one / two, warm / two
+    print(f"\n{'run':<34}{'docs':>6}{'seconds':>10}{'docs/s':>9}")
+    for label, docs, sec in (("cold, 1 worker", n, one), ("cold, 2 workers", n, two),
+                             ("warm, 2 workers, 1 doc added", n + 1, warm)):
+        print(f"{label:<34}{docs:>6}{sec:>10.2f}{docs / sec:>9.2f}")
+    print(f"\nspeed-up 2 workers / 1: {speedup:.2f}x (target >= 1.7x) {'PASS' if speedup >= 1.7 else 'MISS'}")
+    print(f"warm re-run / cold run: {share:.1%} (target <= 10%) {'PASS' if share <= 0.10 else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """Ingest at scale: documents/s with 2 workers against 1, and a warm re-run against a cold one, in one run.
 
-    .venv/bin/python bench/bench_ingest.py                       # 50 rendered PDFs, 12 sections each
+    .venv/bin/python bench/bench_ingest.py                       # 50 distinct rendered PDFs, 4 to 28 sections
     .venv/bin/python bench/bench_ingest.py --documents 20 --sections 6
     .venv/bin/python bench/bench_ingest.py --folder corpus/papers  # your own folder of documents
 
@@ -39,15 +39,15 @@ def build_folder(folder: Path, documents: int, sections: int) -> None:
     from tests.test_ingest import make_pdf
 
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(documents):
-        make_pdf(folder / f"paper_{i:03d}.pdf", sections=sections + i % 3)
+    for i in range(documents):  # make_pdf is deterministic: distinct (sections, references) give distinct files
+        make_pdf(folder / f"paper_{i:03d}.pdf", sections=sections + i // 2, references=i % 2 == 0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folder", type=Path, help="documents to ingest (default: render --documents PDFs)")
     ap.add_argument("--documents", type=int, default=50)
-    ap.add_argument("--sections", type=int, default=12, help="sections per rendered PDF (about 3 per page)")
+    ap.add_argument("--sections", type=int, default=4, help="sections of the smallest rendered PDF (about 3 per page)")
     args = ap.parse_args()
     from tests.test_ingest import make_pdf
 
@@ -61,7 +61,7 @@ def main() -> None:
         n = sum(1 for p in folder.rglob("*") if p.is_file())
         one = run_stage(folder, tmp / "one", 1)
         two = run_stage(folder, tmp / "two", 2)
-        make_pdf(folder / "paper_added.pdf", sections=args.sections)
+        make_pdf(folder / "paper_added.pdf", sections=args.sections + args.documents, references=False)
         warm = run_stage(folder, tmp / "two", 2)  # the cold 2-worker run's cache, one new document
     speedup, share = one / two, warm / two
     print(f"\n{'run':<34}{'docs':>6}{'seconds':>10}{'docs/s':>9}")

@@ -443,7 +443,8 @@ def ingest_cached(path: str, settings: dict, target: str) -> dict:
     except DocumentError as e:
         result = {"error": {"kind": e.kind, "message": str(e)}}
     result = json.loads(json.dumps(result))  # the same types whether fresh or read back from the cache
-    write_json(target, result)
+    if result.get("error", {}).get("kind") != "no_text_layer":  # a scan may read once OCR is installed: not kept
+        write_json(target, result)
     return result
 
 

@@ -11,14 +11,17 @@ repetition penalty 1.15.
 - paper: one question at a time through `transformers.pipeline("text-generation")`, float32, as the paper's
   notebook did;
 - ours-<dtype>-<prefill>: `pipeline.answer.generate` (near-equal batches of at most `--batch-size`, sorted by
-  length, the key/value cache appended in place) on the model cast to each `--dtypes` entry (`rag.dtype`),
-  with each `--prefills` entry (`rag.prefill`: per_prompt, batched).
+  length, the key/value cache appended in place) on the model cast to each `--dtypes` entry (`rag.dtype`; `auto`,
+  the stage's default, is what pipeline.precision resolves it to on this machine, shown in the table), with each
+  `--prefills` entry (`rag.prefill`: auto, the default, per_prompt, batched).
 
 Each side runs in its own child process so that its peak resident memory (ru_maxrss) is its own. Prints
 the rates, the ratio of each of ours to the paper-style loop, peak memory, and how far the answers of each
 side agree with the float32 paper-style answers (token F1: 1.0 = the same answers, so a faster dtype that
-changes answers shows), and each side's token F1 to the reference answers (the paper's gpt_response), which
-says whether a change costs quality.
+changes answers shows), and each side's token F1 to the reference answers (the paper's gpt_response) with a 95%
+bootstrap interval over the prompts, which says whether a change costs quality; then the paired difference of
+that F1 between the default side and the float32 side. Target: the default side >= 5x the paper-style loop,
+with F1 to the references not lower than the float32 side's.
 """
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PAPER = ROOT.parent / "shared" / "seed" / "paper_results" / "single_paper_results_phi-1_5.csv"
+RESULTS = ROOT.parent / "shared" / "seed" / "paper_results"
+PAPER = RESULTS / "single_paper_results_phi-1_5.csv"   # then the joint task's 25, for --questions past 11
+PAPER_JOINT = RESULTS / "joint_paper_results_phi-1_5.csv"
 SAMPLE = ROOT / "corpus" / "sample" / "benchmark" / "joint.jsonl"
 
 
@@ -45,10 +50,12 @@ def prompts_and_references(n: int) -> tuple[list[str], list[str], str]:
 
     template = compose([]).rag.prompt_template
     if PAPER.exists():
-        with open(PAPER, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = []
+        for path in (PAPER, PAPER_JOINT) if PAPER_JOINT.exists() else (PAPER,):
+            with open(path, encoding="utf-8", newline="") as f:
+                rows += list(csv.DictReader(f))
         items = [(r["question"], [r[f"context_chunk_{i}"] for i in (1, 2, 3)], r["gpt_response"]) for r in rows]
-        source = str(PAPER.relative_to(ROOT.parent))
+        source = str(PAPER.relative_to(ROOT.parent)) + ("" if n <= 11 else f" and {PAPER_JOINT.name}")
     else:
         items = [(r["question"], [r["text"]], r["text"]) for r in read_jsonl(SAMPLE)]
         source = str(SAMPLE.relative_to(ROOT))
@@ -73,7 +80,9 @@ def run_side(side: str, args) -> dict:
     tokenizer = load_tokenizer()
     from transformers import AutoModelForCausalLM
 
-    dtype = "float32" if side == "paper" else side.split("-")[1]
+    from pipeline.precision import decode_dtype
+
+    dtype = "float32" if side == "paper" else decode_dtype(side.split("-")[1])
     model = AutoModelForCausalLM.from_pretrained(str(ROOT / "models" / "base"), dtype=torch_dtype(dtype)).eval()
     if side == "paper":
         from transformers import pipeline
@@ -92,18 +101,20 @@ def run_side(side: str, args) -> dict:
         rows = generate(model, tokenizer, texts, cfg)
         wall = time.perf_counter() - t0
         answers, tokens = [r["answer"] for r in rows], sum(r["answer_tokens"] for r in rows)
-    return {"side": side, "answers": answers, "wall_s": wall, "tokens": tokens,
+    return {"side": side, "dtype": dtype, "answers": answers, "wall_s": wall, "tokens": tokens,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--questions", type=int, default=11, help="how many prompts (the paper's single task has 11)")
+    ap.add_argument("--questions", type=int, default=11,
+                    help="how many prompts (the paper's single task has 11; up to 36 adds its joint task's 25)")
     ap.add_argument("--max-new-tokens", type=int, default=150)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--dtypes", default="float32,bfloat16", help="dtypes to run our path in (comma-separated)")
-    ap.add_argument("--prefills", default="per_prompt",
-                    help="rag.prefill values to run our path with (comma-separated: per_prompt, batched)")
+    ap.add_argument("--dtypes", default="auto,float32",
+                    help="rag.dtype values to run our path in (comma-separated: auto, float32, bfloat16, float16)")
+    ap.add_argument("--prefills", default="auto",
+                    help="rag.prefill values to run our path with (comma-separated: auto, per_prompt, batched)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench_answer.json")
@@ -123,26 +134,47 @@ def main() -> None:
         if proc.returncode:
             raise SystemExit(f"{side} failed:\n{proc.stderr[-3000:]}")
         results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+    import numpy as np
+
     from pipeline.score import token_f1
+
+    def interval(values: list[float]) -> tuple[float, float]:
+        rng = np.random.default_rng(0)
+        means = rng.choice(np.array(values), size=(2000, len(values))).mean(axis=1)
+        return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
     paper = results["paper"]
     base_rate = args.questions / paper["wall_s"]
     print(f"prompts: {args.questions} from {source}; max_new_tokens={args.max_new_tokens}, batch={args.batch_size}, "
           f"threads={args.threads}")
-    print(f"{'side':<26}{'answers/s':>10}{'tokens/s':>10}{'ratio':>8}{'peak MB':>9}{'F1 vs paper':>13}{'F1 vs ref':>11}{'empty':>7}")
+    print(f"{'side':<26}{'dtype':>9}{'answers/s':>10}{'tokens/s':>10}{'ratio':>8}{'peak MB':>9}{'F1 vs paper':>13}"
+          f"{'F1 vs ref [95% CI]':>24}{'empty':>7}")
     summary = {"questions": args.questions, "source": source, "max_new_tokens": args.max_new_tokens,
                "batch_size": args.batch_size, "threads": args.threads, "sides": {}}
     for side, r in results.items():
         rate = args.questions / r["wall_s"]
         empty = sum(not a.strip() for a in r["answers"])
         agree = sum(token_f1(a, b) for a, b in zip(r["answers"], paper["answers"])) / args.questions
-        quality = sum(token_f1(a, b) for a, b in zip(r["answers"], references)) / args.questions
-        print(f"{side:<26}{rate:>10.3f}{r['tokens'] / r['wall_s']:>10.1f}{rate / base_rate:>7.2f}x"
-              f"{r['peak_rss_mb']:>9.0f}{agree:>13.3f}{quality:>11.3f}{empty:>7}")
+        per_prompt_f1 = [token_f1(a, b) for a, b in zip(r["answers"], references)]
+        quality, (lo, hi) = sum(per_prompt_f1) / args.questions, interval(per_prompt_f1)
+        r["f1_vs_references"] = per_prompt_f1
+        print(f"{side:<26}{r['dtype']:>9}{rate:>10.3f}{r['tokens'] / r['wall_s']:>10.1f}{rate / base_rate:>7.2f}x"
+              f"{r['peak_rss_mb']:>9.0f}{agree:>13.3f}{f'{quality:.3f} [{lo:.3f}, {hi:.3f}]':>24}{empty:>7}")
         summary["sides"][side] = {"answers_per_s": round(rate, 4), "tokens_per_s": round(r["tokens"] / r["wall_s"], 2),
                                   "ratio_vs_paper": round(rate / base_rate, 3), "peak_rss_mb": round(r["peak_rss_mb"]),
                                   "token_f1_vs_paper_answers": round(agree, 3),
-                                  "token_f1_vs_references": round(quality, 3), "empty_answers": empty, "first_answer": r["answers"][0][:300]}
+                                  "token_f1_vs_references": round(quality, 3),
+                                  "token_f1_vs_references_ci95": [round(lo, 3), round(hi, 3)], "dtype": r["dtype"],
+                                  "empty_answers": empty, "first_answer": r["answers"][0][:300]}
+    default, fp32 = "ours-auto-auto", "ours-float32-auto"
+    if default in results and fp32 in results:
+        diff = [a - b for a, b in zip(results[default]["f1_vs_references"], results[fp32]["f1_vs_references"])]
+        lo, hi = interval(diff)
+        ratio = summary["sides"][default]["ratio_vs_paper"]
+        print(f"default (rag.dtype=auto: {results[default]['dtype']}, rag.prefill=auto): {ratio:.2f}x the paper-style "
+              f"loop (target >= 5x); token F1 to the references minus the float32 side's: {sum(diff) / len(diff):+.3f} "
+              f"[{lo:+.3f}, {hi:+.3f}] (target: not lower)")
+        summary["default_minus_float32_f1"] = {"mean": round(sum(diff) / len(diff), 4), "ci95": [round(lo, 4), round(hi, 4)]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -1,17 +1,22 @@
-"""Training throughput: our collation against the paper's pad-to-500 tokenisation, same model and rows, one run.
+"""Training throughput: the train stages' default settings against the paper's recipe, same model and rows, one run.
 
     .venv/bin/python bench/bench_training.py                        # SmolLM2-135M, 32 SAI rows, LoRA, batch 4
-    .venv/bin/python bench/bench_training.py --rows 64 --base models/base
+    .venv/bin/python bench/bench_training.py --rows 64 --base models/base --repeats 2
     .venv/bin/python bench/bench_training.py --model tiny --rows 16 # a random 2-layer model: checks the wiring fast
 
-Both sides train the same fresh LoRA adapter (the stage's `build_model`, the paper's recipe: loss on the whole
-prompt, max length 500) for one epoch over the same rows with the stage's TrainingArguments:
-- ours: `pipeline.train.tokenize` + `CountingCollator` (pad each batch to its longest row, rounded to 8) with
-  length-grouped sampling, as the train stages run;
+Every side trains the same fresh LoRA adapter (the stage's `build_model`; loss on the whole prompt, max length 500,
+as the paper) for one epoch over the same rows with the stage's TrainingArguments:
 - paper: every row tokenised with `padding="max_length", max_length=500, truncation=True` (the paper's notebooks),
-  random sampling.
-Useful tokens are the non-padding ones (attention mask), counted by the same collator wrapper on both sides; the
-rate is useful tokens per second spent in training steps (Trainer set-up excluded on both sides). The target is ours/paper >= 2.
+  random sampling, float32;
+- ours-fp32: `pipeline.train.tokenize` + each batch padded to its longest row (rounded to 8), length-grouped
+  sampling, float32;
+- ours-default: the same at the stage's defaults, `train.precision=auto` (bf16 autocast on hardware with native
+  bfloat16) and `train.packing=auto`;
+- ours-packed: padding-free packing forced (`train.packing=on`), random sampling.
+Useful tokens are the non-padding ones, counted by the same collator wrapper on every side; the rate is useful
+tokens per second spent in training steps (Trainer set-up excluded). Each side's eval loss is computed in float32 on
+the same held-out rows (the `--eval-rows` rows after the training rows), so a faster precision that trains worse
+shows. Targets: ours-default/paper >= 2.5x; ours-default's eval loss within 2% of ours-fp32's.
 Data: the paper's SAI rows (`../shared/seed/SAI_dataset/dataset_train.json`) when present, else the sample
 general set; `--data` picks another JSON Lines file with `text` (split at `### Response:`) or `prompt`/`response`.
 """
@@ -112,9 +117,29 @@ def step_timer():
     return Timer()
 
 
-def measure(cfg, base: Path, rows: list[dict], collator: CountingCollator, sampling: str, workdir: Path) -> dict:
+def eval_loss(model, tokenizer, rows: list[dict], batch_size: int) -> float:
+    """Token-weighted mean loss on held-out rows in float32 (no autocast): the same yardstick for every side."""
+    import torch
+
+    from pipeline.train import padding_collator
+
+    collate, total, count = padding_collator(tokenizer), 0.0, 0
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
+        for i in range(0, len(rows), batch_size):
+            batch = collate(rows[i:i + batch_size])
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())
+            total += float(model(**batch).loss) * n
+            count += n
+    return total / count
+
+
+def measure(cfg, base: Path, rows: list[dict], collator: CountingCollator, sampling: str, workdir: Path,
+            held_out: list[dict] | None = None, tokenizer=None) -> dict:
     from datasets import Dataset
     from transformers import Trainer, set_seed
+
+    from pipeline.precision import train_precision
 
     set_seed(cfg.seed)
     model = build_model(cfg, "general", base)
@@ -126,9 +151,22 @@ def measure(cfg, base: Path, rows: list[dict], collator: CountingCollator, sampl
                       callbacks=[timer])
     result = trainer.train()
     wall = timer.seconds
-    return {"steps": steps, "wall_s": round(wall, 2), "useful_tokens": collator.tokens, "padded_tokens": collator.padded,
-            "useful_tokens_per_s": round(collator.tokens / wall, 1), "padding_share": round(1 - collator.tokens / collator.padded, 3),
-            "train_loss": round(result.training_loss, 4)}
+    out = {"precision": train_precision(cfg.train.precision), "steps": steps, "wall_s": round(wall, 2),
+           "useful_tokens": collator.tokens, "padded_tokens": collator.padded,
+           "useful_tokens_per_s": round(collator.tokens / wall, 1),
+           "padding_share": round(1 - collator.tokens / collator.padded, 3),
+           "train_loss": round(result.training_loss, 4)}
+    if held_out:
+        out["eval_loss"] = round(eval_loss(model, tokenizer, held_out, cfg.train.batch_size), 4)
+    return out
+
+
+SIDES = {  # overrides and sampling of each side
+    "paper": (["train.precision=fp32"], "random"),            # every row padded to max_length, float32
+    "ours-fp32": (["train.precision=fp32", "train.packing=off"], "group_by_length"),
+    "ours-default": ([], "group_by_length"),                  # the stage's defaults: train.precision, train.packing
+    "ours-packed": (["train.packing=on"], "random"),          # padding-free packing forced
+}
 
 
 def main() -> None:
@@ -138,49 +176,80 @@ def main() -> None:
     ap.add_argument("--base", help="an existing model directory (e.g. models/base) instead of a fresh snapshot")
     ap.add_argument("--data", type=Path, help=f"JSON Lines rows (default: {SAI} if present, else {SAMPLE})")
     ap.add_argument("--rows", type=int, default=32, help="rows trained on, one epoch per side (default 32)")
+    ap.add_argument("--eval-rows", type=int, default=16, help="held-out rows (the next ones in the file) for eval loss")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=500, help="the paper's max length (default 500)")
+    ap.add_argument("--sides", default=",".join(SIDES), help=f"sides to run, comma-separated: {', '.join(SIDES)}")
     ap.add_argument("--repeats", type=int, default=1, help="timed runs per side, alternated; the best counts")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
 
-    overrides = ["train.loss_on=all", f"train.max_length={a.max_length}", f"train.batch_size={a.batch_size}",
-                 "train.grad_accum=1", "train.warmup_steps=0"]
-    cfg = compose(overrides)
+    common = ["train.loss_on=all", f"train.max_length={a.max_length}", f"train.batch_size={a.batch_size}",
+              "train.grad_accum=1", "train.warmup_steps=0"]
+    sides = a.sides.split(",")
+    unknown = [s for s in sides if s not in SIDES]
+    if unknown:
+        raise SystemExit(f"unknown side(s) {unknown}; known: {', '.join(SIDES)}")
     data = a.data or (SAI if SAI.exists() else SAMPLE)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         base = make_base(a.model, a.base, workdir)
         from pipeline.models import load_tokenizer
+        from pipeline.train import packing_collator, resolve_packing
 
         tokenizer = load_tokenizer(base)
-        records = load_records(data, a.rows, cfg)
+        cfg0 = compose(common)
+        records = load_records(data, a.rows + a.eval_rows, cfg0)
+        records, held = records[:a.rows], tokenize(records[a.rows:], tokenizer, a.max_length, "all", str(data))
         ours_rows = tokenize(records, tokenizer, a.max_length, "all", str(data))
         paper_tokenised = paper_rows(records, tokenizer, a.max_length)
+
+        def collator(side: str, cfg) -> CountingCollator:
+            if side == "paper":
+                return CountingCollator(tokenizer, inner=_default_collator())
+            packed = resolve_packing(cfg.train.packing, build_model(cfg, "general", base), tokenizer)
+            return CountingCollator(tokenizer, packing_collator() if packed else None)
+
         # One untimed one-row step first: the first step in a process pays one-off set-up (lazy imports, kernels).
-        measure(cfg, base, ours_rows[:1], CountingCollator(tokenizer), "group_by_length", workdir)
-        runs = {"ours": [], "paper": []}
+        measure(cfg0, base, ours_rows[:1], CountingCollator(tokenizer), "group_by_length", workdir)
+        runs: dict[str, list[dict]] = {s: [] for s in sides}
         for _ in range(a.repeats):  # alternate the sides so that load on a shared machine hits both alike
-            runs["ours"].append(measure(cfg, base, ours_rows, CountingCollator(tokenizer), "group_by_length", workdir))
-            runs["paper"].append(measure(cfg, base, paper_tokenised, CountingCollator(tokenizer, inner=_default_collator()),
-                                         "random", workdir))
+            for side in sides:
+                overrides, sampling = SIDES[side]
+                cfg = compose(common + overrides)
+                rows = paper_tokenised if side == "paper" else ours_rows
+                runs[side].append(measure(cfg, base, rows, collator(side, cfg), sampling, workdir, held, tokenizer))
     # Best of the repeats per side: interference from other processes only ever slows a run down.
-    ours, paper = (max(runs[k], key=lambda r: r["useful_tokens_per_s"]) for k in ("ours", "paper"))
-    ratio = ours["useful_tokens_per_s"] / paper["useful_tokens_per_s"]
+    best = {s: max(runs[s], key=lambda r: r["useful_tokens_per_s"]) for s in sides}
+    ref = best.get("paper") or best[sides[0]]
     report = {"model": a.model if not a.base else str(a.base), "data": str(data), "rows": len(records),
-              "batch_size": a.batch_size, "max_length": a.max_length, "threads": _threads(),
-              "repeats": a.repeats, "paper_pad_to_max": paper, "ours_dynamic": ours, "speedup": round(ratio, 2),
-              "all_runs": runs}
-    print(f"data: {data} ({len(records)} rows), model: {report['model']}, batch {a.batch_size}, max_length {a.max_length}")
-    for name, r in (("paper (pad to max_length)", paper), ("ours (dynamic padding)", ours)):
-        print(f"{name:28s} {r['useful_tokens_per_s']:9.1f} useful tokens/s  ({r['useful_tokens']} useful of "
-              f"{r['padded_tokens']} tokens, padding {r['padding_share']:.1%}, {r['steps']} steps, {r['wall_s']} s)")
+              "eval_rows": len(held), "batch_size": a.batch_size, "max_length": a.max_length, "threads": _threads(),
+              "repeats": a.repeats, "sides": best, "all_runs": runs,
+              "speedup": {s: round(best[s]["useful_tokens_per_s"] / ref["useful_tokens_per_s"], 2) for s in sides}}
+    print(f"data: {data} ({len(records)} rows, {len(held)} held out), model: {report['model']}, batch {a.batch_size}, "
+          f"max_length {a.max_length}, {report['threads']} threads; every side: loss on the whole prompt")
+    print(f"{'side':13s} {'precision':9s} {'tokens/s':>9s} {'ratio':>6s} {'padding':>8s} {'steps':>5s} {'s':>7s} "
+          f"{'train loss':>10s} {'eval loss':>9s}")
+    for s in sides:
+        r = best[s]
+        print(f"{s:13s} {r['precision']:9s} {r['useful_tokens_per_s']:9.1f} {report['speedup'][s]:5.2f}x "
+              f"{r['padding_share']:8.1%} {r['steps']:5d} {r['wall_s']:7.1f} {r['train_loss']:10.4f} "
+              f"{r.get('eval_loss', float('nan')):9.4f}")
     if a.repeats > 1:
         print("all runs, useful tokens/s: " + "; ".join(f"{k} " + ", ".join(str(r["useful_tokens_per_s"]) for r in v)
                                                          for k, v in runs.items()))
-    print(f"speedup ours/paper: {ratio:.2f}x (target >= 2x)")
+    if "paper" in best and "ours-default" in best:
+        d, p = best["ours-default"], best["paper"]
+        print(f"speedup ours-default/paper: {report['speedup']['ours-default']:.2f}x (target >= 2.5x); eval loss "
+              f"{d['eval_loss']:.4f} against the paper side's {p['eval_loss']:.4f}")
+    if "ours-fp32" in best and "ours-default" in best:
+        d, f = best["ours-default"], best["ours-fp32"]
+        print(f"ours-default ({d['precision']}) against ours-fp32 on the same rows and steps: eval loss "
+              f"{d['eval_loss']:.4f} against {f['eval_loss']:.4f} ({d['eval_loss'] / f['eval_loss'] - 1:+.2%}; "
+              f"target within 2%)")
     if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -139,6 +139,9 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "train.save_steps": _positive_int,
     "train.logging_steps": _positive_int,
     "train.eval_fraction": _fraction,
+    "train.precision": _one_of("auto", "fp32", "bf16", "fp16"),
+    "train.packing": _one_of("auto", "on", "off"),
+    "train.max_eval_rows": _optional_positive_int,
     "rag.chunk_tokens": _positive_int,
     "rag.chunk_overlap": _non_negative_int,
     "rag.top_k": _positive_int,
@@ -146,7 +149,7 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "rag.repetition_penalty": _positive_number,
     "rag.batch_size": _positive_int,
     "rag.chunking": _one_of("tokens", "by_title"),
-    "rag.dtype": _one_of("float32", "bfloat16", "float16"),
+    "rag.dtype": _one_of("auto", "float32", "bfloat16", "float16"),
     "rag.prefill": _one_of("auto", "batched", "per_prompt"),
     "rag.engine": _one_of("transformers", "openai"),
     "rag.server.concurrency": _positive_int,
@@ -182,12 +185,24 @@ def validate(cfg: DictConfig) -> None:
                                 f"least train.{stage}_max_steps ({cfg.train[f'{stage}_max_steps']}); or set it to null")
         if not cfg.model.target_modules:
             problems.append("model.target_modules must list the modules LoRA adapts")
+        if cfg.teacher.kind == "embedded" and cfg.teacher.get("dtype", "float32") not in ("auto", "float32", "bfloat16",
+                                                                                          "float16"):
+            problems.append(f"teacher.dtype must be one of auto, float32, bfloat16, float16, got {cfg.teacher.dtype!r}")
+        if cfg.train.precision == "fp16" and not _cuda_available():
+            problems.append("train.precision=fp16 needs a GPU (float16 autocast does not train on a CPU); use auto, "
+                            "bf16 or fp32")
         if cfg.data.domain_source == "sai_csv" and not cfg.data.sai_csv:
             problems.append("data.sai_csv is required when data.domain_source=sai_csv")
         problems += task_problems(cfg)
     if problems:
         raise ConfigError("invalid configuration (fix it in conf/ or with an override such as -S key=value):\n  - "
                           + "\n  - ".join(problems))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 _TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")

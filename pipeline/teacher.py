@@ -77,14 +77,20 @@ class EmbeddedTeacher:
     def __init__(self, cfg: DictConfig, model_cfg: DictConfig):
         from omegaconf import OmegaConf
 
-        from pipeline.models import load_student, load_tokenizer
+        from pipeline.models import load_student, load_tokenizer, torch_dtype
+        from pipeline.precision import decode_dtype
 
         self.cfg = cfg
         self.tokenizer = load_tokenizer(cfg.model)
         self.tokenizer.padding_side = "left"
         full = OmegaConf.create({"model": model_cfg})
         self.model = load_student(full, "base") if cfg.model == "models/base" else _load_path(cfg.model)
-        self.name = f"embedded:{model_cfg.name}"
+        # teacher.dtype (auto: bfloat16 where the hardware has it natively, pipeline.precision); the name records a
+        # non-float32 dtype, so replies cached from one dtype are not served for another
+        self.dtype = decode_dtype(cfg.get("dtype", "float32"), "teacher.dtype")
+        if self.dtype != "float32":
+            self.model = self.model.to(torch_dtype(self.dtype))
+        self.name = f"embedded:{model_cfg.name}" + ("" if self.dtype == "float32" else f":{self.dtype}")
         self.concurrency = cfg.batch_size
 
     def _chat(self, prompt: str) -> str:
@@ -94,20 +100,13 @@ class EmbeddedTeacher:
         return prompt
 
     def complete_batch(self, prompts: list[str]) -> list[Completion]:
-        import torch
+        """Greedy answers through the answer stage's batched decoding and in-place cache (pipeline.decoding)."""
+        from pipeline.decoding import generate
 
-        texts = [self._chat(p) for p in prompts]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-        with torch.inference_mode():
-            out = self.model.generate(**enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
-                                      pad_token_id=self.tokenizer.pad_token_id)
-        new = out[:, enc["input_ids"].shape[1]:]
-        results = []
-        for i, row in enumerate(new):
-            n_prompt = int(enc["attention_mask"][i].sum())
-            row = row[row != self.tokenizer.pad_token_id]
-            results.append(Completion(self.tokenizer.decode(row, skip_special_tokens=True).strip(), n_prompt, len(row)))
-        return results
+        rows = generate(self.model, self.tokenizer, [self._chat(p) for p in prompts],
+                        max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size,
+                        prefill=self.cfg.get("prefill", "auto"), add_special_tokens=False, desc="teacher")
+        return [Completion(r["answer"], r["prompt_tokens"], r["answer_tokens"]) for r in rows]
 
     def complete(self, prompt: str) -> Completion:
         return self.complete_batch([prompt])[0]

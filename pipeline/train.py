@@ -6,8 +6,10 @@
 
 Stacking: the domain adapter trains on the base model with the general adapter merged into its weights
 (`pipeline.models.load_student`), and every consumer loads a variant the same way. Loss is on the response
-tokens by default (`train.loss_on=all`: the paper's whole-prompt loss); batches are padded dynamically and
-grouped by length. Checkpoints go to checkpoints/<stage>; a re-run with the same config and data resumes
+tokens by default (`train.loss_on=all`: the paper's whole-prompt loss). Mixed precision follows
+`train.precision` (auto: bf16 autocast where the hardware has native bfloat16, pipeline.precision); batches are
+padded dynamically and grouped by length, or packed padding-free (`train.packing`); eval loss is computed on at
+most `train.max_eval_rows` rows. Checkpoints go to checkpoints/<stage>; a re-run with the same config and data resumes
 from the last one. The adapter is saved in the standard PEFT layout with the resolved config beside it.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.cli import run
 from pipeline.config import InputError, load_config, resolve_path
 from pipeline.io import atomic_dir, atomic_write_text, provenance, read_json, read_jsonl, sha256_text, sha256_tree, write_json
+from pipeline.precision import train_precision
 from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_base, load_student, load_tokenizer, merge_adapters
 from pipeline.tracking import log_artifact, log_dataset, log_headline, log_metrics, stage_run
 
@@ -59,21 +62,87 @@ def tokenize(records: list[dict], tokenizer, max_length: int, loss_on: str, sour
     return out
 
 
+def padding_collator(tokenizer):
+    """Each batch padded to its longest row, rounded up to a multiple of 8 (dynamic padding)."""
+    from transformers import DataCollatorForSeq2Seq
+
+    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, pad_to_multiple_of=8)
+
+
+def packing_collator():
+    """Each batch's rows concatenated into one padding-free sequence; position ids restart at every row, which is
+    how the attention keeps the rows apart (transformers' DataCollatorWithFlattening: the first label of each row
+    becomes -100, so no row is trained to predict the next one's first token)."""
+    from transformers import DataCollatorWithFlattening
+
+    return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+
+
 class CountingCollator:
-    """Pads each batch to its longest row (dynamic padding) and counts the real, non-padding tokens."""
+    """Wraps a collator (dynamic padding by default) and counts the real, non-padding tokens it batches."""
 
     def __init__(self, tokenizer, inner=None):
-        from transformers import DataCollatorForSeq2Seq
-
-        self.inner = inner or DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, pad_to_multiple_of=8)
+        self.inner = inner or padding_collator(tokenizer)
         self.tokens = 0
         self.padded = 0
 
     def __call__(self, features):
         batch = self.inner(features)
-        self.tokens += int(batch["attention_mask"].sum())
-        self.padded += int(batch["attention_mask"].numel())
+        mask = batch.get("attention_mask")
+        self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        self.padded += int(batch["input_ids"].numel())
         return batch
+
+
+def packing_keeps_rows_apart(model, tokenizer) -> bool:
+    """Whether this model, with its attention implementation, gives each row of a packed sequence the same logits
+    as that row alone: checked on two short rows before training, so packing is used only where it is correct."""
+    import torch
+
+    rows = [tokenizer("Packing check: the first row.", add_special_tokens=False)["input_ids"],
+            tokenizer("A second, longer row that must not see the first one.", add_special_tokens=False)["input_ids"]]
+    batch = packing_collator()([{"input_ids": r} for r in rows])
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            # use_cache=False, as in training: with a cache transformers does not look for packed rows
+            packed = model(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device),
+                           use_cache=False).logits[0]
+            alone = torch.cat([model(input_ids=torch.tensor([r], device=device), use_cache=False).logits[0]
+                               for r in rows])
+    except Exception as e:  # an architecture that rejects position_ids or packed masks: pad instead
+        log.warning("packing check failed (%s: %s): padding instead", type(e).__name__, e)
+        return False
+    finally:
+        model.train(was_training)
+    return bool(torch.allclose(packed.float(), alone.float(), atol=1e-3, rtol=1e-3))
+
+
+def resolve_packing(setting: str, model, tokenizer) -> bool:
+    """`train.packing` resolved for this model (see conf/train/default.yaml)."""
+    if setting == "off":
+        return False
+    attention = getattr(model.config, "_attn_implementation", None) or "eager"
+    if setting == "auto" and not attention.startswith("flash_attention"):
+        return False
+    if packing_keeps_rows_apart(model, tokenizer):
+        return True
+    log.warning("train.packing=%s: %s attention of this model mixes the rows of a packed sequence; each batch is "
+                "padded instead", setting, attention)
+    return False
+
+
+def eval_subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """At most `limit` eval rows, a seeded sample kept in file order (the same rows at every evaluation)."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    import random
+
+    keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    log.info("evaluating on %d of %d eval rows (train.max_eval_rows)", limit, len(rows))
+    return [rows[i] for i in keep]
 
 
 def lora_config(cfg: DictConfig):
@@ -157,6 +226,7 @@ def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int
     from transformers import TrainingArguments
 
     t, cuda = cfg.train, torch.cuda.is_available()
+    precision = train_precision(t.precision)
     if schedule_steps is not None:
         overrides.setdefault("lr_scheduler_kwargs", {"num_cycles": cosine_cycles(max_steps, t.warmup_steps, schedule_steps)})
     kwargs = dict(
@@ -165,7 +235,7 @@ def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int
         gradient_accumulation_steps=t.grad_accum, eval_strategy="steps" if has_eval else "no", eval_steps=t.eval_steps,
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=2, logging_steps=t.logging_steps,
         seed=cfg.seed, data_seed=cfg.seed, report_to="none", use_cpu=not cuda, train_sampling_strategy="group_by_length",
-        bf16=cuda and cfg.model.dtype == "bfloat16", fp16=cuda and cfg.model.dtype == "float16",
+        bf16=precision == "bf16", fp16=precision == "fp16",
         dataloader_num_workers=0, disable_tqdm=False, remove_unused_columns=False)
     return TrainingArguments(**(kwargs | overrides))
 
@@ -194,7 +264,12 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
                          f"train.max_length={t.max_length})")
     if not eval_rows:
         log.warning("%s/eval.jsonl has no rows: no eval loss will be reported", data)
+    all_eval_rows = len(eval_rows)
+    eval_rows = eval_subset(eval_rows, t.max_eval_rows, cfg.seed)
     model = build_model(cfg, stage, base_dir, adapters)
+    packing = resolve_packing(t.packing, model, tokenizer)
+    log.info("%s: precision %s (train.precision=%s), %s", stage, train_precision(t.precision), t.precision,
+             "packed batches" if packing else "batches padded to their longest row")
     trainable, total = model.get_nb_trainable_parameters()
     log.info("%s: %d train / %d eval rows, %.2fM trainable of %.1fM parameters", stage, len(train_rows),
              len(eval_rows), trainable / 1e6, total / 1e6)
@@ -213,14 +288,15 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
         log.info("resuming %s from %s/checkpoint-%d", stage, ckpt, last)
 
     max_steps = t[f"{stage}_max_steps"]
-    args = training_args(cfg, ckpt, max_steps, bool(eval_rows), schedule_steps=t[f"{stage}_schedule_steps"])
-    collator = CountingCollator(tokenizer)
+    args = training_args(cfg, ckpt, max_steps, bool(eval_rows), schedule_steps=t[f"{stage}_schedule_steps"],
+                         **({"train_sampling_strategy": "random"} if packing else {}))
+    collator = CountingCollator(tokenizer, packing_collator() if packing else None)
 
     class CountingTrainer(Trainer):
-        """Evaluation batches use a plain collator, so the token count covers training alone."""
+        """Evaluation batches are padded by a plain collator, so the token count covers training alone."""
 
         def get_eval_dataloader(self, eval_dataset=None):
-            counting, self.data_collator = self.data_collator, collator.inner
+            counting, self.data_collator = self.data_collator, padding_collator(tokenizer)
             try:
                 return super().get_eval_dataloader(eval_dataset)
             finally:
@@ -275,7 +351,8 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
                "tokens_per_s": round(collator.tokens / wall, 2) if wall else 0.0,
                "padding_share": round(1 - collator.tokens / collator.padded, 4) if collator.padded else 0.0,
                "peak_memory_mb": round(peak_memory_mb(), 1), "trainable_params": trainable, "total_params": total,
-               "wall_time_s": round(wall, 2), "train_rows": len(train_rows), "eval_rows": len(eval_rows)}
+               "wall_time_s": round(wall, 2), "train_rows": len(train_rows), "eval_rows": len(eval_rows),
+               "eval_rows_available": all_eval_rows, "precision": train_precision(t.precision), "packing": packing}
     return {"metrics": metrics, "curve": curve, "adapter_dir": str(out), "merged_dir": str(merged) if merged else None}
 
 

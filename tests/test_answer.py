@@ -69,7 +69,7 @@ def test_batched_answers_equal_one_at_a_time_in_input_order(student, cfg, prefil
 def test_buffered_cache_grows_past_its_capacity(student):
     import torch
 
-    from pipeline.answer import kv_cache
+    from pipeline.decoding import kv_cache
 
     model, tok = student
     enc = tok([PROMPTS[2]], return_tensors="pt")

@@ -44,13 +44,14 @@ def raft_contexts(cfg: DictConfig, rows: list[dict], train_docs: list[str]) -> t
     """Per row: the paragraphs of its RAG context (RAFT-style, `dataset.raft`) and what went into it.
 
     Distractors are the paragraphs of other training documents closest to the row's question (rag.embedder, the
-    answer stage's retriever), best first; the gold paragraph, when kept (seeded, 1 - raft.no_gold_share), goes to
+    answer stage's retriever), best first, among those at most `raft.max_distractor_chars` long; the gold paragraph, when kept (seeded, 1 - raft.no_gold_share), goes to
     a seeded position among them. Returns the contexts and how many rows got fewer distractors than asked for.
     """
     r = cfg.dataset.raft
     pool: dict[str, dict] = {}
     for row in rows:
-        if row["doc_id"] in train_docs:
+        # a distractor stands for a retrieved chunk: paragraphs longer than one never reach a prompt at answer time
+        if row["doc_id"] in train_docs and len(row["paragraph"]) <= r.max_distractor_chars:
             pool.setdefault(row["paragraph_hash"], {"text": row["paragraph"], "doc_id": row["doc_id"],
                                                     "document": row["document"], "hash": row["paragraph_hash"]})
     candidates = list(pool.values())

@@ -77,8 +77,18 @@ def _one_of(*choices: str) -> Callable[[Any], bool]:
     return check
 
 
+def _optional_one_of(*choices: str) -> Callable[[Any], bool]:
+    check = lambda v: v is None or v in choices  # noqa: E731
+    check.__doc__ = "null or one of " + ", ".join(choices)
+    return check
+
+
 def _optional_positive_int(v: Any) -> bool:
     return v is None or _positive_int(v)
+
+
+def _optional_positive_number(v: Any) -> bool:
+    return v is None or _positive_number(v)
 
 
 def _optional_non_negative_int(v: Any) -> bool:
@@ -87,6 +97,7 @@ def _optional_non_negative_int(v: Any) -> bool:
 
 _optional_positive_int.__doc__ = "null or a positive integer"
 _optional_non_negative_int.__doc__ = "null or a non-negative integer"
+_optional_positive_number.__doc__ = "null or a positive number"
 _positive_int.__doc__ = "a positive integer"
 _non_negative_int.__doc__ = "a non-negative integer"
 _positive_number.__doc__ = "a positive number"
@@ -117,6 +128,7 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "data.reference": _one_of("teacher", "column"),
     "dataset.raft.distractors": _non_negative_int,
     "dataset.raft.no_gold_share": _fraction,
+    "dataset.raft.max_distractor_chars": _positive_int,
     "benchmark.questions_per_document": _positive_int,
     "benchmark.min_paragraph_chars": _non_negative_int,
     "benchmark.leakage.question_cosine": _fraction,
@@ -131,9 +143,13 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "train.grad_accum": _positive_int,
     "train.max_length": _positive_int,
     "train.loss_on": _one_of("response", "all"),
+    "train.general_loss_on": _optional_one_of("response", "all"),
+    "train.domain_loss_on": _optional_one_of("response", "all"),
     "train.general_max_steps": _positive_int,
     "train.domain_max_steps": _positive_int,
     "train.general_schedule_steps": _optional_positive_int,
+    "train.general_epochs": _optional_positive_number,
+    "train.domain_epochs": _optional_positive_number,
     "train.domain_schedule_steps": _optional_positive_int,
     "train.eval_steps": _positive_int,
     "train.save_steps": _positive_int,
@@ -180,7 +196,10 @@ def validate(cfg: DictConfig) -> None:
             problems.append("model.path is required when model.source=path")
         for stage in ("general", "domain"):
             horizon = cfg.train[f"{stage}_schedule_steps"]
-            if horizon is not None and (cfg.train.scheduler != "cosine" or horizon < cfg.train[f"{stage}_max_steps"]):
+            if horizon is not None and cfg.train[f"{stage}_epochs"] is not None:
+                problems.append(f"train.{stage}_schedule_steps and train.{stage}_epochs exclude each other: an epoch "
+                                "count decays over the steps it computes")
+            elif horizon is not None and (cfg.train.scheduler != "cosine" or horizon < cfg.train[f"{stage}_max_steps"]):
                 problems.append(f"train.{stage}_schedule_steps ({horizon}) needs train.scheduler=cosine and must be at "
                                 f"least train.{stage}_max_steps ({cfg.train[f'{stage}_max_steps']}); or set it to null")
         if not cfg.model.target_modules:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import resource
 import shutil
@@ -42,7 +43,7 @@ def tokenize(records: list[dict], tokenizer, max_length: int, loss_on: str, sour
 
     Rows whose prompt alone fills `max_length` have nothing to learn from: they are dropped and counted in a warning.
     """
-    out, too_long = [], 0
+    out, too_long, cut = [], 0, 0
     eos = tokenizer.eos_token or ""
     for i, r in enumerate(records, 1):
         if not isinstance(r.get("prompt"), str) or not isinstance(r.get("response"), str):
@@ -50,6 +51,7 @@ def tokenize(records: list[dict], tokenizer, max_length: int, loss_on: str, sour
                              f"general_data / build_dataset stage")
         prompt_ids = tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]
         response_ids = tokenizer(" " + r["response"] + eos, add_special_tokens=False)["input_ids"]
+        cut += len(prompt_ids) + len(response_ids) > max_length
         ids = (prompt_ids + response_ids)[:max_length]
         labels = ids.copy() if loss_on == "all" else ([IGNORE] * len(prompt_ids) + response_ids)[:max_length]
         if all(label == IGNORE for label in labels):
@@ -59,6 +61,9 @@ def tokenize(records: list[dict], tokenizer, max_length: int, loss_on: str, sour
     if too_long:
         log.warning("%s: skipped %d of %d rows whose prompt fills train.max_length=%d", source, too_long,
                     len(records), max_length)
+    if cut - too_long:
+        log.warning("%s: %d of %d rows are cut at train.max_length=%d (the end of their response is not trained "
+                    "on; raise train.max_length to keep it)", source, cut - too_long, len(records), max_length)
     return out
 
 
@@ -257,8 +262,9 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     data = Path(data_dir) if data_dir else resolve_path(DATA[stage])
     adapters = {**ADAPTER_DIRS, **(adapter_dirs or {})}
     tokenizer = load_tokenizer(base_dir)
-    train_rows = tokenize(read_split(data, "train", stage), tokenizer, t.max_length, t.loss_on, f"{data}/train.jsonl")
-    eval_rows = tokenize(read_split(data, "eval", stage), tokenizer, t.max_length, t.loss_on, f"{data}/eval.jsonl")
+    loss_on = t.get(f"{stage}_loss_on") or t.loss_on
+    train_rows = tokenize(read_split(data, "train", stage), tokenizer, t.max_length, loss_on, f"{data}/train.jsonl")
+    eval_rows = tokenize(read_split(data, "eval", stage), tokenizer, t.max_length, loss_on, f"{data}/eval.jsonl")
     if not train_rows:
         raise InputError(f"{data}/train.jsonl has no trainable rows (empty, or every prompt exceeds "
                          f"train.max_length={t.max_length})")
@@ -287,7 +293,11 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     if last:
         log.info("resuming %s from %s/checkpoint-%d", stage, ckpt, last)
 
-    max_steps = t[f"{stage}_max_steps"]
+    epochs = t.get(f"{stage}_epochs")
+    max_steps = math.ceil(epochs * len(train_rows) / (t.batch_size * t.grad_accum)) if epochs else t[f"{stage}_max_steps"]
+    if epochs:
+        log.info("%s: %g epoch(s) of %d rows at %d rows a step: %d steps", stage, epochs, len(train_rows),
+                 t.batch_size * t.grad_accum, max_steps)
     args = training_args(cfg, ckpt, max_steps, bool(eval_rows), schedule_steps=t[f"{stage}_schedule_steps"],
                          **({"train_sampling_strategy": "random"} if packing else {}))
     collator = CountingCollator(tokenizer, packing_collator() if packing else None)
@@ -352,7 +362,9 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
                "padding_share": round(1 - collator.tokens / collator.padded, 4) if collator.padded else 0.0,
                "peak_memory_mb": round(peak_memory_mb(), 1), "trainable_params": trainable, "total_params": total,
                "wall_time_s": round(wall, 2), "train_rows": len(train_rows), "eval_rows": len(eval_rows),
-               "eval_rows_available": all_eval_rows, "precision": train_precision(t.precision), "packing": packing}
+               "eval_rows_available": all_eval_rows, "precision": train_precision(t.precision), "packing": packing,
+               "loss_on": loss_on, "epochs": round(trainer.state.global_step * t.batch_size * t.grad_accum
+                                                   / len(train_rows), 3)}
     return {"metrics": metrics, "curve": curve, "adapter_dir": str(out), "merged_dir": str(merged) if merged else None}
 
 

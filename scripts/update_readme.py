@@ -3,6 +3,8 @@
     python scripts/update_readme.py            # the results table of the workspace run (metrics/*.json)
     python scripts/update_readme.py --exps     # also the experiments table (dvc exp show --md), into a
                                                # <!-- generated:experiments --> section you add where it belongs
+    python scripts/update_readme.py --study    # also the study's results and headline (results/study/, written by
+                                               # scripts/study.py)
 
 Each section sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers and records the
 command that produced it.
@@ -50,13 +52,106 @@ def scores_table() -> str:
     return "\n".join(lines)
 
 
+STUDY = ROOT / "results" / "study"
+VERDICT = {1: "beats the base", -1: "is worse than the base", 0: "is not distinguishable from the base"}
+
+
+def interval(ci: list[float]) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def signed(d: dict) -> str:
+    lo, hi = d["ci"]
+    return f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def sign(d: dict) -> int:
+    lo, hi = d["ci"]
+    return 1 if lo > 0 else -1 if hi < 0 else 0
+
+
+def study_section() -> str:
+    """results/study/ (scripts/study.py) as tables and a headline, every figure read from its files."""
+    study = json.loads((STUDY / "study.json").read_text())
+    scores = json.loads((STUDY / "scores.json").read_text())
+    published = {}
+    rescored = STUDY / "context" / "metrics" / "paper_rescored.json"
+    if rescored.exists():
+        published = json.loads(rescored.read_text())
+    main = ["base", "general", "domain", "domain_raft"]
+    sweep = [v for v in study["variants"] if v not in main]
+    lines = [f"Command: `{study['command']}` at commit `{study['commit'][:10]}`, {study['cpu_count']} CPU cores, "
+             f"{study['wall_s'] / 3600:.1f} h for its {len(study['runs'])} runs ("
+             + ", ".join(f"{n} {r['wall_s'] / 60:.0f} min" for n, r in study["runs"].items()) + "). "
+             "Variants: `base` SmolLM2-135M-Instruct, `general` +Alpaca adapter, `domain` +general+SAI adapter "
+             "(the paper's prompts: the gold paragraph alone), `domain_raft` +general+SAI adapter (RAFT prompts); "
+             "every answer scored against the paper's gpt-3.5-turbo references; the paper's own answers rescored "
+             "by the same scorer. Rescaled: (x - b) / (1 - b) with b the shuffled-reference baseline of the same "
+             "answers; brackets: bootstrap 95% intervals over questions.", "",
+             "| task | answers | rescaled cosine | token F1 rescaled | unsupported sentences | recall@3 |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for task, s in scores.items():
+        r = s.get("retrieval", {})
+        rec = next((v for k, v in r.items() if k.startswith("recall_at")), None)
+        rec_text = "" if rec is None else f"{rec:.2f}"
+        for v in [v for v in main if v in s["variants"]]:
+            m = s["variants"][v]
+            lines.append(f"| {task} | ours: {v} | {m['rescaled']:.3f} {interval(m['rescaled_ci'])} | "
+                         f"{m['token_f1_rescaled']:.3f} {interval(m['token_f1_rescaled_ci'])} | "
+                         f"{1 - m['grounding']:.2f} | {rec_text} |")
+        for name, m in published.get(task, {}).get("models", {}).items():
+            lines.append(f"| {task} | paper: {name} | {m['rescaled']:.3f} {interval(m['rescaled_ci'])} | "
+                         f"{m['token_f1_rescaled']:.3f} {interval(m['token_f1_rescaled_ci'])} | "
+                         f"{1 - m['grounding']:.2f} | |")
+    lines += ["", "**Headline** (computed from `results/study/scores.json`: each tuned variant minus the base, per "
+              "question, paired bootstrap 95% interval):", ""]
+    for task, s in scores.items():
+        for v in [v for v in main + sweep if v in s["variants"] and v != "base"]:
+            pair = s["paired"].get(f"{v}-base")
+            if not pair:
+                continue
+            unsound = [k for k, x in s.get("soundness", {}).items() if not x["sound"]]
+            parts = [f"{label} {signed(pair[k])} ({VERDICT[sign(pair[k])]})"
+                     for k, label in (("rescaled", "rescaled cosine"), ("token_f1_rescaled", "rescaled token F1"))]
+            flag = f"; metrics flagged unsound on this task: {', '.join(unsound)}" if unsound else ""
+            lines.append(f"- {task}, {v}: {'; '.join(parts)}; unsupported sentences "
+                         f"{1 - s['variants'][v]['grounding']:.2f} against the base's "
+                         f"{1 - s['variants']['base']['grounding']:.2f}{flag}.")
+        best = {k: max(s["variants"], key=lambda n: s["variants"][n][k]) for k in ("rescaled", "token_f1_rescaled")}
+        lines.append(f"- {task}: best on rescaled cosine `{best['rescaled']}`, on rescaled token F1 "
+                     f"`{best['token_f1_rescaled']}`.")
+    if sweep:
+        lines += ["", "The sweep over the RAFT knobs (`domain_raft` moved one knob at a time; "
+                  "`results/study/runs/<run>/run.json` has each run's overrides):", "",
+                  "| task | variant | overrides beyond the RAFT recipe | rescaled cosine | token F1 rescaled | "
+                  "minus base, token F1 rescaled | unsupported sentences |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for task, s in scores.items():
+            for v in ["domain_raft"] + sweep:
+                if v not in s["variants"]:
+                    continue
+                run_name = study["variants"][v]["run"]
+                extra = [o for o in study["runs"][run_name]["overrides"]
+                         if o not in study["runs"]["raft"]["overrides"]] if "raft" in study["runs"] else []
+                m, pair = s["variants"][v], s["paired"].get(f"{v}-base", {})
+                lines.append(f"| {task} | {v} | {', '.join(f'`{o}`' for o in extra) or '(the recipe)'} | "
+                             f"{m['rescaled']:.3f} {interval(m['rescaled_ci'])} | {m['token_f1_rescaled']:.3f} "
+                             f"{interval(m['token_f1_rescaled_ci'])} | "
+                             f"{signed(pair['token_f1_rescaled']) if pair else ''} | {1 - m['grounding']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--exps", action="store_true", help="also regenerate the experiments table")
     parser.add_argument("--table", action="store_true", help="print the results table only")
+    parser.add_argument("--study", action="store_true", help="also regenerate the study section (results/study/)")
+    parser.add_argument("--study-table", action="store_true", help="print the study section only")
     args = parser.parse_args()
     if args.table:
         print(scores_table())
+        return
+    if args.study_table:
+        print(study_section())
         return
     text = README.read_text()
     sections = [("metrics", ["python", "scripts/update_readme.py", "--table"])]
@@ -64,6 +159,8 @@ def main() -> None:
         sections.append(("experiments", ["dvc", "exp", "show", "--md", "--only-changed", "--precision", "3", "--drop", ".*",
                                          "--keep", r"^(Experiment|lora\.r|train\.lr|metrics/train_(general|domain)\.json:"
                                                    r"(train|eval)_loss|(single|joint)\.domain\.(rescaled|token_f1))$"]))
+    if args.study:
+        sections.append(("study", ["python", "scripts/update_readme.py", "--study-table"]))
     for name, cmd in sections:
         text = replace(text, name, run(cmd), " ".join(f"'{c}'" if set(c) & set(" ()*|$^") else c for c in cmd))
     README.write_text(text)

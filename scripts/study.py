@@ -1,0 +1,138 @@
+"""The study: the paper's question answered on its own data, with the paper's recipe and a RAFT-style one, side by side.
+
+    python scripts/study.py                       # both recipes, the RAFT sweep, then results/study/
+    python scripts/study.py --no-sweep            # both recipes only
+    python scripts/study.py --combine-only        # rebuild results/study/ from the runs already collected
+    python scripts/study.py --set train.general_epochs=0.01 --set train.domain_epochs=0.05   # a cut-down check
+
+Run it in a checkout that has the paper's files beside it (`../shared/seed`, as `data=paper` expects), after
+`bash scripts/install.sh`. Every run is a DVC experiment in this workspace (`dvc exp run -S experiment=study ...`),
+so `dvc exp show` lists each one's metrics and MLflow holds one parent run per experiment:
+1. `paper`: the paper's recipe (domain prompts with the gold paragraph alone as context);
+2. `raft`: the RAFT recipe (`dataset.raft.enabled=true`: the gold paragraph among retrieved distractors, a share of
+   rows without it, answered "the context does not contain the answer"); DVC keeps the general adapter of run 1,
+   whose inputs did not change, and retrains only the domain side;
+3. the sweep over the RAFT knobs (`SWEEP`, each a run like 2 with one knob moved).
+After each run its answers, metrics and loss curves are copied to `results/study/runs/<run>/`. Then the variants are
+put side by side (base and +general from run 1; +general+domain from each run under its recipe's name), scored by
+the score stage and reported by the report stage, in a scratch work root (SLING_WORKDIR), into results/study/:
+scores.json, per_question.json, report.html, answers/, and study.json (each run's overrides, wall time, DVC
+experiment name and the commit). `python scripts/update_readme.py --study` writes the README's study section from it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "results" / "study"
+BASE = ["experiment=study"]
+RECIPES = {"paper": [], "raft": ["dataset.raft.enabled=true"]}
+# One knob moved from the RAFT recipe per point: no rows without the gold paragraph, and the paper's whole-prompt loss.
+SWEEP = {"raft_all_gold": ["dataset.raft.enabled=true", "dataset.raft.no_gold_share=0"],
+         "raft_loss_all": ["dataset.raft.enabled=true", "train.domain_loss_on=all"]}
+# What a variant of the combined study is: the run its answers come from and the variant's name in that run.
+SHARED = {"base": ("paper", "base"), "general": ("paper", "general")}
+COLLECT = ["results/students", "results/reference", "metrics", "plots/train_general.csv", "plots/train_domain.csv"]
+# What the score and report stages read besides the answers (from the first run: the benchmark is the same in all).
+CONTEXT = ["data/benchmark/tasks.json", "data/benchmark/questions", "metrics/leakage.json",
+           "metrics/paper_rescored.json", "index/chunks"]
+
+
+def sh(cmd: list[str], env: dict | None = None) -> None:
+    print("+ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, **(env or {})})
+
+
+def copy(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+    elif src.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+def run_experiment(name: str, overrides: list[str], extra: list[str]) -> dict:
+    """One `dvc exp run` in the workspace, then its outputs copied to results/study/runs/<name>/."""
+    exp = f"study-{name}-{datetime.now(timezone.utc):%Y%m%d%H%M}"
+    settings = BASE + overrides + extra
+    started = time.perf_counter()
+    sh(["dvc", "exp", "run", "-n", exp, *[a for s in settings for a in ("-S", s)]])
+    wall = time.perf_counter() - started
+    dest = OUT / "runs" / name
+    shutil.rmtree(dest, ignore_errors=True)
+    for rel in COLLECT:
+        copy(ROOT / rel, dest / rel)
+    if name == next(iter(RECIPES)):
+        for rel in CONTEXT:
+            copy(ROOT / rel, OUT / "context" / rel)
+    info = {"experiment": exp, "overrides": settings, "wall_s": round(wall, 1)}
+    (dest / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(f"{name}: {exp} in {wall / 60:.1f} min", flush=True)
+    return info
+
+
+def combine(names: list[str], extra: list[str]) -> None:
+    """Score and report every variant side by side, with the score and report stages, in a scratch work root."""
+    variants = {**SHARED, **{("domain" if n == "paper" else f"domain_{n}"): (n, "domain") for n in names}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        copy(OUT / "context", work)
+        tasks = json.loads((work / "data/benchmark/tasks.json").read_text())["tasks"]
+        first = OUT / "runs" / names[0]
+        copy(first / "results/reference", work / "results/reference")
+        for variant, (run, source) in variants.items():
+            for task in tasks:
+                copy(OUT / "runs" / run / f"results/students/{source}_{task}.jsonl",
+                     work / f"results/students/{variant}_{task}.jsonl")
+        listing = "[" + ",".join(variants) + "]"
+        env = {"SLING_WORKDIR": str(work), "DVC_EXP_NAME": "study-combined"}
+        settings = BASE + extra + [f"rag.variants={listing}"]
+        sh([sys.executable, "-m", "pipeline.score", *settings], env)
+        sh([sys.executable, "-m", "pipeline.report", *settings], env)
+        for rel, dst in (("metrics/scores.json", "scores.json"), ("results/per_question.json", "per_question.json"),
+                         ("reports/report.html", "report.html")):
+            copy(work / rel, OUT / dst)
+        shutil.rmtree(OUT / "answers", ignore_errors=True)
+        copy(work / "results/students", OUT / "answers")
+        for task in tasks:
+            copy(work / f"results/reference/{task}.jsonl", OUT / "answers" / f"reference_{task}.jsonl")
+    runs = {n: json.loads((OUT / "runs" / n / "run.json").read_text()) for n in names}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    study = {"command": "python scripts/study.py" + "".join(f" --set {s}" for s in extra), "commit": commit,
+             "cpu_count": os.cpu_count(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "runs": runs, "variants": {v: {"run": r, "as": s} for v, (r, s) in variants.items()},
+             "recipes": [n for n in names if n in RECIPES], "sweep": [n for n in names if n in SWEEP],
+             "wall_s": round(sum(r["wall_s"] for r in runs.values()), 1)}
+    (OUT / "study.json").write_text(json.dumps(study, indent=2) + "\n")
+    print(f"wrote {OUT}: {', '.join(variants)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--no-sweep", action="store_true", help="run the two recipes only")
+    ap.add_argument("--combine-only", action="store_true", help="only rebuild results/study/ from collected runs")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override for every run (a cut-down check: --set train.general_epochs=0.01)")
+    a = ap.parse_args()
+    plan = {**RECIPES, **({} if a.no_sweep else SWEEP)}
+    if not a.combine_only:
+        for name, overrides in plan.items():
+            run_experiment(name, overrides, a.set)
+    names = [n for n in plan if (OUT / "runs" / n / "run.json").exists()]
+    if not names or names[0] != next(iter(RECIPES)):
+        raise SystemExit(f"no collected run of the paper recipe in {OUT / 'runs'}: run the study first")
+    combine(names, a.set)
+
+
+if __name__ == "__main__":
+    main()

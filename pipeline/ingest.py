@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import unicodedata
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,7 +109,27 @@ def check_pdf(path: Path) -> list[str]:
         raise DocumentError(f"no text layer on any of its {len(pages)} page(s): a scanned or image-only PDF; "
                             "ingest.ocr=auto reads it by OCR (or run `ocrmypdf in.pdf out.pdf` on it first)",
                             "no_text_layer")
+    share = symbol_share("".join(pages))
+    if share > ILLEGIBLE_SYMBOL_SHARE:
+        raise DocumentError(f"its text layer is illegible: {share:.0%} of its characters are symbols (a font "
+                            "without a usable Unicode map: the page shows words, the text holds dingbats); "
+                            "ingest.ocr=auto reads it by OCR (or run `ocrmypdf --force-ocr in.pdf out.pdf` first)",
+                            "illegible_text_layer")
     return pages
+
+
+# A text layer in which more than this share of the characters are symbols (Unicode categories So, Co, Cn) is no
+# text: seen in PDFs whose Type 3 fonts map every glyph to a dingbat. Real prose, formulas included (Sm), has
+# almost none.
+ILLEGIBLE_SYMBOL_SHARE = 0.3
+
+
+def symbol_share(text: str) -> float:
+    """Share of the non-space characters that are symbols, private-use or unassigned code points."""
+    chars = [c for c in text if not c.isspace()]
+    if not chars:
+        return 0.0
+    return sum(unicodedata.category(c) in ("So", "Co", "Cn") for c in chars) / len(chars)
 
 
 def repair_pdf(path: Path, out: Path) -> None:
@@ -349,8 +370,8 @@ def ocr_pdf(path: Path) -> list[str]:
                             "poppler (scripts/install.sh does), or skip scans with ingest.ocr=off", "no_text_layer") from e
 
 
-def ocr_elements(path: Path) -> tuple[list[str], list]:
-    """A scanned PDF's pages through OCR, partitioned as text with their page numbers."""
+def ocr_elements(path: Path, why: str = "no text layer") -> tuple[list[str], list]:
+    """A scanned (or illegibly encoded) PDF's pages through OCR, partitioned as text with their page numbers."""
     from unstructured.partition.text import partition_text
 
     pages = ocr_pdf(path)
@@ -362,8 +383,11 @@ def ocr_elements(path: Path) -> tuple[list[str], list]:
         for element in partition_text(text=text, languages=["eng"]) if text.strip() else []:
             element.metadata.page_number = number
             elements.append(element)
-    log.info("%s: no text layer, read by OCR (%d pages)", path, len(pages))
+    log.info("%s: %s, read by OCR (%d pages)", path, why, len(pages))
     return pages, elements
+
+
+OCR_KINDS = {"no_text_layer": "no text layer", "illegible_text_layer": "illegible text layer"}
 
 
 def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
@@ -371,9 +395,9 @@ def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
         with readable(path) as (pages, target, repair):
             elements = partition_checked(target, cfg)
     except DocumentError as e:
-        if e.kind != "no_text_layer" or cfg.ingest.ocr != "auto" or path.suffix.lower() != ".pdf":
+        if e.kind not in OCR_KINDS or cfg.ingest.ocr != "auto" or path.suffix.lower() != ".pdf":
             raise
-        (pages, elements), repair = ocr_elements(path), {"ocr": True}
+        (pages, elements), repair = ocr_elements(path, OCR_KINDS[e.kind]), {"ocr": True, "ocr_reason": e.kind}
     if not elements:
         raise DocumentError("unstructured returned no elements although the file has text: check that the "
                             "`en_core_web_sm` spaCy package is installed (README install step) and "
@@ -443,7 +467,7 @@ def ingest_cached(path: str, settings: dict, target: str) -> dict:
     except DocumentError as e:
         result = {"error": {"kind": e.kind, "message": str(e)}}
     result = json.loads(json.dumps(result))  # the same types whether fresh or read back from the cache
-    if result.get("error", {}).get("kind") != "no_text_layer":  # a scan may read once OCR is installed: not kept
+    if result.get("error", {}).get("kind") not in OCR_KINDS:  # a scan may read once OCR is installed: not kept
         write_json(target, result)
     return result
 

@@ -1,9 +1,12 @@
 """Harder documents through the real ingest stage: a damaged PDF keeps its intact pages (a real multi-page PDF,
 laid out page by page in qpdf's QDF form and cut short, is a partial ingest naming the pages it lost), and a scanned
-PDF (text rendered to an image) is read by OCR, its words recovered, or skipped with ingest.ocr=off."""
+PDF (text rendered to an image) and a PDF whose text layer is illegible (its fonts map glyphs to dingbats) are read
+by OCR, their words recovered, or skipped with ingest.ocr=off."""
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from tests.test_ingest import make_pdf, read, run_ingest, section_text
 
@@ -65,9 +68,44 @@ def test_a_scanned_pdf_is_read_by_ocr_and_skipped_with_ocr_off(tmp_path):
     recovered = sum(w.strip(".,") in words for w in expected) / len(expected)
     assert recovered >= 0.9, (recovered, words)
 
-    import pytest
-
     from pipeline.ingest import DocumentError
 
     with pytest.raises(DocumentError, match="no text layer.*ingest.ocr=auto reads it by OCR"):
         run_ingest(tmp_path / "scans", tmp_path / "off", "ingest.ocr=off", "ingest.on_error=fail")
+
+
+def garble_text_layer(src: Path, dst: Path) -> None:
+    """The PDF with the same pages, but every font's ToUnicode map sending each glyph to a dingbat: the page still
+    shows the words, its text layer holds symbols (as in real PDFs whose Type 3 fonts carry a broken map)."""
+    import pikepdf
+
+    codes = "".join(f"<{c:02X}> <{0x2700 + c:04X}>\n" for c in range(0x20, 0x7F))
+    cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Garbled def /CMapType 2 def\n"
+            "1 begincodespacerange <00> <FF> endcodespacerange\n"
+            f"{0x7F - 0x20} beginbfchar\n{codes}endbfchar\n"
+            "endcmap CMapName currentdict /CMap defineresource pop end end\n")
+    with pikepdf.open(src) as pdf:
+        for page in pdf.pages:
+            for _, font in page.Resources.Font.items():
+                font.ToUnicode = pdf.make_stream(cmap.encode())
+        pdf.save(dst)
+
+
+def test_a_pdf_whose_text_layer_is_illegible_is_read_by_ocr(tmp_path):
+    from pypdf import PdfReader
+
+    from pipeline.ingest import DocumentError, symbol_share
+
+    make_pdf(tmp_path / "plain.pdf", sections=2, references=False)
+    (tmp_path / "docs").mkdir()
+    garble_text_layer(tmp_path / "plain.pdf", tmp_path / "docs" / "garbled.pdf")
+    layer = "".join(p.extract_text() for p in PdfReader(str(tmp_path / "docs" / "garbled.pdf")).pages)
+    assert symbol_share(layer) > 0.5 and section_text(1)[:20] not in layer  # the text layer really is garbage
+    rows, manifest, _ = read(run_ingest(tmp_path / "docs", tmp_path / "ocr"))
+    (entry,) = manifest["documents"]
+    assert entry["ocr"] is True and entry["ocr_reason"] == "illegible_text_layer"
+    words = " ".join(r["text"] for r in rows).lower().split()
+    expected = [w.strip(".,;:") for w in section_text(1).lower().split()]
+    assert sum(w in words for w in expected) / len(expected) >= 0.9
+    with pytest.raises(DocumentError, match="text layer is illegible.*ingest.ocr=auto reads it by OCR"):
+        run_ingest(tmp_path / "docs", tmp_path / "off", "ingest.ocr=off", "ingest.on_error=fail")

@@ -155,7 +155,7 @@ def log_dataset(path: str | os.PathLike, name: str, context: str) -> None:
     with warnings.catch_warnings():  # MLflow's schema hint about integer columns: these are records, not features
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_pandas(pd.DataFrame(rows), source=str(path), name=name)
-    mlflow.log_input(dataset, context=context)
+        mlflow.log_input(dataset, context=context)  # the schema is inferred here too
 
 
 def flat_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:

@@ -34,12 +34,12 @@ from pipeline.ingest import find_documents
 from pipeline.io import provenance, read_json, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl
 from pipeline.paths import (BENCHMARK_METRICS, MANIFEST, PARAGRAPHS, QUESTIONS_DIR, SPLIT, TASKS, questions_path,
                             slug)
-
-QUESTIONS_PROVENANCE = QUESTIONS_DIR + "/provenance.json"
 from pipeline.quality import filter_rows
 from pipeline.tracking import log_dataset, log_metrics, stage_run
 
 log = logging.getLogger("benchmark")
+
+QUESTIONS_PROVENANCE = QUESTIONS_DIR + "/provenance.json"
 
 
 class BenchmarkError(UserError):

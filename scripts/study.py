@@ -114,7 +114,24 @@ def combine(names: list[str], extra: list[str]) -> None:
              "recipes": [n for n in names if n in RECIPES], "sweep": [n for n in names if n in SWEEP],
              "wall_s": round(sum(r["wall_s"] for r in runs.values()), 1)}
     (OUT / "study.json").write_text(json.dumps(study, indent=2) + "\n")
+    experiments_table([r["experiment"] for r in runs.values()])
     print(f"wrote {OUT}: {', '.join(variants)}")
+
+
+def experiments_table(names: list[str]) -> None:
+    """`dvc exp show` of the study's experiments (the settings they changed and their domain scores), as markdown in
+    results/study/experiments.md: the same rows `dvc exp show` lists in this checkout."""
+    keep = (r"^(Experiment|dataset\.raft\.(enabled|no_gold_share|distractors)|train\.domain_loss_on|"
+            r"metrics/train_domain\.json:eval_loss|(metrics/report\.json:)?(single|joint)\.domain\.(rescaled|token_f1_rescaled))$")
+    cmd = ["dvc", "exp", "show", "--md", "--precision", "3", "--drop", ".*", "--keep", keep]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode:
+        print(f"warning: `dvc exp show` failed, results/study/experiments.md not written: {proc.stderr[-500:]}")
+        return
+    rows = [line for line in proc.stdout.splitlines()
+            if line.startswith("| Experiment") or line.startswith("|--") or any(n in line for n in names)]
+    (OUT / "experiments.md").write_text(f"_Produced by `{' '.join(cmd[:-1])} '{keep}'` (the study's rows)._\n\n"
+                                        + "\n".join(rows) + "\n")
 
 
 def main() -> None:

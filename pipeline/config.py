@@ -263,7 +263,9 @@ def task_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-SECRET_MARKERS = ("key", "token", "secret", "password")
+# A leaf named like a credential (`api_key`, `hf_token`, `secret`, `password`, ...), but not a count of tokens
+# (`chunk_tokens`, `max_new_tokens`) nor the name of the environment variable that holds a key (`api_key_env`).
+SECRET_NAME = re.compile(r"(^|_)(api_?key|key|token|secret|password|passwd|credentials?|auth)$")
 
 
 def flatten(cfg: DictConfig) -> dict[str, Any]:
@@ -277,7 +279,7 @@ def flatten(cfg: DictConfig) -> dict[str, Any]:
             return
         key = prefix[:-1]
         leaf = key.rsplit(".", 1)[-1].lower()
-        if any(m in leaf for m in SECRET_MARKERS) and not leaf.endswith("_env"):
+        if SECRET_NAME.search(leaf):
             return
         text = str(node)
         flat[key] = text if len(text) <= 250 else text[:240] + "..."

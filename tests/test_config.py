@@ -69,6 +69,11 @@ def test_flatten_drops_secrets_and_keeps_the_env_var_name():
     assert "teacher.api_key" not in flat and "sk-should-never-appear" not in str(flat)
     assert flat["teacher.api_key_env"] == "OPENAI_API_KEY"
     assert flat["lora.r"] == "16"
+    # counts of tokens are settings, not secrets: they reach MLflow (and the parent run's changed params)
+    assert flat["rag.chunk_tokens"] == str(cfg.rag.chunk_tokens) and "rag.max_new_tokens" in flat
+    for name in ("hf_token", "token", "secret", "password", "openai_api_key", "apikey"):
+        OmegaConf.update(cfg, f"teacher.{name}", "hidden-value", force_add=True)
+    assert "hidden-value" not in str(flatten(cfg))
 
 
 def test_documents_profile_names_the_folder_it_needs():

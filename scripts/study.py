@@ -3,6 +3,7 @@
     python scripts/study.py                       # both recipes, the RAFT sweep, then results/study/
     python scripts/study.py --no-sweep            # both recipes only
     python scripts/study.py --combine-only        # rebuild results/study/ from the runs already collected
+    python scripts/study.py --runs raft_all_gold  # run (or re-run) only the named runs, then combine all collected
     python scripts/study.py --set train.general_epochs=0.01 --set train.domain_epochs=0.05   # a cut-down check
 
 Run it in a checkout that has the paper's files beside it (`../shared/seed`, as `data=paper` expects), after
@@ -48,9 +49,14 @@ CONTEXT = ["data/benchmark/tasks.json", "data/benchmark/questions", "metrics/lea
            "metrics/paper_rescored.json", "index/chunks"]
 
 
+def venv_env() -> dict:
+    """This interpreter's bin folder first on PATH, so `dvc` and the stages' `python` are the venv's, activated or not."""
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+
+
 def sh(cmd: list[str], env: dict | None = None) -> None:
     print("+ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, **(env or {})})
+    subprocess.run(cmd, cwd=ROOT, check=True, env={**venv_env(), **(env or {})})
 
 
 def copy(src: Path, dst: Path) -> None:
@@ -108,10 +114,12 @@ def combine(names: list[str], extra: list[str]) -> None:
             copy(work / f"results/reference/{task}.jsonl", OUT / "answers" / f"reference_{task}.jsonl")
     runs = {n: json.loads((OUT / "runs" / n / "run.json").read_text()) for n in names}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    study = {"command": "python scripts/study.py" + "".join(f" --set {s}" for s in extra), "commit": commit,
+    sweep = [n for n in names if n in SWEEP]
+    command = "python scripts/study.py" + ("" if sweep else " --no-sweep") + "".join(f" --set {s}" for s in extra)
+    study = {"command": command, "commit": commit,
              "cpu_count": os.cpu_count(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "runs": runs, "variants": {v: {"run": r, "as": s} for v, (r, s) in variants.items()},
-             "recipes": [n for n in names if n in RECIPES], "sweep": [n for n in names if n in SWEEP],
+             "recipes": [n for n in names if n in RECIPES], "sweep": sweep,
              "wall_s": round(sum(r["wall_s"] for r in runs.values()), 1)}
     (OUT / "study.json").write_text(json.dumps(study, indent=2) + "\n")
     experiments_table([r["experiment"] for r in runs.values()])
@@ -124,7 +132,7 @@ def experiments_table(names: list[str]) -> None:
     keep = (r"^(Experiment|dataset\.raft\.(enabled|no_gold_share|distractors)|train\.domain_loss_on|"
             r"metrics/train_domain\.json:eval_loss|(metrics/report\.json:)?(single|joint)\.domain\.(rescaled|token_f1_rescaled))$")
     cmd = ["dvc", "exp", "show", "--md", "--precision", "3", "--drop", ".*", "--keep", keep]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=venv_env())
     if proc.returncode:
         print(f"warning: `dvc exp show` failed, results/study/experiments.md not written: {proc.stderr[-500:]}")
         return
@@ -138,13 +146,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-sweep", action="store_true", help="run the two recipes only")
     ap.add_argument("--combine-only", action="store_true", help="only rebuild results/study/ from collected runs")
+    ap.add_argument("--runs", nargs="+", choices=[*RECIPES, *SWEEP], metavar="RUN",
+                    help=f"run only these (of {', '.join([*RECIPES, *SWEEP])}), keeping the runs already collected")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an override for every run (a cut-down check: --set train.general_epochs=0.01)")
     a = ap.parse_args()
-    plan = {**RECIPES, **({} if a.no_sweep else SWEEP)}
+    plan = {**RECIPES, **({} if a.no_sweep and not a.runs else SWEEP)}
     if not a.combine_only:
         for name, overrides in plan.items():
-            run_experiment(name, overrides, a.set)
+            if not a.runs or name in a.runs:
+                run_experiment(name, overrides, a.set)
     names = [n for n in plan if (OUT / "runs" / n / "run.json").exists()]
     if not names or names[0] != next(iter(RECIPES)):
         raise SystemExit(f"no collected run of the paper recipe in {OUT / 'runs'}: run the study first")

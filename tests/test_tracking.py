@@ -51,6 +51,17 @@ def test_one_parent_per_pipeline_run_with_its_stages_nested(client, cfg_factory,
         inputs = child.inputs.dataset_inputs
         assert [i.dataset.name for i in inputs] == ["domain-train"] and inputs[0].dataset.digest
         assert inputs[0].tags[0].value == "training"
+    # scripts/mlflow_runs.py prints the same tree: two parents, each with its three stages folded under it
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("mlflow_runs", Path(__file__).parents[1] / "scripts/mlflow_runs.py")
+    mlflow_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mlflow_runs)
+    text = mlflow_runs.tree(client, metrics="rescaled")
+    assert text.splitlines()[0] == "experiment sling (custom_model_development): 2 pipeline run(s)"
+    assert text.count("params: lora.r=8") == 2 and text.count("joint.domain.rescaled = 0.4") == 2
+    assert text.count("  └─ build_dataset [FINISHED]") == 2 and text.count("datasets: domain-train") == 2
+    assert mlflow_runs.tree(client, last=1).count("params: lora.r=8") == 1
 
 
 def test_a_failing_stage_marks_its_pipeline_run_failed(client, cfg_factory, monkeypatch):

@@ -119,7 +119,7 @@ def combine(names: list[str], extra: list[str]) -> None:
     study = {"command": command, "commit": commit,
              "cpu_count": os.cpu_count(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "runs": runs, "variants": {v: {"run": r, "as": s} for v, (r, s) in variants.items()},
-             "recipes": [n for n in names if n in RECIPES], "sweep": sweep,
+             "recipes": [n for n in names if n in RECIPES], "sweep": sweep, "sweep_planned": list(SWEEP),
              "wall_s": round(sum(r["wall_s"] for r in runs.values()), 1)}
     (OUT / "study.json").write_text(json.dumps(study, indent=2) + "\n")
     experiments_table([r["experiment"] for r in runs.values()])

@@ -24,3 +24,12 @@ def test_ci_runs_the_readme_test_command():
                         "bash scripts/install.sh && .venv/bin/python -m pytest"]
     ci = (ROOT / ".ci/run").read_text()
     assert "bash scripts/install.sh" in ci and "python -m pytest" in ci
+
+
+def test_the_study_section_matches_the_committed_study_results():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- generated:study -->\n_Produced by `[^`]+`._\n\n(.*?)\n<!-- /generated:study -->", readme, re.S)
+    assert block, "README.md lost its generated study section: run `python scripts/update_readme.py --study`"
+    table = subprocess.run([sys.executable, "scripts/update_readme.py", "--study-table"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert block.group(1).strip() == table, "README study section is stale: run `python scripts/update_readme.py --study`"

@@ -9,10 +9,10 @@ Two modes, chosen by `data.tasks`:
   normalised into `data/benchmark/questions/<task>.jsonl` (id, question, source paragraph, document, reference).
   Nothing is held out of training (the split says so, and the leakage stage counts the overlap).
 - Generated (`data.tasks: {}`, `data=documents`): the ingested documents are split, seeded and by document, into
-  training and benchmark documents (`data.split`: a share, or named documents). The teacher writes one question
-  from each of `benchmark.questions_per_document` sampled paragraphs of every benchmark document (its own prompt
-  version), then answers it from that paragraph alone: the oracle reference. The training set's quality filters
-  apply, with counts. Tasks: one per benchmark document and one over all of them (`benchmark.joint_task`).
+  training and benchmark documents (`data.split`: a share, or named documents; near-copies stay together). The
+  teacher writes one question from each of `benchmark.questions_per_document` sampled paragraphs of every benchmark
+  document (its own prompt version), then answers it from that paragraph alone: the oracle reference. The training
+  set's quality filters apply, with counts, and a document they leave short gets more paragraphs. Tasks: one per benchmark document and one over all of them (`benchmark.joint_task`).
 
 Outputs: `data/split/documents.json` (the split manifest, which synthesize reads), `data/benchmark/tasks.json`
 (task -> documents with their hashes, question file, reference source) and the question files; counts in
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 from pathlib import Path
 
@@ -62,11 +63,44 @@ def ingested_documents() -> list[dict]:
     return [d for d in read_json(path)["documents"] if d.get("status") in ("ok", "partial")]
 
 
-def split_documents(cfg: DictConfig, docs: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(training, benchmark) documents. Named documents win over the share; otherwise the documents are ranked
-    by a seeded hash of their content and the first share is held out, so adding a document to the folder moves
-    at most that one document between the sides."""
+def overlap_groups(cfg: DictConfig, docs: list[dict], paragraphs: list[dict]) -> list[list[dict]]:
+    """The documents in groups that must stay on one side of the split: two documents are joined when they share at
+    least `data.split.group_overlap` of the shorter one's paragraphs (a paper and the proceedings that reprint it,
+    two versions of a manual), so that no benchmark document is a copy of a training one. In manifest order."""
+    hashes: dict[str, set[str]] = {d["doc_id"]: set() for d in docs}
+    for p in paragraphs:
+        if p["doc_id"] in hashes:
+            hashes[p["doc_id"]].add(p["paragraph_hash"])
+    parent = {d["doc_id"]: d["doc_id"] for d in docs}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    share = cfg.data.split.group_overlap
+    if share is not None:
+        ids = [d["doc_id"] for d in docs]
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                smaller = min(len(hashes[a]), len(hashes[b]))
+                if smaller and len(hashes[a] & hashes[b]) >= share * smaller:
+                    parent[root(b)] = root(a)
+    groups: dict[str, list[dict]] = {}
+    for d in docs:
+        groups.setdefault(root(d["doc_id"]), []).append(d)
+    return list(groups.values())
+
+
+def split_documents(cfg: DictConfig, docs: list[dict],
+                    paragraphs: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
+    """(training, benchmark) documents. Named documents win over the share; otherwise the documents, in groups of
+    near-copies (`overlap_groups`), are ranked by a seeded hash of their content and groups are held out in that
+    order until the share is reached, so adding a document to the folder moves at most that one document (and its
+    copies) between the sides."""
     named = list(cfg.data.split.benchmark_documents or [])
+    groups = overlap_groups(cfg, docs, paragraphs or [])
     if named:
         by_name = {d["document"]: d for d in docs}
         unknown = [n for n in named if n not in by_name]
@@ -76,50 +110,105 @@ def split_documents(cfg: DictConfig, docs: list[dict]) -> tuple[list[dict], list
         if len(set(named)) >= len(docs):
             raise ConfigError("data.split.benchmark_documents holds out every document: leave some to train on")
         bench = [by_name[n] for n in dict.fromkeys(named)]
+        for g in groups:
+            held = [d["document"] for d in g if d["document"] in named]
+            kept = [d["document"] for d in g if d["document"] not in named]
+            if held and kept:
+                log.warning("benchmark document(s) %s share most of their paragraphs with training document(s) %s: "
+                            "those paragraphs are not asked about; name both in data.split.benchmark_documents to "
+                            "hold out both", held, kept)
     else:
-        if len(docs) < 2:
-            raise BenchmarkError(f"{len(docs)} document(s) ingested: a held-out benchmark needs at least two, one to "
-                                 "train on and one to test on; add documents to data.corpus_dir")
+        if len(groups) < 2:
+            what = (f"{len(docs)} document(s) ingested" if len(docs) < 2 else
+                    f"the {len(docs)} documents share most of their paragraphs (data.split.group_overlap)")
+            raise BenchmarkError(f"{what}: a held-out benchmark needs at least two distinct documents, one to train on "
+                                 "and one to test on; add documents to data.corpus_dir")
         n = min(max(1, round(len(docs) * cfg.data.split.benchmark_fraction)), len(docs) - 1)
-        rank = sorted(docs, key=lambda d: hashlib.sha256(f"{cfg.seed}:{d['sha256']}".encode()).hexdigest())
-        bench = rank[:n]
+
+        def key(d: dict) -> str:
+            return hashlib.sha256(f"{cfg.seed}:{d['sha256']}".encode()).hexdigest()
+
+        bench = []
+        for g in sorted(groups, key=lambda g: min(key(d) for d in g)):
+            if len(bench) + len(g) <= n:
+                bench += g
+            if len(bench) >= n:
+                break
+        bench = bench or min(groups, key=len)  # every group is larger than the share: the smallest one
+        for g in groups:
+            if len(g) > 1:
+                log.info("kept on one side of the split, as they share most of their paragraphs: %s",
+                         [d["document"] for d in g])
     held = {d["doc_id"] for d in bench}
     return [d for d in docs if d["doc_id"] not in held], sorted(bench, key=lambda d: d["document"])
 
 
-def sample_paragraphs(cfg: DictConfig, paragraphs: list[dict], doc: dict, exclude: set[str]) -> list[dict]:
-    """`benchmark.questions_per_document` paragraphs of one document, seeded, in reading order; never one whose
-    text is also a training document's paragraph (`exclude`: their hashes), as boilerplate shared by documents is."""
+def paragraph_order(cfg: DictConfig, paragraphs: list[dict], doc: dict, exclude: set[str]) -> list[dict]:
+    """One document's paragraphs in the seeded order they are asked about; never one whose text is also a training
+    document's paragraph (`exclude`: their hashes), as boilerplate shared by documents is."""
     own = [p for p in paragraphs if p["doc_id"] == doc["doc_id"] and p["paragraph_hash"] not in exclude]
     long_enough = [p for p in own if len(p["text"]) >= cfg.benchmark.min_paragraph_chars] or own
-    k = min(cfg.benchmark.questions_per_document, len(long_enough))
-    picked = random.Random(f"{cfg.seed}:{doc['doc_id']}").sample(long_enough, k)
-    return sorted(picked, key=lambda p: p["para_num"])
+    return random.Random(f"{cfg.seed}:{doc['doc_id']}").sample(long_enough, len(long_enough))
 
 
 def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) -> tuple[list[dict], dict]:
-    """The teacher's questions and oracle answers for the benchmark documents' sampled paragraphs, filtered."""
+    """The teacher's questions and oracle answers for the benchmark documents' sampled paragraphs, filtered. A
+    document short of `benchmark.questions_per_document` kept questions after the filters gets more paragraphs (the
+    shortfall over the share the filters kept so far), in up to `benchmark.max_rounds` rounds, while it has any left."""
     from pipeline.teacher import CachedCalls, make_teacher
 
     held = {d["doc_id"] for d in bench}
     training = {p["paragraph_hash"] for p in paragraphs if p["doc_id"] not in held}
-    sampled = [p for d in bench for p in sample_paragraphs(cfg, paragraphs, d, training)]
+    order = {d["doc_id"]: paragraph_order(cfg, paragraphs, d, training) for d in bench}
+    for d in bench:
+        if not order[d["doc_id"]]:
+            log.warning("%s: every paragraph is also in a training document, so none is asked about",
+                        d["document"])
     teacher = make_teacher(cfg)
     calls = CachedCalls(cfg, teacher, cfg.benchmark.prompt_version)
     b = cfg.benchmark
-    questions = calls.run([b.question_prompt.format(paragraph=p["text"]) for p in sampled], "benchmark questions")
-    asked = [(p, q) for p, q in zip(sampled, questions) if q]
-    answers = calls.run([b.answer_prompt.format(paragraph=p["text"], question=q) for p, q in asked], "oracle answers")
-    if calls.failures:
-        raise BenchmarkError(f"{len(calls.failures)} teacher calls failed (first: {calls.failures[0]}); the "
-                             f"{calls.usage['calls']} finished calls are cached, re-run to retry")
-    rows = [{"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
-             "paragraph": p["text"], "paragraph_hash": p["paragraph_hash"], "question": " ".join(q.split()),
-             "answer": a.strip()} for (p, q), a in zip(asked, answers) if a is not None]
-    kept, dropped, _ = filter_rows(cfg.dataset, rows, percentile=0)
-    stats = {"sampled_paragraphs": len(sampled), "generated": len(rows), "kept": len(kept), "dropped": dict(dropped),
-             "teacher": teacher.name, "calls": calls.usage["calls"], "cache_hits": calls.usage["cache_hits"],
-             "prompt_tokens": calls.usage["prompt_tokens"], "completion_tokens": calls.usage["completion_tokens"]}
+    target = b.questions_per_document
+    used = {d["doc_id"]: 0 for d in bench}
+    rows: list[dict] = []
+    kept: list[dict] = []
+    dropped: dict = {}
+    rounds = 0
+    for rounds in range(1, b.max_rounds + 1):
+        have = {d["doc_id"]: 0 for d in bench}
+        for r in kept:
+            have[r["doc_id"]] += 1
+        # after the first round, ask for the shortfall over the share of rows the filters kept so far (at most 4x)
+        factor = 1.0 if rounds == 1 else min(4.0, len(rows) / len(kept)) if kept else 4.0
+        sampled = []
+        for d in bench:
+            i, short = used[d["doc_id"]], max(0, target - have[d["doc_id"]])
+            take = math.ceil(short * factor)
+            sampled += order[d["doc_id"]][i:i + take]
+            used[d["doc_id"]] = min(i + take, len(order[d["doc_id"]]))
+        if not sampled:
+            rounds -= 1
+            break
+        label = "" if rounds == 1 else f" (round {rounds})"
+        questions = calls.run([b.question_prompt.format(paragraph=p["text"]) for p in sampled],
+                              "benchmark questions" + label)
+        asked = [(p, q) for p, q in zip(sampled, questions) if q]
+        answers = calls.run([b.answer_prompt.format(paragraph=p["text"], question=q) for p, q in asked],
+                            "oracle answers" + label)
+        if calls.failures:
+            raise BenchmarkError(f"{len(calls.failures)} teacher calls failed (first: {calls.failures[0]}); the "
+                                 f"{calls.usage['calls']} finished calls are cached, re-run to retry")
+        rows += [{"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
+                  "paragraph": p["text"], "paragraph_hash": p["paragraph_hash"], "question": " ".join(q.split()),
+                  "answer": a.strip()} for (p, q), a in zip(asked, answers) if a is not None]
+        kept, dropped, _ = filter_rows(cfg.dataset, rows, percentile=0)
+    per_doc: dict[str, list[dict]] = {}
+    for r in kept:  # in the order asked: a later round's surplus beyond the target is left out
+        per_doc.setdefault(r["doc_id"], []).append(r)
+    kept = [r for d in bench for r in sorted(per_doc.get(d["doc_id"], [])[:target], key=lambda r: r["para_num"])]
+    stats = {"sampled_paragraphs": sum(used.values()), "rounds": rounds, "generated": len(rows), "kept": len(kept),
+             "dropped": dict(dropped), "teacher": teacher.name, "calls": calls.usage["calls"],
+             "cache_hits": calls.usage["cache_hits"], "prompt_tokens": calls.usage["prompt_tokens"],
+             "completion_tokens": calls.usage["completion_tokens"]}
     return kept, stats
 
 
@@ -134,8 +223,9 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
     docs = ingested_documents()
     if not docs:
         raise BenchmarkError(f"{resolve_path(MANIFEST)} lists no ingested document: run the ingest stage first")
-    train, bench = split_documents(cfg, docs)
-    rows, stats = write_questions(cfg, bench, read_jsonl(resolve_path(PARAGRAPHS)))
+    paragraphs = read_jsonl(resolve_path(PARAGRAPHS))
+    train, bench = split_documents(cfg, docs, paragraphs)
+    rows, stats = write_questions(cfg, bench, paragraphs)
     source = f"oracle:{stats['teacher']}"
     corpus = resolve_path(cfg.data.corpus_dir)
     per_doc: dict[str, list[dict]] = {d["doc_id"]: [] for d in bench}

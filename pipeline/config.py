@@ -253,6 +253,11 @@ def task_problems(cfg: DictConfig) -> list[str]:
         fraction = OmegaConf.select(cfg, "data.split.benchmark_fraction")
         if not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
             problems.append(f"data.split.benchmark_fraction must be a number in (0, 1), got {fraction!r}")
+        overlap = OmegaConf.select(cfg, "data.split.group_overlap")
+        if overlap is not None and not (isinstance(overlap, (int, float)) and 0 < overlap <= 1):
+            problems.append(f"data.split.group_overlap must be a number in (0, 1] or null, got {overlap!r}")
+        if not (isinstance(cfg.benchmark.max_rounds, int) and cfg.benchmark.max_rounds >= 1):
+            problems.append(f"benchmark.max_rounds must be an integer of at least 1, got {cfg.benchmark.max_rounds!r}")
         if not (cfg.benchmark.per_document_tasks or cfg.benchmark.joint_task):
             problems.append("benchmark.per_document_tasks=false and benchmark.joint_task=null leave no task")
         if cfg.benchmark.joint_task and not valid_task_name(str(cfg.benchmark.joint_task)):

@@ -83,3 +83,63 @@ def test_leakage_within_the_limit_is_reported(leakage_workdir):
     main(["data=documents", "data.corpus_dir=papers", "data.leakage_max=2"])
     out = json.loads((leakage_workdir / "metrics/leakage.json").read_text())
     assert out["leaked"] == 2 and out["pairs"][0]["cosine"] > 0.99 and out["shared_documents"] == []
+
+
+def paragraphs_of(doc: str, texts: list[str]) -> list[dict]:
+    from pipeline.io import sha256_text
+
+    return [{"doc_id": f"id-{doc}", "document": doc, "page": 1, "para_num": i, "text": t,
+             "paragraph_hash": sha256_text(t)[:16]} for i, t in enumerate(texts, 1)]
+
+
+def test_documents_that_copy_each_other_stay_on_one_side_of_the_split():
+    from pipeline.benchmark import split_documents
+
+    # paper1.pdf reprints all of paper0.pdf (a paper inside its proceedings); the others share one boilerplate line
+    shared = [f"Section {i} of the first paper, on adapters and their ranks." for i in range(6)]
+    boiler = "Copyright notice of the publisher, printed on every document."
+    paragraphs = (paragraphs_of("paper0.pdf", shared) + paragraphs_of("paper1.pdf", shared + ["An extra section."])
+                  + [p for i in range(2, 8) for p in paragraphs_of(f"paper{i}.pdf", [boiler, f"Own text {i}.",
+                                                                                      f"More own text {i}."])])
+    for p in paragraphs:
+        p["doc_id"] = "id" + p["document"].removeprefix("paper").removesuffix(".pdf")
+    for seed in range(12):
+        train, bench = split_documents(cfg(f"seed={seed}"), docs(8), paragraphs)
+        held = {d["document"] for d in bench}
+        assert ("paper0.pdf" in held) == ("paper1.pdf" in held), seed  # the copies are never split apart
+        assert len(bench) == 2 and len(train) == 6  # the share (round(8 / 4) = 2) still holds
+    # without the grouping, some seed splits the pair: the check above is not vacuous
+    apart = [s for s in range(12) if len({d["document"] for d in split_documents(
+        cfg(f"seed={s}", "data.split.group_overlap=null"), docs(8), paragraphs)[1]} & {"paper0.pdf", "paper1.pdf"}) == 1]
+    assert apart
+
+
+def test_a_document_short_of_questions_after_the_filters_gets_more_paragraphs(tmp_path, monkeypatch):
+    """Against a real OpenAI-compatible server (llm-katan's echo backend repeats the prompt): the benchmark document's
+    paragraphs that read like a refusal are dropped by the refusal filter, and further rounds sample others."""
+    from bench.bench_synthesis import katan_server
+    from pipeline.benchmark import write_questions
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-local")
+    topics = ["tide tables", "bread starters", "glacier speed", "violin varnish", "bee dances", "chess clocks",
+              "rail gauges", "lichen growth"]
+    texts = [(f"I cannot say much, but {t} were measured in the survey." if i % 2 else
+              f"The survey measured {t} over four seasons and found them stable.") for i, t in enumerate(topics)]
+    paragraphs = paragraphs_of("held.pdf", texts) + paragraphs_of("train.pdf", ["Training text on other matters."])
+    bench = [{"doc_id": "id-held.pdf", "document": "held.pdf"}]
+    with katan_server(tmp_path / "server", "--max-concurrent", "4") as server:
+        def run(*extra):
+            c = cfg("teacher=openai", f"teacher.base_url={server.base_url}", "teacher.model=echo",
+                    "benchmark.questions_per_document=3", "benchmark.min_paragraph_chars=10",
+                    "dataset.near_duplicate_cosine=0.9999", "dataset.min_grounding=0", *extra)
+            return write_questions(c, bench, paragraphs)
+
+        one_round, stats1 = run("benchmark.max_rounds=1")
+        rows, stats = run("benchmark.max_rounds=4")
+    assert stats1["rounds"] == 1 and stats1["dropped"]["refusal"] > 0 and len(one_round) < 3
+    assert len(rows) == 3, stats
+    assert stats["rounds"] > 1 and stats["sampled_paragraphs"] > 3
+    assert all("I cannot" not in r["paragraph"] for r in rows)
+    assert [r["para_num"] for r in rows] == sorted(r["para_num"] for r in rows)  # in reading order
+    assert stats["cache_hits"] >= 2 * 3  # the first round's calls were answered from the cache

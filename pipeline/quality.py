@@ -1,7 +1,9 @@
 """Quality filters shared by the training set and the generated benchmark: each drop counted by its reason.
 
-Paragraphs shorter than a length percentile, empty or malformed generations, refusals, answers not grounded
-in their paragraph (content-word overlap), and near-duplicate questions within a document (embedding cosine).
+Paragraphs shorter than a length percentile, empty or malformed generations, refusals, questions that name
+nothing of their paragraph (no content word in common: "What is the answer to this question?"), answers not
+grounded in their paragraph (content-word overlap), and near-duplicate questions within a document (embedding
+cosine).
 """
 from __future__ import annotations
 
@@ -11,9 +13,17 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeline.embed import embed
-from pipeline.text import support
+from pipeline.text import content_words, support, tokens
 
-FILTERS = ("short_paragraph", "empty_or_malformed", "refusal", "ungrounded_answer", "near_duplicate_question")
+FILTERS = ("short_paragraph", "empty_or_malformed", "refusal", "off_topic_question", "ungrounded_answer",
+           "near_duplicate_question")
+
+
+def off_topic(question: str, paragraph: str) -> bool:
+    """True when none of the question's content words occurs in its paragraph (or it has none)."""
+    words = content_words(question)
+    have = set(tokens(paragraph))
+    return not any(w in have for w in words)
 
 
 def filter_rows(d: DictConfig, rows: list[dict], percentile: float | None = None) -> tuple[list[dict], Counter, float]:
@@ -35,6 +45,8 @@ def filter_rows(d: DictConfig, rows: list[dict], percentile: float | None = None
             dropped["empty_or_malformed"] += 1
         elif any(p in (q + " " + a).lower() for p in d.refusal_patterns):
             dropped["refusal"] += 1
+        elif d.drop_off_topic_questions and off_topic(q, r["paragraph"]):
+            dropped["off_topic_question"] += 1
         elif support(a, r["paragraph"]) < d.min_grounding:
             dropped["ungrounded_answer"] += 1
         else:

@@ -91,11 +91,14 @@ def despaced_overlap(source: str, chunk: str, width: int = 12) -> float:
 
 
 def source_rank(source: str, retrieved: list[dict], threshold: float = 0.6) -> int | None:
-    """1-based rank of the first chunk that holds most of the source paragraph, else None."""
+    """1-based rank of the first chunk that holds most of the source paragraph, or that is mostly cut from it (a
+    paragraph longer than `rag.chunk_tokens` spans several chunks, none of which holds most of it), else None."""
     if not source.strip():
         return None
     for rank, chunk in enumerate(retrieved, 1):
-        if support(source, chunk["text"]) >= threshold or despaced_overlap(source, chunk["text"]) >= threshold:
+        text = chunk["text"]
+        if (support(source, text) >= threshold or despaced_overlap(source, text) >= threshold
+                or despaced_overlap(text, source) >= threshold):
             return rank
     return None
 

@@ -33,6 +33,7 @@ def work(tmp_path, monkeypatch):
         row("d1", 11, "", GOOD),                                                                  # empty question
         row("d1", 12, "What is the rank?", "I'm sorry, I cannot answer that from the text."),    # refusal
         row("d2", 13, "What is the rank of the moon?", "Bananas are yellow and grow in tropical climates."),  # ungrounded
+        row("d4", 14, "What is the answer to this question?", GOOD),                              # off-topic
         row("d3", 1, "What does document d3 say in paragraph 1 about rank number 10?", GOOD),    # near-duplicate of d3/1
     ]
     write_jsonl(tmp_path / "data/synthetic/qa.jsonl", rows)
@@ -46,9 +47,9 @@ def read(path):
 def test_filters_drop_and_count_each_case(work):
     build_dataset.main(["dataset.min_paragraph_percentile=5"])
     metrics = json.loads((work / "metrics/dataset.json").read_text())
-    assert metrics["input_rows"] == 25
-    assert metrics["dropped"] == {"short_paragraph": 1, "empty_or_malformed": 1, "refusal": 1, "ungrounded_answer": 1,
-                                  "near_duplicate_question": 1}
+    assert metrics["input_rows"] == 26
+    assert metrics["dropped"] == {"short_paragraph": 1, "empty_or_malformed": 1, "refusal": 1,
+                                  "off_topic_question": 1, "ungrounded_answer": 1, "near_duplicate_question": 1}
     assert metrics["kept"] == 20 == metrics["train_rows"] + metrics["eval_rows"]
 
 

@@ -15,6 +15,7 @@ import pytest
 from pipeline.score import (bootstrap_ci, check_references, despaced_overlap, grounding, paired_differences,
                             reference_problem, rouge_l, score_answers, score_controls, shuffled, source_rank,
                             summarise, token_f1)
+from pipeline.text import support
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"  # the paper's files, beside the repository
 
@@ -80,6 +81,16 @@ def test_source_rank_finds_the_paragraph_even_without_spaces():
     mangled = "Therank oftheadapte rdecide showmany parameter sare trained."  # as the paper's extraction left it
     assert despaced_overlap(mangled, source) == 1.0 and source_rank(mangled, retrieved) == 2
     assert despaced_overlap(mangled, "Qdrant stores vectors.") == 0.0
+    # a source paragraph longer than a chunk: the chunk cut from its middle is a hit, a chunk from elsewhere is not
+    words = ("glacier harbor meadow canyon orchard tundra lagoon summit prairie delta volcano reef marsh fjord "
+             "savanna dune estuary plateau ravine geyser atoll steppe moor butte cove bayou mesa grotto isthmus "
+             "archipelago bluff cape crater gulch heath knoll").split()
+    long = " ".join(f"The {a} borders the {b} at mile {i}." for i, (a, b) in enumerate(zip(words[::2], words[1::2])))
+    middle = {"text": long[len(long) // 3:len(long) // 3 + 200]}
+    assert support(long, middle["text"]) < 0.6  # it holds a small part of the source only
+    assert source_rank(long, [{"text": "Qdrant stores vectors in collections, each with its own distance."},
+                              middle]) == 2
+    assert source_rank(long, [{"text": "Sentence 3 of another paragraph, on vector stores and their indexes."}]) is None
 
 
 def test_shuffle_is_a_derangement_and_intervals_hold_the_mean():

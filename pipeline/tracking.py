@@ -36,6 +36,17 @@ def tracking_uri() -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
+def start_ticks(proc) -> int:
+    """When the process started, in clock ticks since boot (/proc/<pid>/stat), which no clock step moves: psutil's
+    create_time adds the boot time as read now, and a VM whose clock was stepped gave one `dvc exp run` two keys 32 s
+    apart, so two parent runs. Elsewhere, create_time to the second."""
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return int(proc.create_time())
+
+
 def pipeline_run_key() -> str | None:
     """What identifies one pipeline run: the DVC process running the stages (a `dvc repro`, a `dvc exp run`, or one
     queued experiment's worker), by pid and start time; `SLING_PIPELINE_RUN` overrides it. None outside DVC."""
@@ -47,7 +58,7 @@ def pipeline_run_key() -> str | None:
         for proc in psutil.Process().parents():
             cmd = " ".join(proc.cmdline())
             if re.search(r"(^|[/\s])dvc(\s|$)|-m dvc\b|dvc/__main__", cmd):
-                return f"dvc-{proc.pid}-{int(proc.create_time() * 1000)}"
+                return f"dvc-{proc.pid}-{start_ticks(proc)}"
     except psutil.Error:  # a parent that exits or hides its command line: no grouping, never a failure
         return None
     return None

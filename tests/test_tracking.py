@@ -104,3 +104,25 @@ def test_teacher_calls_are_traced_with_their_usage_and_no_key(client, tmp_path, 
     assert secret.encode() not in db.read_bytes()
     for f in (tmp_path / "work").rglob("*"):
         assert not f.is_file() or secret.encode() not in f.read_bytes(), f
+
+
+def test_the_pipeline_key_survives_a_clock_step(tmp_path):
+    """A stage finds its pipeline run by the DVC process above it. Here a real parent process whose command line
+    names dvc starts a child that reads the key twice, psutil's create_time (wall clock: it moves when a VM's
+    clock is stepped, as it did under a real `dvc exp run`) shifted by 32 s between the reads."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child = ("import psutil, sys; sys.path.insert(0, %r)\n"
+             "from pipeline.tracking import pipeline_run_key\n"
+             "first = pipeline_run_key()\n"
+             "real = psutil.Process.create_time\n"
+             "psutil.Process.create_time = lambda self: real(self) + 32.0\n"
+             "print(first, pipeline_run_key())\n") % str(Path(__file__).parents[1])
+    fake_dvc = tmp_path / "dvc"  # a parent process named like the DVC CLI, running the stage as DVC does
+    fake_dvc.write_text(f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {child!r}], check=True)\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "SLING_PIPELINE_RUN"}
+    out = subprocess.run([sys.executable, str(fake_dvc)], capture_output=True, text=True, check=True, env=env).stdout
+    first, second = out.split()
+    assert first.startswith("dvc-") and first == second

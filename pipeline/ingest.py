@@ -377,7 +377,7 @@ def ocr_elements(path: Path, why: str = "no text layer") -> tuple[list[str], lis
     pages = ocr_pdf(path)
     if not any(p.strip() for p in pages):
         raise DocumentError(f"no text layer on any of its {len(pages)} page(s), and OCR found no text either: an "
-                            "image-only PDF without legible text", "no_text_layer")
+                            "image-only PDF without legible text", "ocr_no_text")
     elements = []
     for number, text in enumerate(pages, 1):
         for element in partition_text(text=text, languages=["eng"]) if text.strip() else []:
@@ -467,7 +467,9 @@ def ingest_cached(path: str, settings: dict, target: str) -> dict:
     except DocumentError as e:
         result = {"error": {"kind": e.kind, "message": str(e)}}
     result = json.loads(json.dumps(result))  # the same types whether fresh or read back from the cache
-    if result.get("error", {}).get("kind") not in OCR_KINDS:  # a scan may read once OCR is installed: not kept
+    # A scan that could not be OCR'd may read once OCR is installed: not kept. One that OCR read and found no text in
+    # ("ocr_no_text", a logo or a blank scan) is kept, so a re-run does not OCR it again.
+    if result.get("error", {}).get("kind") not in OCR_KINDS:
         write_json(target, result)
     return result
 

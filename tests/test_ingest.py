@@ -150,7 +150,7 @@ def test_bad_documents_are_skipped_by_name_and_counted(ingested):
         assert reason in status[name]["reason"], (name, status[name]["reason"])
     assert metrics["skipped"] == len(BAD)
     assert metrics["skipped_by_reason"] == {"corrupt": 1, "empty": 1, "encrypted": 1, "no_elements": 1,
-                                            "no_text_layer": 1}
+                                            "ocr_no_text": 1}  # OCR ran on the blank scan and found nothing
     # The other documents still went through.
     assert {r["document"] for r in rows} == {"paper.pdf", "notes.md", "notes.txt", "page.html"}
     assert metrics["ingested"] == 4 and metrics["documents"] == 10

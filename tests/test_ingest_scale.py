@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ingest import make_pdf, make_text_files, run_ingest
+from tests.test_ingest import make_bad_files, make_pdf, make_text_files, run_ingest
 
 OUTPUTS = ("data/ingested/paragraphs.jsonl", "data/ingested/manifest.json", "metrics/ingest.json")
 
@@ -28,6 +28,9 @@ def folder(tmp_path_factory) -> Path:
         make_pdf(folder / f"paper_{i}.pdf", sections=4 + i)
     make_text_files(folder)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    bad = tmp_path_factory.mktemp("bad")
+    make_bad_files(bad, folder / "paper_0.pdf")
+    shutil.copy(bad / "scanned.pdf", folder / "logo.pdf")  # an image-only page: OCR runs and finds no text
     return folder
 
 
@@ -47,7 +50,7 @@ def test_rerun_partitions_nothing_and_a_new_file_only_itself(folder, tmp_path, c
     partitioned, cached = counts(caplog)
     assert partitioned > 0 and cached == 0
     run_ingest(corpus, tmp_path / "work", "ingest.workers=1")
-    assert counts(caplog) == (0, partitioned)
+    assert counts(caplog) == (0, partitioned)  # skipped files too: the logo is not OCR'd again
     assert [(cold / out).read_bytes() for out in OUTPUTS] == first  # the cache gives back the same bytes
     make_pdf(corpus / "paper_new.pdf", sections=3)
     run_ingest(corpus, tmp_path / "work", "ingest.workers=1")

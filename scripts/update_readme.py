@@ -120,9 +120,11 @@ def study_section() -> str:
         best = {k: max(s["variants"], key=lambda n: s["variants"][n][k]) for k in ("rescaled", "token_f1_rescaled")}
         lines.append(f"- {task}: best of our variants on rescaled cosine `{best['rescaled']}`, on rescaled token F1 "
                      f"`{best['token_f1_rescaled']}`.")
-    if not sweep:
-        lines += ["", "The sweep over the RAFT knobs is not in these results; `python scripts/study.py --runs "
-                  + " ".join(study.get("sweep_planned", [])) + "` adds it to them."]
+    missing = [n for n in study.get("sweep_planned", []) if n not in study.get("sweep", [])]
+    if missing:
+        lines += ["", f"{'The sweep over the RAFT knobs is' if not sweep else 'Of the sweep, ' + ', '.join(missing)}"
+                  f" {'not in these results' if not sweep else ('is' if len(missing) == 1 else 'are') + ' not run'};"
+                  f" `python scripts/study.py --runs {' '.join(missing)}` adds {'it' if len(missing) == 1 else 'them'}."]
     if sweep:
         lines += ["", "The sweep over the RAFT knobs (`domain_raft` moved one knob at a time; "
                   "`results/study/runs/<run>/run.json` has each run's overrides):", "",

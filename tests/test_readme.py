@@ -8,13 +8,20 @@ import sys
 from tests.conftest import ROOT
 
 
-def test_generated_results_table_matches_the_committed_metrics():
+def check_generated_section(name: str, flag: str, lost: str, stale: str) -> None:
+    """README's `<!-- generated:NAME -->` block is what `scripts/update_readme.py FLAG` prints now."""
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- generated:metrics -->\n_Produced by `[^`]+`._\n\n(.*?)\n<!-- /generated:metrics -->", readme, re.S)
-    assert block, "README.md lost its generated results section"
-    table = subprocess.run([sys.executable, "scripts/update_readme.py", "--table"], cwd=ROOT, capture_output=True,
+    block = re.search(rf"<!-- generated:{name} -->\n_Produced by `[^`]+`._\n\n(.*?)\n<!-- /generated:{name} -->", readme,
+                      re.S)
+    assert block, lost
+    table = subprocess.run([sys.executable, "scripts/update_readme.py", flag], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.strip()
-    assert block.group(1).strip() == table, "README results are stale: run `python scripts/update_readme.py`"
+    assert block.group(1).strip() == table, stale
+
+
+def test_generated_results_table_matches_the_committed_metrics():
+    check_generated_section("metrics", "--table", "README.md lost its generated results section",
+                            "README results are stale: run `python scripts/update_readme.py`")
 
 
 def test_ci_runs_the_readme_test_command():
@@ -27,9 +34,6 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_the_study_section_matches_the_committed_study_results():
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- generated:study -->\n_Produced by `[^`]+`._\n\n(.*?)\n<!-- /generated:study -->", readme, re.S)
-    assert block, "README.md lost its generated study section: run `python scripts/update_readme.py --study`"
-    table = subprocess.run([sys.executable, "scripts/update_readme.py", "--study-table"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.strip()
-    assert block.group(1).strip() == table, "README study section is stale: run `python scripts/update_readme.py --study`"
+    check_generated_section("study", "--study-table",
+                            "README.md lost its generated study section: run `python scripts/update_readme.py --study`",
+                            "README study section is stale: run `python scripts/update_readme.py --study`")

@@ -21,9 +21,11 @@ Outputs: `data/split/documents.json` (the split manifest, which synthesize reads
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import random
+from collections import Counter
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -81,12 +83,15 @@ def overlap_groups(cfg: DictConfig, docs: list[dict], paragraphs: list[dict]) ->
 
     share = cfg.data.split.group_overlap
     if share is not None:
-        ids = [d["doc_id"] for d in docs]
-        for i, a in enumerate(ids):
-            for b in ids[i + 1:]:
-                smaller = min(len(hashes[a]), len(hashes[b]))
-                if smaller and len(hashes[a] & hashes[b]) >= share * smaller:
-                    parent[root(b)] = root(a)
+        # only pairs that share a paragraph are compared: a folder of distinct documents costs one pass, not n^2
+        holders: dict[str, list[str]] = {}
+        for doc_id, own in hashes.items():
+            for h in own:
+                holders.setdefault(h, []).append(doc_id)
+        common = Counter(pair for ids in holders.values() for pair in itertools.combinations(ids, 2))
+        for (a, b), n in common.items():
+            if n >= share * min(len(hashes[a]), len(hashes[b])):
+                parent[root(b)] = root(a)
     groups: dict[str, list[dict]] = {}
     for d in docs:
         groups.setdefault(root(d["doc_id"]), []).append(d)

@@ -78,10 +78,13 @@ def run_experiment(name: str, overrides: list[str], extra: list[str]) -> dict:
     shutil.rmtree(dest, ignore_errors=True)
     for rel in COLLECT:
         copy(ROOT / rel, dest / rel)
-    if name == next(iter(RECIPES)):
+    # the benchmark is the same in every run: the first recipe's run writes the context, or any run where this
+    # checkout has none (its verbatim copies of the paper's files stay out of git, so a fresh clone has none)
+    if name == next(iter(RECIPES)) or not (OUT / "context" / CONTEXT[0]).exists():
         for rel in CONTEXT:
             copy(ROOT / rel, OUT / "context" / rel)
-    info = {"experiment": exp, "overrides": settings, "wall_s": round(wall, 1)}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    info = {"experiment": exp, "overrides": settings, "wall_s": round(wall, 1), "commit": commit}
     (dest / "run.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"{name}: {exp} in {wall / 60:.1f} min", flush=True)
     return info
@@ -94,8 +97,12 @@ def combine(names: list[str], extra: list[str]) -> None:
         work = Path(tmp)
         copy(OUT / "context", work)
         tasks = json.loads((work / "data/benchmark/tasks.json").read_text())["tasks"]
-        first = OUT / "runs" / names[0]
-        copy(first / "results/reference", work / "results/reference")
+        # the references are the same in every run (the paper's gpt-3.5 answers): the first run's that has them here
+        have = [n for n in names if (OUT / "runs" / n / "results/reference").is_dir()]
+        if not have:
+            raise SystemExit(f"no run in {OUT / 'runs'} holds results/reference (kept out of git): run one of "
+                             f"{', '.join(names)} again with --runs, and the rest are combined with it")
+        copy(OUT / "runs" / have[0] / "results/reference", work / "results/reference")
         for variant, (run, source) in variants.items():
             for task in tasks:
                 copy(OUT / "runs" / run / f"results/students/{source}_{task}.jsonl",

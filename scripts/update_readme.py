@@ -80,9 +80,11 @@ def study_section() -> str:
         published = json.loads(rescored.read_text())
     main = ["base", "general", "domain", "domain_raft"]
     sweep = [v for v in study["variants"] if v not in main]
-    lines = [f"Command: `{study['command']}` at commit `{study['commit'][:10]}`, {study['cpu_count']} CPU cores, "
-             f"{study['wall_s'] / 3600:.1f} h for its {len(study['runs'])} runs ("
-             + ", ".join(f"{n} {r['wall_s'] / 60:.0f} min" for n, r in study["runs"].items()) + "). "
+    # a run made at another commit than the combining one (a sweep point added later) names its own
+    ran = [f"{n} {r['wall_s'] / 60:.0f} min" + (f" at `{r['commit'][:10]}`" if r.get("commit") and r["commit"] != study["commit"] else "")
+           for n, r in study["runs"].items()]
+    lines = [f"Command: `{study['command']}`, combined at commit `{study['commit'][:10]}`, {study['cpu_count']} CPU cores, "
+             f"{study['wall_s'] / 3600:.1f} h for its {len(study['runs'])} runs (" + ", ".join(ran) + "). "
              "Variants: `base` SmolLM2-135M-Instruct, `general` +Alpaca adapter, `domain` +general+SAI adapter "
              "(the paper's prompts: the gold paragraph alone), `domain_raft` +general+SAI adapter (RAFT prompts); "
              "every answer scored against the paper's gpt-3.5-turbo references; the paper's own answers rescored "

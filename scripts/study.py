@@ -59,6 +59,11 @@ def sh(cmd: list[str], env: dict | None = None) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True, env={**venv_env(), **(env or {})})
 
 
+def head_commit() -> str:
+    """The commit this checkout is at (recorded beside each run and the combined study)."""
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
 def copy(src: Path, dst: Path) -> None:
     if src.is_dir():
         shutil.copytree(src, dst, dirs_exist_ok=True)
@@ -83,8 +88,7 @@ def run_experiment(name: str, overrides: list[str], extra: list[str]) -> dict:
     if name == next(iter(RECIPES)) or not (OUT / "context" / CONTEXT[0]).exists():
         for rel in CONTEXT:
             copy(ROOT / rel, OUT / "context" / rel)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    info = {"experiment": exp, "overrides": settings, "wall_s": round(wall, 1), "commit": commit}
+    info = {"experiment": exp, "overrides": settings, "wall_s": round(wall, 1), "commit": head_commit()}
     (dest / "run.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"{name}: {exp} in {wall / 60:.1f} min", flush=True)
     return info
@@ -120,7 +124,7 @@ def combine(names: list[str], extra: list[str]) -> None:
         for task in tasks:
             copy(work / f"results/reference/{task}.jsonl", OUT / "answers" / f"reference_{task}.jsonl")
     runs = {n: json.loads((OUT / "runs" / n / "run.json").read_text()) for n in names}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = head_commit()
     sweep = [n for n in names if n in SWEEP]
     command = "python scripts/study.py" + ("" if sweep else " --no-sweep") + "".join(f" --set {s}" for s in extra)
     study = {"command": command, "commit": commit,

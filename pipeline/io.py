@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -116,17 +115,17 @@ def sha256_tree(path: str | os.PathLike) -> str:
 
 
 def provenance(stage: str, cfg_section: dict, inputs: dict[str, str | os.PathLike] | None = None) -> dict:
-    """What produced an output: the stage, its resolved config section, input hashes, versions.
+    """What produced an output: the stage, its resolved config section, input hashes, and where it ran (CPU and its
+    flags, cores, library versions, what `auto` precision resolves to, threads: `pipeline.environment`).
 
-    Deliberately free of timestamps so that re-running with the same inputs writes identical bytes.
+    Deliberately free of timestamps so that re-running with the same inputs on the same machine writes identical
+    bytes; on another kind of CPU or other library versions the environment differs, and so do the bytes.
     """
-    import torch
-    import transformers
+    from pipeline.environment import run_environment
 
     return {
         "stage": stage,
         "config": cfg_section,
         "inputs": {name: sha256_tree(p) for name, p in (inputs or {}).items()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__},
+        "environment": run_environment(),
     }

@@ -82,11 +82,31 @@ def parent_run(client, experiment_id: str, cfg: DictConfig, exp_name: str) -> st
         return found[0].info.run_id
     run = client.create_run(experiment_id, run_name=exp_name, tags={
         PIPELINE_TAG: key, "dvc.exp_name": exp_name, "sling.kind": "pipeline", "sling.data": str(cfg.data.name),
-        "sling.model": str(cfg.model.name)})
+        "sling.model": str(cfg.model.name)} | environment_tags())
     items = list(differing_params(cfg).items())
     for i in range(0, len(items), 100):
         client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in items[i:i + 100]])
     return run.info.run_id
+
+
+def environment_tags() -> dict[str, str]:
+    """Where the pipeline run computes (`pipeline.environment`), as `sling.env.*` tags: `sling.env.cpu.model`,
+    `sling.env.cpu.flags` (comma-separated), `sling.env.versions.torch`, `sling.env.precision_auto.train`, ...; one
+    `sling.env.summary` line. Tags, not params: they describe the machine, not the experiment's settings."""
+    from pipeline.environment import run_environment, summary
+
+    env = run_environment()
+    tags = {"sling.env.summary": summary(env)}
+
+    def walk(node, key):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}")
+        else:
+            tags[key] = ",".join(map(str, node)) if isinstance(node, list) else str(node)
+
+    walk(env, "sling.env")
+    return tags
 
 
 @contextmanager
@@ -94,8 +114,8 @@ def stage_run(stage: str, cfg: DictConfig) -> Iterator["object"]:
     """Open an MLflow run for `stage`, nested under its pipeline run's parent, with the resolved config as params.
 
     The experiment is marked as model development, so the MLflow UI opens on its runs. The parent (one per `dvc
-    repro`, `dvc exp run` or queued experiment) holds the params that differ from the defaults and the headline
-    scores (`log_headline`); the report stage, last in the pipeline, marks it finished, a failing stage failed.
+    repro`, `dvc exp run` or queued experiment) holds the params that differ from the defaults, the headline
+    scores (`log_headline`) and where it ran (`sling.env.*` tags: `environment_tags`); the report stage, last in the pipeline, marks it finished, a failing stage failed.
     With `teacher.kind=openai`, every teacher call is traced (MLflow's OpenAI autologging; the key is not logged).
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -5,6 +5,7 @@ checks run the real collators on a tiny random Llama built here (tests/test_trai
 """
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,37 @@ def test_auto_resolves_to_bf16_exactly_where_the_cpu_has_native_bf16():
     assert train_precision("auto") == ("bf16" if native else "fp32")
     assert decode_dtype("auto") == ("bfloat16" if native else "float32")
     assert decode_dtype("auto", "teacher.dtype") == decode_dtype("auto")
+
+
+def test_the_run_environment_names_the_cpu_versions_and_auto_precision_and_is_the_same_on_every_call(monkeypatch):
+    import json
+
+    import peft
+    import transformers
+
+    from pipeline.environment import run_environment, summary
+    from pipeline.io import provenance
+    from pipeline.precision import decode_dtype, train_precision
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-not-for-provenance")
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    env = run_environment()
+    assert env["cpu"]["model"] and env["cpu"]["cores"] >= env["cpu"]["usable_cores"] >= 1
+    if Path("/proc/cpuinfo").exists():
+        flags = cpu_flags()
+        assert set(env["cpu"]["flags"]) <= flags and ("avx2" in env["cpu"]["flags"]) == ("avx2" in flags)
+    assert env["versions"] == {"python": env["versions"]["python"], "torch": torch.__version__,
+                               "transformers": transformers.__version__, "peft": peft.__version__}
+    assert env["precision_auto"] == {"train": train_precision("auto"), "decode": decode_dtype("auto")}
+    assert env["torch_threads"] == torch.get_num_threads()
+    assert env["env"] == {"OMP_NUM_THREADS": str(torch.get_num_threads())}  # numerics variables only
+    assert f"{env['torch_threads']} torch threads" in summary(env) and env["cpu"]["model"] in summary(env)
+    # provenance carries it, byte for byte the same on a second call: no timestamp, host name or secret
+    first, second = (json.dumps(provenance("stage", {"k": 1}), sort_keys=True) for _ in range(2))
+    assert first == second and json.loads(first)["environment"] == env
+    assert "sk-secret" not in first and "OPENAI" not in first
+    host = socket.gethostname()
+    assert len(host) < 6 or host not in first
 
 
 def test_a_forced_setting_is_kept_and_fp16_training_on_a_cpu_is_refused(cfg_factory):

@@ -22,6 +22,7 @@ def runs(client) -> list:
 
 
 def test_one_parent_per_pipeline_run_with_its_stages_nested(client, cfg_factory, monkeypatch, tmp_path):
+    from pipeline.environment import run_environment, summary
     from pipeline.tracking import log_dataset, log_headline, log_metrics, stage_run
 
     cfg = cfg_factory("lora.r=8")
@@ -36,6 +37,7 @@ def test_one_parent_per_pipeline_run_with_its_stages_nested(client, cfg_factory,
                     log_dataset(data, "domain-train", "training")
                 if stage == "score":
                     log_headline({"joint": {"domain": {"rescaled": 0.4}}})
+    env = run_environment()
     exp = client.get_experiment_by_name("sling")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     everything = runs(client)
@@ -45,6 +47,10 @@ def test_one_parent_per_pipeline_run_with_its_stages_nested(client, cfg_factory,
         children = [r for r in everything if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
         assert sorted(r.data.tags["sling.stage"] for r in children) == ["build_dataset", "report", "score"]
         assert parent.data.params == {"lora.r": "8"}  # only what differs from conf/'s defaults
+        assert parent.data.tags["sling.env.cpu.model"] == env["cpu"]["model"]  # where it ran, as tags
+        assert parent.data.tags["sling.env.versions.torch"] == env["versions"]["torch"]
+        assert parent.data.tags["sling.env.precision_auto.train"] == env["precision_auto"]["train"]
+        assert parent.data.tags["sling.env.summary"] == summary(env)
         assert parent.data.metrics["joint.domain.rescaled"] == 0.4
         assert parent.info.status == "FINISHED"  # the report stage ended it
         child = next(r for r in children if r.data.tags["sling.stage"] == "build_dataset")

@@ -109,10 +109,25 @@ def prepare(cfg: DictConfig) -> dict[str, tuple[list[dict], list[list[dict]], li
         client.close()
 
 
-def save(name: str, task: str, questions: list[dict], chunks: list[list[dict]], rows: list[dict]) -> None:
-    write_jsonl(resolve_path(answers_path(name, task)), [
+def closed_book_prompts(cfg: DictConfig, questions: list[dict]) -> list[str]:
+    """The closed-book arm's prompts (`rag.closed_book_template`): the question with no retrieved context; none
+    when `rag.closed_book` is off."""
+    return [cfg.rag.closed_book_template.format(question=q["question"]) for q in questions] if cfg.rag.closed_book else []
+
+
+def save(name: str, task: str, questions: list[dict], chunks: list[list[dict]], rows: list[dict],
+         closed_book: bool = False) -> None:
+    write_jsonl(resolve_path(answers_path(name, task, closed_book)), [
         {"id": q["id"], "question": q["question"], "source_text": q.get("text", ""), "document": q.get("document", ""),
-         "variant": name, "retrieved": c, **r} for q, c, r in zip(questions, chunks, rows)])
+         "variant": name, "closed_book": closed_book, "retrieved": c, **r} for q, c, r in zip(questions, chunks, rows)])
+
+
+def save_both(name: str, task: str, questions: list[dict], chunks: list[list[dict]], rows: list[dict]) -> None:
+    """A variant's answers to one task: the RAG ones first in `rows`, then the closed-book ones, if any."""
+    n = len(questions)
+    save(name, task, questions, chunks, rows[:n])
+    if len(rows) > n:
+        save(name, task, questions, [[] for _ in questions], rows[n:], closed_book=True)
 
 
 def check_server(cfg: DictConfig) -> None:
@@ -183,7 +198,7 @@ def answer_students_through_server(cfg: DictConfig, per_task) -> dict:
         for task, (questions, chunks, prompts) in per_task.items():
             t0 = time.perf_counter()
             hits, new = calls.usage["cache_hits"], calls.usage["calls"]
-            rows = server_answers(calls, prompts, f"answer {variant}/{task}")
+            rows = server_answers(calls, prompts + closed_book_prompts(cfg, questions), f"answer {variant}/{task}")
             wall = time.perf_counter() - t0
             if any(r is None for r in rows):
                 continue
@@ -201,7 +216,7 @@ def answer_students_through_server(cfg: DictConfig, per_task) -> dict:
                           "answers are cached, re-run to ask only for the missing ones (raise rag.server.max_retries, or check "
                           "the server)")
     for (variant, task), (questions, chunks, rows) in done.items():
-        save(variant, task, questions, chunks, rows)
+        save_both(variant, task, questions, chunks, rows)
     return summary
 
 
@@ -215,9 +230,9 @@ def answer_students(cfg: DictConfig, per_task) -> dict:
         model = load_answerer(cfg, variant)
         for task, (questions, chunks, prompts) in per_task.items():
             t0 = time.perf_counter()
-            rows = [r | local for r in generate(model, tokenizer, prompts, cfg)]
+            rows = [r | local for r in generate(model, tokenizer, prompts + closed_book_prompts(cfg, questions), cfg)]
             wall = time.perf_counter() - t0
-            save(variant, task, questions, chunks, rows)
+            save_both(variant, task, questions, chunks, rows)
             summary[f"{variant}.{task}"] = {"answers_per_s": round(len(rows) / wall, 3),
                                             "tokens_per_s": round(sum(r["answer_tokens"] for r in rows) / wall, 2)}
             log.info("%s/%s: %d answers in %.1fs", variant, task, len(rows), wall)

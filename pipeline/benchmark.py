@@ -25,6 +25,7 @@ import itertools
 import logging
 import math
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -37,8 +38,8 @@ from pipeline.ingest import find_documents
 from pipeline.io import provenance, read_json, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl
 from pipeline.paths import (BENCHMARK_METRICS, MANIFEST, PARAGRAPHS, QUESTIONS_DIR, SPLIT, TASKS, questions_path,
                             slug)
-from pipeline.quality import filter_rows
-from pipeline.tracking import log_dataset, log_metrics, stage_run
+from pipeline.quality import FILTERS, filter_rows, validity_problem
+from pipeline.tracking import log_artifact, log_dataset, log_metrics, stage_run
 
 log = logging.getLogger("benchmark")
 
@@ -156,6 +157,65 @@ def paragraph_order(cfg: DictConfig, paragraphs: list[dict], doc: dict, exclude:
     return random.Random(f"{cfg.seed}:{doc['doc_id']}").sample(long_enough, len(long_enough))
 
 
+CRITERIA = ("clarity", "answerable", "faithful")
+CRITIC_DROPS = ("critic_low_score", "critic_unparsed")
+
+
+def parse_rating(reply: str) -> dict[str, int] | None:
+    """The critic's three ratings from its reply (`clarity: 4` lines, in any order, markdown bold allowed), or None
+    when any of them is missing: an unparsable reply is a counted drop, never a guess."""
+    found = {}
+    for name in CRITERIA:
+        m = re.search(rf"\b{name}\w*\**\s*[:=-]\s*\**\s*([1-5])(?![0-9])", reply or "", re.I)
+        if m is None:
+            return None
+        found[name] = int(m.group(1))
+    return found
+
+
+def critic_enabled(cfg: DictConfig) -> bool:
+    """`benchmark.critic.enabled`: auto is on for a teacher behind an API and off for the embedded one."""
+    setting = cfg.benchmark.critic.enabled
+    return cfg.teacher.kind == "openai" if setting == "auto" else bool(setting)
+
+
+def criticise(cfg: DictConfig, calls, rows: list[dict], label: str) -> tuple[list[dict], Counter, Counter]:
+    """The rows the critic scores at least `benchmark.critic.min_score` (each keeps its `critic` ratings), the drops
+    by reason, and the distribution of scores (the lowest of the three ratings; `unparsed` for a reply that has none)."""
+    c = cfg.benchmark.critic
+    prompts = [c.prompt.format(paragraph=r["paragraph"], question=r["question"], answer=r["answer"]) for r in rows]
+    replies = calls.run(prompts, "critic" + label)
+    kept, dropped, scores = [], Counter(dict.fromkeys(CRITIC_DROPS, 0)), Counter()
+    for r, reply in zip(rows, replies):
+        if reply is None:  # a failed call: reported by the caller with the others
+            continue
+        rating = parse_rating(reply)
+        if rating is None:
+            dropped["critic_unparsed"] += 1
+            scores["unparsed"] += 1
+            continue
+        score = min(rating.values())
+        scores[str(score)] += 1
+        if score < c.min_score:
+            dropped["critic_low_score"] += 1
+        else:
+            kept.append(r | {"critic": rating})
+    return kept, dropped, scores
+
+
+def questions_per_document(cfg: DictConfig, n_documents: int) -> int:
+    """`benchmark.questions_per_document`, or when null the share of each benchmark document in the joint task's
+    target: enough questions to detect a paired difference of `eval.target_difference` (80% power at the `eval.ci`
+    level) when per-question differences spread with `eval.paired_sd` (pipeline.stats)."""
+    from pipeline.stats import questions_needed
+
+    b = cfg.benchmark
+    if b.questions_per_document is not None:
+        return b.questions_per_document
+    need = questions_needed(cfg.eval.target_difference, cfg.eval.paired_sd, cfg.eval.ci)
+    return max(1, math.ceil(need / max(n_documents, 1)))
+
+
 def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) -> tuple[list[dict], dict]:
     """The teacher's questions and oracle answers for the benchmark documents' sampled paragraphs, filtered. A
     document short of `benchmark.questions_per_document` kept questions after the filters gets more paragraphs (the
@@ -172,11 +232,13 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
     teacher = make_teacher(cfg)
     calls = CachedCalls(cfg, teacher, cfg.benchmark.prompt_version)
     b = cfg.benchmark
-    target = b.questions_per_document
+    critic = CachedCalls(cfg, teacher, b.critic.prompt_version) if critic_enabled(cfg) else None
+    target = questions_per_document(cfg, len(bench))
     used = {d["doc_id"]: 0 for d in bench}
     rows: list[dict] = []
     kept: list[dict] = []
     dropped: dict = {}
+    scores: Counter = Counter()
     rounds = 0
     for rounds in range(1, b.max_rounds + 1):
         have = {d["doc_id"]: 0 for d in bench}
@@ -199,28 +261,50 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
         asked = [(p, q) for p, q in zip(sampled, questions) if q]
         answers = calls.run([b.answer_prompt.format(paragraph=p["text"], question=q) for p, q in asked],
                             "oracle answers" + label)
-        if calls.failures:
-            raise BenchmarkError(f"{len(calls.failures)} teacher calls failed (first: {calls.failures[0]}); the "
-                                 f"{calls.usage['calls']} finished calls are cached, re-run to retry")
         rows += [{"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
-                  "paragraph": p["text"], "paragraph_hash": p["paragraph_hash"], "question": " ".join(q.split()),
-                  "answer": a.strip()} for (p, q), a in zip(asked, answers) if a is not None]
+                  "paragraph": p["text"], "paragraph_hash": p["paragraph_hash"], "language": p.get("language"),
+                  "question": " ".join(q.split()), "answer": a.strip()} for (p, q), a in zip(asked, answers) if a is not None]
         kept, dropped, _ = filter_rows(cfg.dataset, rows, percentile=0)
+        if critic is not None:  # every round rates every candidate again: the earlier ones come from the cache
+            kept, critic_drops, scores = criticise(cfg, critic, kept, label)
+            dropped = dict(dropped) | dict(critic_drops)
+        failures = calls.failures + (critic.failures if critic else [])
+        if failures:
+            done = calls.usage["calls"] + (critic.usage["calls"] if critic else 0)
+            raise BenchmarkError(f"{len(failures)} teacher calls failed (first: {failures[0]}); the {done} finished "
+                                 "calls are cached, re-run to retry")
     per_doc: dict[str, list[dict]] = {}
     for r in kept:  # in the order asked: a later round's surplus beyond the target is left out
         per_doc.setdefault(r["doc_id"], []).append(r)
     kept = [r for d in bench for r in sorted(per_doc.get(d["doc_id"], [])[:target], key=lambda r: r["para_num"])]
-    stats = {"sampled_paragraphs": sum(used.values()), "rounds": rounds, "generated": len(rows), "kept": len(kept),
-             "dropped": dict(dropped), "teacher": teacher.name, "calls": calls.usage["calls"],
-             "cache_hits": calls.usage["cache_hits"], "prompt_tokens": calls.usage["prompt_tokens"],
-             "completion_tokens": calls.usage["completion_tokens"]}
+    usage = calls.usage + (critic.usage if critic else Counter())
+    stats = {"questions_per_document": target, "sampled_paragraphs": sum(used.values()), "rounds": rounds,
+             "generated": len(rows), "kept": len(kept), "dropped": dict(dropped),
+             "funnel": funnel(len(rows), dropped, len(kept)),
+             "critic": {"enabled": critic is not None, "min_score": b.critic.min_score if critic else None,
+                        "scores": {k: scores[k] for k in sorted(scores)}},
+             "teacher": teacher.name, "calls": usage["calls"], "cache_hits": usage["cache_hits"],
+             "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"]}
     return kept, stats
+
+
+def funnel(generated: int, dropped: dict, kept: int) -> list[dict]:
+    """The candidates left before and after each filter, in the order they apply (the benchmark card); the last
+    step, `target`, is what the per-document cap and round surplus leave out."""
+    steps, left = [], generated
+    for reason in [*FILTERS, *CRITIC_DROPS]:
+        if reason in dropped:
+            steps.append({"filter": reason, "before": left, "after": left - dropped[reason]})
+            left -= dropped[reason]
+    steps.append({"filter": "target", "before": left, "after": kept})
+    return steps
 
 
 def question_record(r: dict, qid: str, source: str) -> dict:
     return {"id": qid, "question": r["question"], "text": r["paragraph"], "document": r["document"],
             "doc_id": r["doc_id"], "page": r["page"], "para_num": r["para_num"], "paragraph_hash": r["paragraph_hash"],
-            "reference": r["answer"], "reference_source": source}
+            "language": r.get("language"), "reference": r["answer"], "reference_source": source,
+            **({"critic": r["critic"]} if r.get("critic") else {})}
 
 
 def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
@@ -290,7 +374,34 @@ def named_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
         tasks[str(name)] = {"documents": [shown(d) for d in docs], "rows": rows, "question_file": shown(path)}
     docs = ingested_documents()
     split = {"mode": "named_tasks", "train": {d["doc_id"]: d["document"] for d in docs}, "benchmark": {}}
-    return split, tasks, {"documents": len(docs), "train_documents": len(docs), "benchmark_documents": 0}
+    stats = {"documents": len(docs), "train_documents": len(docs), "benchmark_documents": 0}
+    return split, tasks, stats | flag_invalid(tasks)
+
+
+def flag_invalid(tasks: dict) -> dict:
+    """Hand-written and published questions go through the validity checks too, but are kept: a person chose them,
+    so a failing one is flagged by id and reason (in metrics/benchmark.json, the log and the report), never dropped."""
+    flagged = {}
+    for t in tasks.values():
+        for r in t["rows"]:
+            why = validity_problem(r["question"], r["reference"], r["text"], r.get("language"))
+            if why:
+                flagged[r["id"]] = why
+    if flagged:
+        log.warning("%d hand-written question(s) fail a validity check and are kept, flagged: %s", len(flagged),
+                    ", ".join(f"{qid} ({why})" for qid, why in flagged.items()))
+    return {"validity_flags": dict(Counter(flagged.values())), "flagged_questions": flagged}
+
+
+def card_samples(cfg: DictConfig, rows: list[dict], n: int = 3) -> list[dict]:
+    """A seeded handful of a task's questions with their references, for a person to judge the benchmark by."""
+    picked = random.Random(f"{cfg.seed}:card").sample(rows, min(n, len(rows)))
+    return [{"id": r["id"], "question": r["question"], "reference": r["reference"]} for r in picked]
+
+
+def task_languages(rows: list[dict]) -> list[str]:
+    """The languages a task's questions were written from (their documents' detected languages), most common first."""
+    return [lang for lang, _ in Counter(r.get("language") for r in rows if r.get("language")).most_common()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -301,12 +412,15 @@ def main(argv: list[str] | None = None) -> None:
         for old in qdir.glob("*.jsonl") if qdir.is_dir() else []:
             if old.stem not in tasks:
                 old.unlink()  # a task that no longer exists
-        listing = {}
+        listing, samples = {}, {}
         for name, t in tasks.items():
-            write_jsonl(resolve_path(questions_path(name)), t.pop("rows") if "rows" in t else [])
-            listing[name] = t | {"questions": questions_path(name),
+            rows = t.pop("rows", [])
+            write_jsonl(resolve_path(questions_path(name)), rows)
+            listing[name] = t | {"questions": questions_path(name), "languages": task_languages(rows),
                                  "document_sha256": {d: sha256_file(resolve_path(d)) for d in t["documents"]}}
-            stats.setdefault("tasks", {})[name] = sum(1 for _ in open(resolve_path(questions_path(name)), encoding="utf-8"))
+            stats.setdefault("tasks", {})[name] = len(rows)
+            samples[name] = card_samples(cfg, rows)
+        stats["card_samples"] = samples
         # Each output's provenance names only what shapes it, so that a benchmark-side change (say, more questions)
         # leaves the split and the task list byte-identical and DVC re-runs neither training nor indexing.
         split_conf = {"seed": cfg.seed, "split": OmegaConf.to_container(cfg.data.split, resolve=True)}
@@ -317,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
             "teacher": stats.get("teacher"), "reference_source": cfg.data.reference_source}))
         write_json(resolve_path(BENCHMARK_METRICS), stats)
         log_metrics({k: v for k, v in stats.items() if k != "documents_without_questions"}, prefix="benchmark.")
+        log_artifact(resolve_path(BENCHMARK_METRICS))  # the benchmark card: counts, critic scores, sampled questions
         for name in tasks:
             log_dataset(resolve_path(questions_path(name)), f"benchmark-{name}", "evaluation")
         log.info("%s: %d training / %d benchmark documents; tasks %s", split["mode"], stats["train_documents"],

@@ -46,6 +46,9 @@ def questions_path(task: str) -> str:
     return QUESTIONS.format(task=task)
 
 
-def answers_path(name: str, task: str) -> str:
-    """Students' answers in results/students/, the reference's in results/reference/."""
-    return f"results/reference/{task}.jsonl" if name == "reference" else f"results/students/{name}_{task}.jsonl"
+def answers_path(name: str, task: str, closed_book: bool = False) -> str:
+    """Students' answers in results/students/ (their closed-book answers, with no retrieved context, in
+    results/students/closed_book/), the reference's in results/reference/."""
+    if name == "reference":
+        return f"results/reference/{task}.jsonl"
+    return f"results/students/{'closed_book/' if closed_book else ''}{name}_{task}.jsonl"

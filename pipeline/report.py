@@ -19,7 +19,7 @@ import plotly.io as pio
 from pipeline.cli import run
 from pipeline.config import load_config, resolve_path
 from pipeline.io import atomic_write_text, read_json, read_jsonl, write_json
-from pipeline.paths import CHUNKS, LEAKAGE_METRICS, PAPER_RESCORED, answers_path, tasks
+from pipeline.paths import BENCHMARK_METRICS, CHUNKS, LEAKAGE_METRICS, PAPER_RESCORED, answers_path, tasks
 from pipeline.tracking import log_artifact, stage_run
 
 log = logging.getLogger("report")
@@ -103,9 +103,28 @@ def paired_to_base(scores: dict, base: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def power_line(s: dict) -> tuple[str, bool]:
+    """What the task's question count can tell, in words, and whether a verdict may be given at all."""
+    p = s.get("power")
+    if not p:
+        return "", True
+    detect = p.get("detectable_rescaled")
+    can = (f"; {p['questions']} paired questions detect a difference of about {detect:.2f} rescaled cosine "
+           f"(80% power)" if detect is not None else "")
+    if p["verdict_allowed"]:
+        return can + ".", True
+    more = p.get("questions_for_target")
+    need = (f"; to detect {p['target_difference']:.2f} the documents would need about {more} questions "
+            f"({more - p['questions']} more)" if more else "")
+    return (f"{can}. <b>Too few questions to tell</b>: {p['questions']} is below eval.min_questions "
+            f"({p['min_questions']}), so no variant is called better or worse{need}."), False
+
+
 def headline_html(scores: dict, paired: pd.DataFrame, base: str) -> str:
     """Per task, computed from the scores: the best variant on each headline metric, and whether each tuned variant
-    beats the base by a paired 95% interval that excludes zero; unsound metrics say so."""
+    beats the base by a paired 95% interval that excludes zero, with how many questions stand behind the verdict and
+    the smallest difference they could detect; below `eval.min_questions` questions, no verdict. Unsound metrics say
+    so."""
     out = ["<h2>Headline</h2><ul>"]
     for task, s in scores.items():
         v, sound = s["variants"], s.get("soundness", {})
@@ -113,11 +132,20 @@ def headline_html(scores: dict, paired: pd.DataFrame, base: str) -> str:
                          f"({max(x[k] for x in v.values()):.3f})"
                          + ("" if sound.get(k, {}).get("sound", True) else " (metric flagged unsound, see below)")
                          for k, label in list(HEADLINE_METRICS.items())[:2])
-        lines = [f"<li><b>{html.escape(task)}</b> ({s['questions']} questions), best {best}."]
+        said, allowed = power_line(s)
+        lines = [f"<li><b>{html.escape(task)}</b> ({s['questions']} questions), best {best}{said}"]
         rows = paired[paired.task == task] if len(paired) else paired
         for _, r in rows[rows.key != "grounding"].iterrows() if len(rows) else []:
-            lines.append(f"<br>{html.escape(r.variant)} {VERDICT[r.sign]} on {r.metric}: {r['mean']:+.3f} "
-                         f"[{r.lo:+.3f}, {r.hi:+.3f}]")
+            verdict = VERDICT[r.sign] if allowed else "differs from the base by (no verdict)"
+            lines.append(f"<br>{html.escape(r.variant)} {verdict} on {r.metric}: {r['mean']:+.3f} "
+                         f"[{r.lo:+.3f}, {r.hi:+.3f}] ({s['questions']} questions)")
+        gain = s.get("retrieval_gain")
+        if gain:
+            lines.append("<br>What retrieval adds (RAG minus closed-book, rescaled cosine): " + ", ".join(
+                f"{html.escape(n)} {g['rescaled']['mean']:+.3f} [{g['rescaled']['ci'][0]:+.3f}, "
+                f"{g['rescaled']['ci'][1]:+.3f}]" for n, g in gain.items())
+                + f"; {s['easy_questions']['count']} of {s['questions']} questions are easy "
+                  f"({html.escape(s['easy_questions']['rule'])}).")
         hallucination = ", ".join(f"{html.escape(n)} {1 - m['grounding']:.2f}" for n, m in v.items())
         lines.append(f"<br>Share of answer sentences not supported by the retrieved chunks (hallucination): "
                      f"{hallucination}.</li>")
@@ -150,8 +178,26 @@ def soundness_html(scores: dict, published: dict) -> str:
     return head + pd.DataFrame(rows).to_html(index=False, float_format=lambda x: f"{x:.3f}")
 
 
+def closed_book_html(scores: dict) -> str:
+    """Each variant with and without retrieval, and what retrieval adds, per task."""
+    rows = [{"task": task, "variant": v, "RAG rescaled": s["variants"][v]["rescaled"],
+             "closed-book rescaled": cb["rescaled"], "RAG minus closed-book": s["retrieval_gain"][v]["rescaled"]["mean"],
+             "95% CI": s["retrieval_gain"][v]["rescaled"]["ci"], "RAG token F1 rescaled": s["variants"][v]["token_f1_rescaled"],
+             "closed-book token F1 rescaled": cb["token_f1_rescaled"]}
+            for task, s in scores.items() for v, cb in s.get("closed_book", {}).items()]
+    if not rows:
+        return "<p>No closed-book arm (rag.closed_book=false).</p>"
+    easy = "; ".join(f"{html.escape(t)}: {', '.join(s['easy_questions']['ids']) or 'none'}"
+                     for t, s in scores.items() if s.get("easy_questions"))
+    return ("<h2>Closed-book arm: what retrieval adds</h2><p>Every variant also answered every question with no "
+            "retrieved context (rag.closed_book_template), scored the same way.</p>"
+            + pd.DataFrame(rows).to_html(index=False, float_format=lambda x: f"{x:.3f}")
+            + f"<p>Easy questions (the base model answers them closed-book): {easy}.</p>")
+
+
 def paired_frame(scores: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"task": task, "difference": pair, "metric": k, "mean": v["mean"], "95% CI": v["ci"]}
+    return pd.DataFrame([{"task": task, "difference": pair, "metric": k, "mean": v["mean"], "95% CI": v["ci"],
+                          "detectable (80% power)": v.get("detectable")}
                          for task, s in scores.items() for pair, d in s["paired"].items() for k, v in d.items()])
 
 
@@ -161,6 +207,45 @@ def chunk_lengths(tasks: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
+FILTER_GROUP = {"not_a_question": "validity", "points_at_source": "validity", "reference_repeats_question": "validity",
+                "question_copies_paragraph": "validity", "critic_low_score": "critic", "critic_unparsed": "critic",
+                "ungrounded_answer": "grounding"}
+
+
+def card_html(bench: dict, leak: dict | None) -> str:
+    """The benchmark card: questions per task, candidates before and after each filter (grouped as validity, critic,
+    grounding, other), the critic's score distribution, the leakage count and a few sampled questions per task."""
+    out = ["<h2>Benchmark card</h2>"]
+    per_task = ", ".join(f"{html.escape(t)}: {n}" for t, n in bench.get("tasks", {}).items())
+    out.append(f"<p>Questions per task: {per_task or 'none'}.")
+    if bench.get("funnel"):
+        out.append(f" The teacher ({html.escape(str(bench.get('teacher')))}) wrote {bench['generated']} candidates "
+                   f"from {bench['sampled_paragraphs']} paragraphs in {bench['rounds']} round(s); "
+                   f"{bench['kept']} were kept.</p>")
+        rows = [{"filter": f["filter"], "group": FILTER_GROUP.get(f["filter"], "other"), "before": f["before"],
+                 "dropped": f["before"] - f["after"], "after": f["after"]} for f in bench["funnel"]]
+        out.append(pd.DataFrame(rows).to_html(index=False))
+        critic = bench.get("critic", {})
+        if critic.get("enabled"):
+            dist = ", ".join(f"{k}: {v}" for k, v in critic["scores"].items())
+            out.append(f"<p>Critic scores (the lowest of clarity, answerability, faithfulness; kept from "
+                       f"{critic['min_score']}): {html.escape(dist)}.</p>")
+        else:
+            out.append("<p>The critic was off (benchmark.critic.enabled).</p>")
+    else:
+        flags = bench.get("flagged_questions") or {}
+        out.append(" The questions are the profile's own (hand-written or published): the validity checks flag, "
+                   "never drop, them" + (": " + html.escape(", ".join(f"{q} ({why})" for q, why in flags.items()))
+                                         if flags else "; none is flagged") + ".</p>")
+    if leak:
+        out.append(f"<p>Leakage: {leak['leaked']} of {leak['benchmark_questions']} benchmark questions.</p>")
+    for task, sample in bench.get("card_samples", {}).items():
+        out.append(f"<p><b>{html.escape(task)}</b>, sampled questions:</p><ul>" + "".join(
+            f"<li>{html.escape(q['question'])}<br><i>reference:</i> {html.escape(q['reference'])}</li>"
+            for q in sample) + "</ul>")
+    return "\n".join(out)
+
+
 def benchmark_html(scores: dict) -> str:
     """The tasks, what each was scored against, the references left out, and the leakage check."""
     rows = []
@@ -168,6 +253,7 @@ def benchmark_html(scores: dict) -> str:
         ref = s.get("references", {})
         listing = tasks().get(task, {})
         rows.append({"task": task, "documents": ", ".join(Path(d).name for d in listing.get("documents", [])),
+                     "language": ", ".join(listing.get("languages") or []) or "not detected",
                      "questions scored": s["questions"], "reference": ref.get("source"),
                      "references left out": ", ".join(f"{q} ({why})" for q, why in ref.get("excluded_ids", {}).items())})
     out = ["<h2>The benchmark</h2>", pd.DataFrame(rows).to_html(index=False)]
@@ -186,12 +272,15 @@ def per_question_html(cfg, task: str) -> str:
     variants = list(cfg.rag.variants)
     rows = read_jsonl(resolve_path(answers_path(variants[0], task)))
     answers = {v: read_jsonl(resolve_path(answers_path(v, task))) for v in variants + ["reference"]}
+    scored = resolve_path("results/per_question.json")
+    table = {q["id"]: q for q in (read_json(scored).get(task, []) if scored.exists() else [])}
     out = ["<table class='q'><tr><th>question</th><th>reference</th>" + "".join(f"<th>{v}</th>" for v in variants)
            + "<th>retrieved chunks</th></tr>"]
     for i, r in enumerate(rows):
         chunks = "".join(f"<details><summary>{html.escape(c['document'])} p.{c['pages']} score {c['score']}</summary>"
                          f"{html.escape(c['text'])}</details>" for c in r["retrieved"])
-        out.append(f"<tr><td>{html.escape(r['question'])}</td><td>{html.escape(answers['reference'][i]['answer'])}</td>"
+        easy = " <i>(easy: the base model answers it closed-book)</i>" if table.get(r["id"], {}).get("easy") else ""
+        out.append(f"<tr><td>{html.escape(r['question'])}{easy}</td><td>{html.escape(answers['reference'][i]['answer'])}</td>"
                    + "".join(f"<td>{html.escape(answers[v][i]['answer'])}</td>" for v in variants) + f"<td>{chunks}</td></tr>")
     return "\n".join(out) + "</table>"
 
@@ -222,13 +311,16 @@ def main(argv: list[str] | None = None) -> None:
         paired = paired_to_base(scores, base)
         if len(paired):
             figs.insert(0, forest_plot(paired))
+        bench_path, leak_path = resolve_path(BENCHMARK_METRICS), resolve_path(LEAKAGE_METRICS)
+        card = card_html(read_json(bench_path) if bench_path.exists() else {},
+                         read_json(leak_path) if leak_path.exists() else None)
         parts = [f"<h1>sling benchmark: {html.escape(str(cfg.data.name))} data, {html.escape(str(cfg.model.name))}</h1>",
-                 headline_html(scores, paired, base), benchmark_html(scores), "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
+                 card, headline_html(scores, paired, base), benchmark_html(scores), closed_book_html(scores), "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
                  "<h2>Paired differences between variants (per question, bootstrap 95% CI)</h2>",
                  paired_frame(scores).to_html(index=False, float_format=lambda x: f"{x:.3f}")]
         published = read_json(resolve_path(PAPER_RESCORED))
         if published:
-            parts = parts[:2] + [
+            parts = parts[:3] + [
                 "<h2>The published answers and ours, side by side</h2>",
                 "<p>The published models' own answer files (stage rescore_paper: for data=paper, the paper's phi-1.5, "
                 "phipaca and saiphipaca on a T4) and this run's variants, scored by the same scorer against the same "
@@ -236,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
                 "every other column is ours. Latency: the paper's per question, one at a time; ours per question in "
                 "batches on this machine.</p>",
                 side_by_side(scores, published, str(cfg.model.name)).to_html(
-                    index=False, na_rep="", float_format=lambda x: f"{x:.3f}")] + parts[2:]
+                    index=False, na_rep="", float_format=lambda x: f"{x:.3f}")] + parts[3:]
             parts += ["<h2>The published answers rescored, with controls</h2>",
                       paper_frame(published).to_html(index=False, float_format=lambda x: f"{x:.3f}")]
         else:

@@ -25,6 +25,7 @@ from pipeline.config import InputError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.io import read_jsonl, write_json
 from pipeline.paths import answers_path, tasks
+from pipeline.stats import bootstrap_ci, detectable_difference, questions_for
 from pipeline.text import sentences, support, tokens
 from pipeline.tracking import log_artifact, log_headline, log_metrics, stage_run
 
@@ -128,15 +129,6 @@ def shuffled(items: list, seed: int) -> list:
     return out
 
 
-def bootstrap_ci(values: np.ndarray, n: int, ci: float, seed: int) -> list[float]:
-    if len(values) == 0:
-        return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n, len(values)))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    return [round(float(lo), 4), round(float(hi), 4)]
-
-
 def score_answers(answers: list[str], references: list[str], retrieved: list[list[str]], cfg: DictConfig,
                   ref_vectors=None) -> dict[str, np.ndarray]:
     """Per-question metrics of one answer list against the references."""
@@ -190,17 +182,40 @@ def soundness(models: dict[str, dict], controls: dict) -> dict:
     return out
 
 
+PAIRED = ("cosine", "rescaled", "token_f1", "token_f1_rescaled", "rouge_l", "rouge_l_rescaled", "grounding")
+
+
+def paired(a: dict[str, np.ndarray], b: dict[str, np.ndarray], cfg: DictConfig, metrics=PAIRED) -> dict:
+    """b minus a, per question, on each metric: the mean with its bootstrap interval, and the smallest difference
+    this many questions could detect (pipeline.stats)."""
+    out = {}
+    for k in metrics:
+        d = b[k] - a[k]
+        ci = bootstrap_ci(d, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)
+        out[k] = {"mean": round(float(d.mean()), 4), "ci": ci, "detectable": detectable_difference(ci, cfg.eval.ci)}
+    return out
+
+
 def paired_differences(per_variant_q: dict[str, dict[str, np.ndarray]], cfg: DictConfig) -> dict:
     """Each later variant minus each earlier one, per question, with bootstrap intervals of the mean."""
     names, out = list(per_variant_q), {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            out[f"{b}-{a}"] = {}
-            for k in ("cosine", "rescaled", "token_f1", "token_f1_rescaled", "rouge_l", "rouge_l_rescaled", "grounding"):
-                d = per_variant_q[b][k] - per_variant_q[a][k]
-                out[f"{b}-{a}"][k] = {"mean": round(float(d.mean()), 4),
-                                      "ci": bootstrap_ci(d, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)}
+            out[f"{b}-{a}"] = paired(per_variant_q[a], per_variant_q[b], cfg)
     return out
+
+
+def power(result: dict, cfg: DictConfig) -> dict:
+    """What this task's question count can tell: the smallest paired difference in rescaled cosine it detects (the
+    widest over the tuned variants' differences to the base), whether a verdict may be given at all (at least
+    `eval.min_questions` questions), and how many questions would detect `eval.target_difference`."""
+    n = result["questions"]
+    widths = [d["rescaled"]["detectable"] for pair, d in result["paired"].items() if pair.endswith("-base")]
+    widths = [w for w in widths if w == w] or [d["rescaled"]["detectable"] for d in result["paired"].values()]
+    detectable = max(widths) if widths else None
+    return {"questions": n, "min_questions": cfg.eval.min_questions, "verdict_allowed": n >= cfg.eval.min_questions,
+            "detectable_rescaled": detectable, "target_difference": cfg.eval.target_difference,
+            "questions_for_target": None if detectable is None else questions_for(cfg.eval.target_difference, detectable, n)}
 
 
 def reference_problem(text: str, max_tokens: int | None) -> str | None:
@@ -280,7 +295,36 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
         log.warning("%s: the floor control (a shuffled reference) is not below %s; read those metrics as unsound",
                     task, "; ".join(f"{k} for {', '.join(v)}" for k, v in unsound.items()))
     result["paired"] = paired_differences(per_variant_q, cfg)
+    result["power"] = power(result, cfg)
+    if cfg.rag.closed_book:
+        closed_book(cfg, task, keep, references, ref_v, per_variant_q, result, per_question)
     return result, per_question
+
+
+def closed_book(cfg: DictConfig, task: str, keep: list[bool], references: list[str], ref_v, per_variant_q: dict,
+                result: dict, per_question: list[dict]) -> None:
+    """The closed-book arm: each variant's answers with no retrieved context, scored the same way; per variant, RAG
+    minus closed-book (what retrieval adds), paired; and the questions the base model already answers closed-book
+    (rescaled cosine at least `eval.easy_rescaled`), marked easy."""
+    result["closed_book"], result["retrieval_gain"] = {}, {}
+    for variant in cfg.rag.variants:
+        path = resolve_path(answers_path(variant, task, closed_book=True))
+        if not path.exists():
+            raise InputError(f"{path} is missing while rag.closed_book=true: re-run the answer stage")
+        rows = [r for r, k in zip(read_jsonl(path), keep) if k]
+        q = score_answers([r["answer"] for r in rows], references, [[] for _ in rows], cfg, ref_v)
+        result["closed_book"][variant] = summarise(q, cfg)
+        result["retrieval_gain"][variant] = paired(q, per_variant_q[variant], cfg,
+                                                   ("rescaled", "token_f1_rescaled"))
+        for i, pq in enumerate(per_question):
+            pq[f"{variant}_closed_book"] = rows[i]["answer"]
+            pq[f"{variant}_closed_book_rescaled"] = round(float(q["rescaled"][i]), 4)
+    base = "base" if "base" in cfg.rag.variants else cfg.rag.variants[0]
+    easy = [pq["id"] for pq in per_question if pq[f"{base}_closed_book_rescaled"] >= cfg.eval.easy_rescaled]
+    for pq in per_question:
+        pq["easy"] = pq["id"] in easy
+    result["easy_questions"] = {"count": len(easy), "share": round(len(easy) / max(len(per_question), 1), 4),
+                                "ids": easy, "rule": f"{base} closed-book rescaled cosine >= {cfg.eval.easy_rescaled}"}
 
 
 def main(argv: list[str] | None = None) -> None:

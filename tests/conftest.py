@@ -33,3 +33,21 @@ def cfg_factory():
 
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def base_dir(tmp_path_factory) -> Path:
+    """The base snapshot: the repository's when `dvc repro` made one, else the snapshot_model stage run here (a
+    fresh clone in CI has models/pretrained from scripts/install.sh, not models/base)."""
+    if (ROOT / "models/base/model.safetensors").exists():
+        return ROOT / "models/base"
+    from pipeline import snapshot_model
+
+    work = tmp_path_factory.mktemp("snapshot")
+    (work / "models").mkdir()
+    (work / "models/pretrained").symlink_to(ROOT / "models/pretrained", target_is_directory=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLING_WORKDIR", str(work))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        snapshot_model.main(["model.dtype=float32"])
+    return work / "models/base"

@@ -18,30 +18,11 @@ from bench.bench_synthesis import katan_server
 from tests.test_index import DOCS, overrides, write_docs
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = ROOT / "models" / "base"
 SECRET = "sk-test-answer-server-5c1e"
 QUESTIONS = ["What does LoRA train?", "Where does an embedded Qdrant keep its collections?",
              "How often do bakers feed a sourdough starter?"]
 TASKS = ("single", "joint")
 VARIANTS = ("base", "general", "domain")
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> Path:
-    """The base snapshot: the repository's when `dvc repro` made one, else the snapshot_model stage run here (a
-    fresh clone in CI has models/pretrained from scripts/install.sh, not models/base)."""
-    if (BASE / "model.safetensors").exists():
-        return BASE
-    from pipeline import snapshot_model
-
-    work = tmp_path_factory.mktemp("snapshot")
-    (work / "models").mkdir()
-    (work / "models/pretrained").symlink_to(ROOT / "models/pretrained", target_is_directory=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SLING_WORKDIR", str(work))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-        snapshot_model.main(["model.dtype=float32"])
-    return work / "models/base"
 
 
 @pytest.fixture(scope="module")

@@ -130,9 +130,12 @@ def test_a_document_short_of_questions_after_the_filters_gets_more_paragraphs(tm
     bench = [{"doc_id": "id-held.pdf", "document": "held.pdf"}]
     with katan_server(tmp_path / "server", "--max-concurrent", "4") as server:
         def run(*extra):
+            # the echo backend's question and reference both repeat their paragraph: no validity check can pass
+            # them, and this test is about rounds, so the checks and the critic are off
             c = cfg("teacher=openai", f"teacher.base_url={server.base_url}", "teacher.model=echo",
                     "benchmark.questions_per_document=3", "benchmark.min_paragraph_chars=10",
-                    "dataset.near_duplicate_cosine=0.9999", "dataset.min_grounding=0", *extra)
+                    "dataset.near_duplicate_cosine=0.9999", "dataset.min_grounding=0",
+                    "dataset.drop_invalid_questions=false", "benchmark.critic.enabled=false", *extra)
             return write_questions(c, bench, paragraphs)
 
         one_round, stats1 = run("benchmark.max_rounds=1")
@@ -143,3 +146,133 @@ def test_a_document_short_of_questions_after_the_filters_gets_more_paragraphs(tm
     assert all("I cannot" not in r["paragraph"] for r in rows)
     assert [r["para_num"] for r in rows] == sorted(r["para_num"] for r in rows)  # in reading order
     assert stats["cache_hits"] >= 2 * 3  # the first round's calls were answered from the cache
+
+
+# Real strings an embedded teacher wrote for benchmark questions on real documents, each with why it is not valid.
+INVALID = [
+    ("The text asks a question about the structure of the routine rhohxc.F90.", "It describes the routine.",
+     "not_a_question"),
+    ("The rule of notations is a proposal that can be modified or improved.", "The rule can be improved.",
+     "not_a_question"),
+    ("Explain how the cutoff energy is chosen", "By convergence studies of the total energy.", "not_a_question"),
+    ("What is the main topic of the text?", "The text is about pseudopotentials.", "points_at_source"),
+    ("According to the report, which solver is used for the DIMACS files?", "MiniSat reads the DIMACS files.",
+     "points_at_source"),
+    ("What does this paragraph say about the density mixing scheme?", "It uses Pulay mixing.", "points_at_source"),
+    ("What is the purpose of the ecut variable in the input file?",
+     "What is the purpose of the ecut variable in the input file?", "reference_repeats_question"),
+    ("How is the kinetic energy cutoff of the plane-wave basis chosen?",
+     "The kinetic energy cutoff of the plane-wave basis is chosen.", "reference_repeats_question"),
+    ("Which keyword sets the number of bands in ABINIT?", "The keyword nband sets the number of bands in ABINIT, "
+     "which keyword sets the number of bands in ABINIT?", "reference_repeats_question"),
+    ("Why does the code use symmetrized densities in the irreducible zone?",
+     "Symmetry lowers the cost of the calculation.", "question_copies_paragraph"),
+]
+PARAGRAPH = ("ABINIT reads its input file and then asks why does the code use symmetrized densities in the irreducible "
+             "zone? Symmetry lowers the cost of the calculation, and the irreducible zone holds fewer k-points.")
+VALID = [
+    ("What does the ecut variable of ABINIT control?", "The kinetic energy cutoff of the plane-wave basis."),
+    ("Which is larger in the irreducible zone, the number of k-points or of bands?", "bands"),
+    ("How many k-points does the irreducible zone hold compared with the full Brillouin zone?",
+     "Fewer, since symmetry maps the others onto them."),
+    ("In which file does ABINIT read its parameters?", "In its input file."),
+    ("Is Pulay mixing used for the density?", "Yes."),
+]
+
+
+@pytest.mark.parametrize("question,answer,why", INVALID)
+def test_validity_checks_name_what_is_wrong_with_real_invalid_questions(question, answer, why):
+    from pipeline.quality import validity_problem
+
+    assert validity_problem(question, answer, PARAGRAPH) == why
+
+
+@pytest.mark.parametrize("question,answer", VALID)
+def test_validity_checks_pass_real_questions(question, answer):
+    from pipeline.quality import validity_problem
+
+    assert validity_problem(question, answer, PARAGRAPH) is None
+
+
+def test_validity_checks_in_other_languages_ask_only_for_the_question_mark():
+    from pipeline.quality import validity_problem
+
+    assert validity_problem("¿Qué lee ABINIT al empezar?", "Su archivo de entrada.", PARAGRAPH, "es") is None
+    assert validity_problem("ABINIT lee su archivo de entrada.", "Sí.", PARAGRAPH, "es") == "not_a_question"
+
+
+def test_the_filters_count_each_validity_drop_by_reason():
+    from pipeline.quality import filter_rows
+
+    rows = [{"doc_id": "d", "paragraph": PARAGRAPH, "question": q, "answer": a} for q, a, _ in INVALID] + [
+        {"doc_id": "d", "paragraph": PARAGRAPH + " " + a, "question": q, "answer": a} for q, a in VALID[:1]]
+    kept, dropped, _ = filter_rows(cfg("dataset.min_grounding=0").dataset, rows, percentile=0)
+    assert [r["question"] for r in kept] == [VALID[0][0]]
+    assert {k: dropped[k] for k in ("not_a_question", "points_at_source", "reference_repeats_question",
+                                    "question_copies_paragraph")} == {"not_a_question": 3, "points_at_source": 3,
+                                                                      "reference_repeats_question": 3,
+                                                                      "question_copies_paragraph": 1}
+    kept, _, _ = filter_rows(cfg("dataset.min_grounding=0", "dataset.drop_invalid_questions=false").dataset, rows, 0)
+    assert len(kept) > 1  # switched off, the same rows pass
+
+
+def test_the_critics_rating_parses_or_is_none():
+    from pipeline.benchmark import parse_rating
+
+    assert parse_rating("clarity: 4\nanswerable: 5\nfaithful: 3") == {"clarity": 4, "answerable": 5, "faithful": 3}
+    assert parse_rating("**Clarity**: 2\n**Answerable** - 4\n**Faithful**: 5") == {"clarity": 2, "answerable": 4,
+                                                                                     "faithful": 5}
+    assert parse_rating("clarity: 4\nanswerable: 5") is None  # one rating missing
+    assert parse_rating("clarity: 10\nanswerable: 5\nfaithful: 5") is None  # off the scale
+    assert parse_rating("I think the question is fine.") is None
+    assert parse_rating("") is None
+
+
+def test_the_critic_drops_low_scores_and_unparsable_replies_through_a_real_server(tmp_path, monkeypatch):
+    """llm-katan's echo backend repeats the prompt, so the critic prompt set here decides its reply: each paragraph
+    starts with the faithfulness rating the critic will give (or none), the other two ratings are 5."""
+    from bench.bench_synthesis import katan_server
+    from pipeline.benchmark import write_questions
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-local")
+    marks = ["5", "2", "4", "x", "1", "3"]
+    texts = [f"{m} The survey measured item {t} over four seasons and found it stable." for m, t in
+             zip(marks, ["tides", "bread", "glaciers", "violins", "bees", "clocks"])]
+    paragraphs = paragraphs_of("held.pdf", texts) + paragraphs_of("train.pdf", ["Training text on other matters."])
+    bench = [{"doc_id": "id-held.pdf", "document": "held.pdf"}]
+    with katan_server(tmp_path / "server", "--max-concurrent", "4") as server:
+        c = cfg("teacher=openai", f"teacher.base_url={server.base_url}", "teacher.model=echo",
+                "benchmark.questions_per_document=6", "benchmark.max_rounds=1", "benchmark.min_paragraph_chars=10",
+                "dataset.near_duplicate_cosine=0.9999", "dataset.min_grounding=0", "dataset.drop_invalid_questions=false",
+                "benchmark.critic.min_score=3", "benchmark.critic.prompt='clarity: 5 answerable: 5 faithful: {paragraph}'")
+        rows, stats = write_questions(c, bench, paragraphs)
+        again, stats2 = write_questions(c, bench, paragraphs)
+    assert sorted(r["paragraph"][0] for r in rows) == ["3", "4", "5"]
+    assert all(r["critic"]["faithful"] == int(r["paragraph"][0]) for r in rows)
+    assert stats["dropped"]["critic_low_score"] == 2 and stats["dropped"]["critic_unparsed"] == 1
+    assert stats["critic"] == {"enabled": True, "min_score": 3, "scores": {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1,
+                                                                           "unparsed": 1}}
+    assert [f["filter"] for f in stats["funnel"]][-3:] == ["critic_low_score", "critic_unparsed", "target"]
+    assert stats["funnel"][-1]["after"] == 3
+    assert again == rows and stats2["calls"] == 0  # every teacher call, the critic's too, came from the cache
+
+
+def test_the_critic_runs_on_the_embedded_teacher(tmp_path, monkeypatch, base_dir):
+    """The packaged SmolLM2 as critic: every candidate ends rated or counted as unparsable, never a crash."""
+    from pipeline.benchmark import criticise
+    from pipeline.config import resolve_path
+    from pipeline.teacher import CachedCalls, make_teacher
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/base").symlink_to(base_dir, target_is_directory=True)
+    c = cfg("benchmark.critic.enabled=true", "teacher.max_new_tokens=24", f"cache_dir={tmp_path / 'cache'}")
+    rows = [{"paragraph": PARAGRAPH, "question": q, "answer": a} for q, a in VALID[:2]] + [
+        {"paragraph": PARAGRAPH, "question": INVALID[0][0], "answer": INVALID[0][1]}]
+    teacher = make_teacher(c)
+    kept, dropped, scores = criticise(c, CachedCalls(c, teacher, "critic-test"), rows, "")
+    assert len(kept) + dropped["critic_low_score"] + dropped["critic_unparsed"] == 3
+    assert sum(scores.values()) == 3 and set(scores) <= {"1", "2", "3", "4", "5", "unparsed"}
+    assert all(set(r["critic"]) == {"clarity", "answerable", "faithful"} for r in kept)
+    assert resolve_path(c.cache_dir).exists()

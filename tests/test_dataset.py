@@ -35,6 +35,11 @@ def work(tmp_path, monkeypatch):
         row("d2", 13, "What is the rank of the moon?", "Bananas are yellow and grow in tropical climates."),  # ungrounded
         row("d4", 14, "What is the answer to this question?", GOOD),                              # off-topic
         row("d3", 1, "What does document d3 say in paragraph 1 about rank number 10?", GOOD),    # near-duplicate of d3/1
+        row("d2", 15, "The text asks a question about the rank of the matrices.", GOOD),         # not a question
+        row("d0", 16, "What does the text say about the pretrained weights?", GOOD),             # points at its source
+        row("d1", 17, "What stays frozen during fine-tuning?", "What stays frozen during fine-tuning?"),  # repeated
+        row("d4", 18, "Why is the rank r much smaller than the width?", GOOD,                    # copies its paragraph
+            paragraph=f"{LONG}Why is the rank r much smaller than the width? The pretrained weights stay frozen."),
     ]
     write_jsonl(tmp_path / "data/synthetic/qa.jsonl", rows)
     return tmp_path
@@ -47,9 +52,11 @@ def read(path):
 def test_filters_drop_and_count_each_case(work):
     build_dataset.main(["dataset.min_paragraph_percentile=5"])
     metrics = json.loads((work / "metrics/dataset.json").read_text())
-    assert metrics["input_rows"] == 26
-    assert metrics["dropped"] == {"short_paragraph": 1, "empty_or_malformed": 1, "refusal": 1,
-                                  "off_topic_question": 1, "ungrounded_answer": 1, "near_duplicate_question": 1}
+    assert metrics["input_rows"] == 30
+    assert metrics["dropped"] == {"short_paragraph": 1, "empty_or_malformed": 1, "refusal": 1, "not_a_question": 1,
+                                  "points_at_source": 1, "reference_repeats_question": 1,
+                                  "question_copies_paragraph": 1, "off_topic_question": 1, "ungrounded_answer": 1,
+                                  "near_duplicate_question": 1}
     assert metrics["kept"] == 20 == metrics["train_rows"] + metrics["eval_rows"]
 
 

@@ -229,10 +229,25 @@ def test_a_degenerate_reference_is_counted_excluded_and_named(tmp_path, monkeypa
                              "latency_s": 0.1, "answer_tokens": 5, "source_text": ""} for i, a, r in zip(ids, answers, refs)]
     write_jsonl(tmp_path / "results/reference/t1.jsonl", [r | {"reference_source": "hand-written"} for r in rows(refs)])
     for variant in ("base", "general", "domain"):
-        write_jsonl(tmp_path / f"results/students/{variant}_t1.jsonl", rows(MODEL + ["anything at all"]))
+        answers = REFERENCES[:2] + MODEL[2:] if variant == "domain" else MODEL  # the domain variant differs
+        write_jsonl(tmp_path / f"results/students/{variant}_t1.jsonl", rows(answers + ["anything at all"]))
+        # closed-book: the base model knows the first two answers by heart, the others say nothing useful
+        closed = REFERENCES[:2] + ["I do not know."] * (len(REFERENCES) - 2) if variant == "base" else [""] * len(REFERENCES)
+        write_jsonl(tmp_path / f"results/students/closed_book/{variant}_t1.jsonl",
+                    [r | {"retrieved": []} for r in rows(closed + ["x"])])
     with caplog.at_level("WARNING"):
         main(["eval.bootstrap=100"])
     out = json.loads((tmp_path / "metrics/scores.json").read_text())["t1"]
+    # the closed-book arm: scored like the RAG answers; what retrieval adds is RAG minus closed-book, paired
+    assert out["easy_questions"]["ids"] == ["q0", "q1"]
+    assert out["closed_book"]["domain"]["cosine"] == 0.0
+    gain = out["retrieval_gain"]["domain"]["rescaled"]
+    assert gain["mean"] == pytest.approx(out["variants"]["domain"]["rescaled"] - out["closed_book"]["domain"]["rescaled"],
+                                         abs=2e-4)
+    assert gain["ci"][0] <= gain["mean"] <= gain["ci"][1] and gain["detectable"] > 0
+    # four questions: below eval.min_questions, the verdict is withheld and the count that would tell is given
+    assert out["power"]["questions"] == 4 and not out["power"]["verdict_allowed"]
+    assert out["power"]["questions_for_target"] > 4
     assert out["questions"] == len(REFERENCES)
     assert out["references"] == {"source": "hand-written", "checked": 5, "excluded": 1,
                                  "by_reason": {"template_echo": 1}, "excluded_ids": {"q-loop": "template_echo"}}

@@ -95,6 +95,16 @@ def _optional_non_negative_int(v: Any) -> bool:
     return v is None or _non_negative_int(v)
 
 
+def _boolean(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _auto_or_boolean(v: Any) -> bool:
+    return v == "auto" or isinstance(v, bool)
+
+
+_boolean.__doc__ = "true or false"
+_auto_or_boolean.__doc__ = "auto, true or false"
 _optional_positive_int.__doc__ = "null or a positive integer"
 _optional_non_negative_int.__doc__ = "null or a non-negative integer"
 _optional_positive_number.__doc__ = "null or a positive number"
@@ -129,7 +139,9 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "dataset.raft.distractors": _non_negative_int,
     "dataset.raft.no_gold_share": _fraction,
     "dataset.raft.max_distractor_chars": _positive_int,
-    "benchmark.questions_per_document": _positive_int,
+    "benchmark.questions_per_document": _optional_positive_int,
+    "benchmark.critic.enabled": _auto_or_boolean,
+    "benchmark.critic.min_score": _positive_int,
     "benchmark.min_paragraph_chars": _non_negative_int,
     "benchmark.leakage.question_cosine": _fraction,
     "data.leakage_max": _optional_non_negative_int,
@@ -173,6 +185,12 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "eval.bootstrap": _positive_int,
     "eval.ci": _fraction,
     "eval.grounding_threshold": _fraction,
+    "eval.min_questions": _positive_int,
+    "eval.target_difference": _positive_number,
+    "eval.paired_sd": _positive_number,
+    "eval.easy_rescaled": _fraction,
+    "rag.closed_book": _boolean,
+    "dataset.drop_invalid_questions": _boolean,
 }
 
 

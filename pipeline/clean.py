@@ -21,8 +21,9 @@ from collections import Counter
 
 LIGATURE = re.compile("[\ufb00-\ufb06]")
 CID = re.compile(r"\(cid:\d+\)")
-BROKEN = re.compile(r"\b([A-Za-z]+(?:-[A-Za-z]+)*)- ([a-z][A-Za-z]*)\b")
-WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
+# Letters of any script ("sintác- ticas" in a Spanish manual), the second half starting in lower case.
+BROKEN = re.compile(r"\b([^\W\d_]+(?:-[^\W\d_]+)*)- ([^\W\d_A-ZÀ-ÖØ-Þ][^\W\d_]*)\b")
+WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 # A bibliography entry's opening: "[12] " or "Surname, A. B.," (prose that cites "Gough (1992)" is prose).
 ENTRY = re.compile(r"(?:^|(?<=[.)]\s))(?:\[\d+\]\s*)?[A-Z][A-Za-z'’-]+,\s+(?:[A-Z]\.\s*(?:-\s*[A-Z]\.\s*)?,?\s*){1,3}")
 YEAR = re.compile(r"\(?\b(?:19|20)\d{2}[a-z]?\b\)?")

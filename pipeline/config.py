@@ -83,6 +83,10 @@ def _optional_one_of(*choices: str) -> Callable[[Any], bool]:
     return check
 
 
+def _optional_share(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1)
+
+
 def _optional_positive_int(v: Any) -> bool:
     return v is None or _positive_int(v)
 
@@ -106,6 +110,7 @@ def _auto_or_boolean(v: Any) -> bool:
 _boolean.__doc__ = "true or false"
 _auto_or_boolean.__doc__ = "auto, true or false"
 _optional_positive_int.__doc__ = "null or a positive integer"
+_optional_share.__doc__ = "null or a number in [0, 1]"
 _optional_non_negative_int.__doc__ = "null or a non-negative integer"
 _optional_positive_number.__doc__ = "null or a positive number"
 _positive_int.__doc__ = "a positive integer"
@@ -131,6 +136,7 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "ingest.max_paragraph_chars": _positive_int,
     "ingest.max_graphics_ops": _positive_int,
     "ingest.workers": _optional_positive_int,
+    "ingest.min_page_fidelity": _optional_share,
     "synth.questions_per_paragraph": _positive_int,
     "data.general_source": _one_of("jsonl", "hub"),
     "data.general_limit": _positive_int,

@@ -9,7 +9,12 @@ dropped, narrative fragments are merged into paragraphs, and the references sect
 is reported by name and counted as skipped, or fails the stage with `ingest.on_error=fail`; the other
 files still go through. The same content twice is ingested once. Per document, the share of the raw
 page text's words that the paragraphs cover, and the TF-IDF cosine between the raw text and the
-paragraphs, are written to metrics/ingest.json (the paper's extraction check).
+paragraphs, are written to metrics/ingest.json (the paper's extraction check). Each PDF page's words are
+also checked against a second, independent reading (PDFium, pipeline.fidelity): the share of words it never
+produces is recorded, a page below `ingest.min_page_fidelity` is repaired from it, and letters lost with
+ligature glyphs are restored from the document's own words. Each document's language (pipeline.language) is
+recorded in the manifest and the metrics, and on every paragraph row. Documents are partitioned largest
+first, so one long document does not set the pace of a parallel run.
 """
 from __future__ import annotations
 
@@ -39,7 +44,10 @@ from pipeline.clean import kind as paragraph_kind
 from pipeline.clean import clean_glyphs, vocabulary
 from pipeline.cli import run
 from pipeline.config import UserError, load_config, resolve_path
+from pipeline.fidelity import check as check_fidelity
+from pipeline.fidelity import second_reading
 from pipeline.io import provenance, read_json, sha256_file, sha256_text, write_json, write_jsonl
+from pipeline.language import detect_language
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("ingest")
@@ -55,6 +63,8 @@ SENTENCE_END = re.compile(r"[.!?:][\"')\]]?$")
 CITATION = re.compile(r"\b(19|20)\d{2}[a-z]?\b|^\[\d+\]|\bdoi\b|\bet al\.|\bpp\.|https?://", re.I)
 PAGE_NUMBER = re.compile(r"^(page\s*)?[\divxlc]+(\s*(of|/)\s*\d+)?$", re.I)
 WORD = re.compile(r"[a-z0-9]+")
+FIDELITY_KEYS = ("absent_share_before", "absent_share", "pages_repaired", "words_repaired_from_reading",
+                 "ligature_repairs")
 QUALITY_SHARES = ("ligature_share", "hyphenation_share", "glyph_garbage_share", "non_prose_share",
                   "ligature_share_after", "hyphenation_share_after", "glyph_garbage_share_after")
 
@@ -391,9 +401,12 @@ OCR_KINDS = {"no_text_layer": "no text layer", "illegible_text_layer": "illegibl
 
 
 def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
+    reading = None  # the second reading of a PDF's text layer; none for other formats and for OCR'd scans
     try:
         with readable(path) as (pages, target, repair):
             elements = partition_checked(target, cfg)
+            if target.suffix.lower() == ".pdf":
+                reading = second_reading(target)
     except DocumentError as e:
         if e.kind not in OCR_KINDS or cfg.ingest.ocr != "auto" or path.suffix.lower() != ".pdf":
             raise
@@ -409,6 +422,9 @@ def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
     # Coverage measures extraction, so it counts every cleaned paragraph; dropping non-prose is a choice on top.
     extracted = coverage(pages, cleaned), tfidf_cosine(pages, cleaned)
     paragraphs = [p for p in cleaned if cfg.ingest.keep == "all" or "kind" not in p]
+    fidelity = {}
+    if reading is not None:  # measured on, and repairing, the paragraphs that are kept
+        paragraphs, fidelity = check_fidelity(paragraphs, reading, cfg.ingest.min_page_fidelity)
     quality["dropped_non_prose"] = merged - len(paragraphs)
     if not paragraphs:
         raise DocumentError(f"no paragraph of at least {cfg.ingest.min_paragraph_chars} characters "
@@ -416,7 +432,8 @@ def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
                             "lower ingest.min_paragraph_chars, or keep non-prose with ingest.keep=all?", "no_paragraphs")
     stats = {"elements": len(elements), "element_types": dict(collections.Counter(type(e).__name__ for e in elements)),
              "paragraphs": len(paragraphs), "dropped_short": short, "pages": len(pages),
-             "coverage": extracted[0], "tfidf_cosine": extracted[1], **quality, **repair}
+             "coverage": extracted[0], "tfidf_cosine": extracted[1], **quality, **fidelity,
+             "language": detect_language(" ".join(p["text"] for p in paragraphs)), **repair}
     return paragraphs, stats
 
 
@@ -441,9 +458,10 @@ def clean_paragraphs(paragraphs: list[dict]) -> tuple[list[dict], dict]:
 
 
 def code_version() -> str:
-    """Cached paragraphs are only valid for the code that made them: the source of this module and of the cleaner."""
+    """Cached paragraphs are only valid for the code that made them: the source of this module, the cleaner, the
+    fidelity check and the language detector."""
     here = Path(__file__).resolve().parent
-    return sha256_text("".join((here / f).read_text() for f in ("ingest.py", "clean.py")))
+    return sha256_text("".join((here / f).read_text() for f in ("ingest.py", "clean.py", "fidelity.py", "language.py")))
 
 
 def document_settings(cfg: DictConfig) -> dict:
@@ -474,9 +492,28 @@ def ingest_cached(path: str, settings: dict, target: str) -> dict:
     return result
 
 
+def work_estimate(path: Path) -> float:
+    """How long a document takes to partition, roughly: a PDF's page count (PDFium opens it in milliseconds), else
+    its size in pages of about 3,000 bytes."""
+    if path.suffix.lower() == ".pdf":
+        import pypdfium2 as pdfium
+
+        try:
+            doc = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError:
+            return 1.0
+        try:
+            return float(len(doc))
+        finally:
+            doc.close()
+    return path.stat().st_size / 3000
+
+
 def ingest_all(files: list[Path], digests: dict[Path, str], cfg: DictConfig) -> tuple[dict[Path, dict], dict]:
     """Every distinct document's result, from the cache or partitioned in `ingest.workers` processes.
-    ProcessPoolExecutor, not threads: partitioning is CPU-bound Python, held by the GIL."""
+    ProcessPoolExecutor, not threads: partitioning is CPU-bound Python, held by the GIL. The largest documents are
+    submitted first (longest-processing-time scheduling): a long one started last would leave one worker alone on
+    it at the end. The order of the results, and so of the output, is the folder's, whatever the schedule."""
     settings = document_settings(cfg)
     cache, code = resolve_path(cfg.cache_dir) / "ingest", code_version()
     cache.mkdir(parents=True, exist_ok=True)
@@ -498,13 +535,33 @@ def ingest_all(files: list[Path], digests: dict[Path, str], cfg: DictConfig) -> 
             results[path] = ingest_cached(str(path), settings, str(target))
             bar.update()
     else:
+        largest_first = sorted(todo, key=lambda p: (-work_estimate(p), str(p)))
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(ingest_cached, str(p), settings, str(t)): p for p, t in todo.items()}
+            futures = {pool.submit(ingest_cached, str(p), settings, str(todo[p])): p for p in largest_first}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update()
     bar.close()
     return {path: results[first[digests[path]]] for path in files}, counts
+
+
+def fidelity_metrics(ok: list[dict]) -> dict:
+    """Over the documents with a second reading: the share of their words it never produces, before and after repair
+    (words pooled), the pages and words repaired, and the same per document."""
+    checked = [m for m in ok if "fidelity_words" in m]
+    words = sum(m["fidelity_words"] for m in checked)
+    share = lambda key: round(sum(m[key] for m in checked) / words, 5) if words else None  # noqa: E731
+    return {"absent_share_before": share("fidelity_absent_before"), "absent_share": share("fidelity_absent"),
+            "pages_repaired": sum(m["pages_repaired"] for m in checked),
+            "words_repaired_from_reading": sum(m["words_repaired_from_reading"] for m in checked),
+            "ligature_repairs": sum(m["ligature_repairs"] for m in checked),
+            "fidelity_by_document": {m["document"]: {k: m[k] for k in FIDELITY_KEYS} for m in checked}}
+
+
+def language_metrics(ok: list[dict]) -> dict:
+    """How many documents are in each language, and each document's."""
+    return {"languages": dict(sorted(collections.Counter(str(m["language"]) for m in ok).items())),
+            "language_by_document": {m["document"]: m["language"] for m in ok}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -539,7 +596,7 @@ def main(argv: list[str] | None = None) -> None:
             paragraphs, stats = results[path]["paragraphs"], results[path]["stats"]
             doc_id = digest[:12]
             for i, p in enumerate(paragraphs, 1):
-                rows.append({"doc_id": doc_id, "document": name, "page": p["page"], "para_num": i,
+                rows.append({"doc_id": doc_id, "document": name, "language": stats["language"], "page": p["page"], "para_num": i,
                              "element_types": p["element_types"], "text": p["text"],
                              "paragraph_hash": sha256_text(p["text"])[:16]} | ({"kind": p["kind"]} if "kind" in p else {}))
             manifest.append(entry | {"status": "ok", "doc_id": doc_id} | stats)
@@ -561,7 +618,8 @@ def main(argv: list[str] | None = None) -> None:
                    "dropped_non_prose": sum(m["dropped_non_prose"] for m in ok),
                    "text_quality_by_document": {m["document"]: {k: m[k] for k in QUALITY_SHARES} for m in ok},
                    "coverage_by_document": {m["document"]: m["coverage"] for m in ok},
-                   "tfidf_cosine_by_document": {m["document"]: m["tfidf_cosine"] for m in ok}}
+                   "tfidf_cosine_by_document": {m["document"]: m["tfidf_cosine"] for m in ok},
+                   **fidelity_metrics(ok), **language_metrics(ok)}
         write_json(resolve_path(MANIFEST), {"documents": manifest, "provenance": provenance(
             "ingest", document_settings(cfg) | {"corpus_dir": str(cfg.data.corpus_dir)})})
         write_json(resolve_path(METRICS), metrics)

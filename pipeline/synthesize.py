@@ -4,7 +4,8 @@
     OPENAI_API_KEY=... python -m pipeline.synthesize teacher=openai teacher.base_url=http://localhost:8000/v1
 
 Per paragraph the paper's two steps: the teacher writes a question the paragraph answers, then answers
-it from the paragraph alone (prompts and their version in conf/synth). Every reply is cached by content
+it from the paragraph alone (prompts and their version in conf/synth), both in the language ingest detected for
+the paragraph's document. Every reply is cached by content
 (teacher, prompt version, prompt, generation parameters) the moment it arrives, so a re-run or a resume
 after a crash asks nothing twice. With `data.domain_source=sai_csv` the paper's own synthetic set is
 imported instead of calling a teacher.
@@ -21,6 +22,7 @@ from pipeline.config import UserError, load_config, resolve_path
 from pipeline.importers import read_sai_csv
 from pipeline.paths import PARAGRAPHS, SPLIT, SYNTHETIC
 from pipeline.io import provenance, read_json, read_jsonl, write_json, write_jsonl
+from pipeline.language import language_name
 from pipeline.teacher import CachedCalls, make_teacher
 from pipeline.tracking import log_dataset, log_metrics, stage_run
 
@@ -34,8 +36,16 @@ class SynthesisError(UserError):
     pass
 
 
-def question_prompt(cfg: DictConfig, paragraph: str, index: int) -> str:
-    prompt = cfg.synth.question_prompt.format(paragraph=paragraph)
+def prompt_language(paragraph: dict) -> str:
+    """The language the teacher is asked to write in: the English name of the paragraph's document's language, as
+    ingest detected it ("Spanish"); a paragraph ingested before languages were recorded, or too short to tell, asks
+    for the text's own language."""
+    code = paragraph.get("language")
+    return language_name(code) if code else "the language of the text"
+
+
+def question_prompt(cfg: DictConfig, paragraph: str, index: int, language: str = "English") -> str:
+    prompt = cfg.synth.question_prompt.format(paragraph=paragraph, language=language)
     n = cfg.synth.questions_per_paragraph
     return prompt if n == 1 else f"{prompt}\n\n(Question {index + 1} of {n}: ask about a different point than the others.)"
 
@@ -71,9 +81,10 @@ def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dic
     n_q = cfg.synth.questions_per_paragraph
     items = [(p, i) for p in paragraphs for i in range(n_q)]
     started = time.perf_counter()
-    questions = calls.run([question_prompt(cfg, p["text"], i) for p, i in items], "questions")
+    questions = calls.run([question_prompt(cfg, p["text"], i, prompt_language(p)) for p, i in items], "questions")
     answerable = [(k, q) for k, q in enumerate(questions) if q]
-    answers_for = calls.run([cfg.synth.answer_prompt.format(paragraph=items[k][0]["text"], question=q)
+    answers_for = calls.run([cfg.synth.answer_prompt.format(paragraph=items[k][0]["text"], question=q,
+                                                            language=prompt_language(items[k][0]))
                              for k, q in answerable], "answers")
     answers: list[str | None] = [None] * len(items)
     for (k, _), a in zip(answerable, answers_for):
@@ -82,7 +93,8 @@ def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dic
     for (p, i), q, a in zip(items, questions, answers):
         if q is None or a is None:
             continue
-        rows.append({"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
+        rows.append({"doc_id": p["doc_id"], "document": p["document"], "language": p.get("language"),
+                     "page": p["page"], "para_num": p["para_num"],
                      "paragraph_hash": p["paragraph_hash"], "paragraph": p["text"], "question_index": i,
                      "question": q, "answer": a, "teacher": teacher.name,
                      "prompt_version": cfg.synth.prompt_version, "seed": cfg.seed})

@@ -52,7 +52,7 @@ def test_every_paragraph_exactly_once_despite_errors_and_rerun_asks_nothing(work
         assert metrics["calls"] == 2 * len(paragraphs) and metrics["failed_calls"] == 0
         assert metrics["prompt_tokens"] > 0 and metrics["completion_tokens"] > 0
         for r in rows:  # lineage on every row; the echo server repeats the prompt, so the paragraph is in it
-            assert r["teacher"] == "openai:echo" and r["prompt_version"] == "v1" and r["seed"] == 42
+            assert r["teacher"] == "openai:echo" and r["prompt_version"] == "v2" and r["seed"] == 42
             assert r["paragraph"] in r["question"] and r["doc_id"] and r["page"] >= 1
         first = {rel: (work / rel).read_bytes() for rel in OUTPUTS}
 

@@ -1,0 +1,32 @@
+"""A text's language: detected offline, named for prompts.
+
+py3langid (a maintained fork of langid.py) carries its model in the wheel and runs on numpy: nothing is downloaded
+at run time, and a document's worth of text takes milliseconds. python-iso639 (already an unstructured dependency)
+names the ISO 639-1 codes it returns.
+"""
+from __future__ import annotations
+
+MIN_LETTERS = 20  # fewer letters than this say too little to name a language
+MAX_CHARS = 20_000  # a document's opening pages are enough, and keep detection fast on a long manual
+
+
+def detect_language(text: str) -> str | None:
+    """The ISO 639-1 code of the language `text` is written in ("en", "es", ...); None for a text with too few
+    letters to tell."""
+    import py3langid
+
+    text = text[:MAX_CHARS]
+    if sum(c.isalpha() for c in text) < MIN_LETTERS:
+        return None
+    code, _ = py3langid.classify(text)  # its model loads once per process
+    return code
+
+
+def language_name(code: str) -> str:
+    """The English name of an ISO 639-1 code ("es" -> "Spanish"); the code itself when it names no language."""
+    from iso639 import Language, LanguageNotFoundError
+
+    try:
+        return Language.from_part1(code).name
+    except LanguageNotFoundError:
+        return code

@@ -1,0 +1,97 @@
+"""Each document's language (issue 19): detected offline, recorded by ingest in the manifest, the metrics and every
+paragraph row, and asked for in the synthesis prompts.
+
+A Spanish PDF is rendered here with fpdf2; the real Spanish GNU MathProg manual from Debian's glpk-doc
+(/usr/share/doc/glpk-doc/gmpl_es.pdf) goes through the same check when installed (slow).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from pipeline.language import detect_language, language_name
+from tests.test_clean import font
+from tests.test_ingest import read, run_ingest
+
+GMPL_ES = Path("/usr/share/doc/glpk-doc/gmpl_es.pdf")
+SPANISH = [
+    "El lenguaje de modelado describe un modelo de programación matemática como un conjunto de sentencias y "
+    "bloques de datos. Cada sentencia declara un conjunto, un parámetro, una variable, una restricción o el "
+    "objetivo que el resolvedor debe minimizar o maximizar.",
+    "Los conjuntos se definen por su nombre y, cuando es necesario, por los índices que los recorren. Un parámetro "
+    "puede tener un valor por omisión, que se usa cuando los datos no especifican ninguno para un elemento dado.",
+    "Las restricciones se escriben como expresiones lineales de las variables. El traductor comprueba que cada "
+    "expresión esté bien formada antes de generar el problema, e informa de la línea del error si no lo está.",
+]
+
+
+@pytest.mark.parametrize("text, code", [
+    ("The Satisfiability Problem is a classic combinatorial problem: find values of the variables on which the "
+     "formula is true.", "en"),
+    (SPANISH[0], "es"),
+    ("Die Datei enthält für jede Zeile eine Klausel, und der Löser liest sie der Reihe nach ein.", "de"),
+    ("Le fichier contient une clause par ligne, et le solveur les lit dans l'ordre.", "fr"),
+])
+def test_detect_language(text, code):
+    assert detect_language(text) == code
+
+
+def test_too_little_text_has_no_language():
+    assert detect_language("x = 3.14") is None and detect_language("") is None
+
+
+def test_language_name():
+    assert [language_name(c) for c in ("es", "de", "en", "pt")] == ["Spanish", "German", "English", "Portuguese"]
+    assert language_name("zz") == "zz"
+
+
+def test_synthesis_prompts_ask_for_the_documents_language(cfg_factory):
+    from pipeline.synthesize import prompt_language, question_prompt
+
+    cfg = cfg_factory()
+    assert prompt_language({"language": "es"}) == "Spanish"
+    assert prompt_language({"language": None}) == prompt_language({}) == "the language of the text"
+    assert "in Spanish" in question_prompt(cfg, "Texto.", 0, "Spanish")
+    answer = cfg.synth.answer_prompt.format(paragraph="Texto.", question="¿Qué?", language="Spanish")
+    assert "in Spanish" in answer and "{" not in answer
+
+
+def make_spanish_pdf(path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_creation_date(datetime(2026, 1, 1, tzinfo=timezone.utc))
+    pdf.add_font("DejaVu", fname=str(font()))
+    pdf.add_page()
+    pdf.set_font("DejaVu", size=11)
+    for block in SPANISH:
+        pdf.multi_cell(0, 6, block, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(4)
+    path.write_bytes(bytes(pdf.output()))
+
+
+def ingest_spanish(corpus: Path, work: Path) -> None:
+    rows, manifest, metrics = read(run_ingest(corpus, work))
+    assert rows and {r["language"] for r in rows} == {"es"}
+    assert [d["language"] for d in manifest["documents"]] == ["es"]
+    assert metrics["languages"] == {"es": 1}
+    assert list(metrics["language_by_document"].values()) == ["es"]
+    assert metrics["absent_share"] <= 0.005  # both readers agree on the Spanish text
+
+
+def test_a_spanish_document_is_recorded_as_spanish(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    make_spanish_pdf(corpus / "manual_es.pdf")
+    ingest_spanish(corpus, tmp_path / "work")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not GMPL_ES.exists(), reason="Debian's glpk-doc is not installed (apt-get install glpk-doc)")
+def test_the_real_spanish_manual_is_recorded_as_spanish(tmp_path):
+    corpus = tmp_path / "corpus"  # 77 pages: about a minute on 2 cores
+    corpus.mkdir()
+    (corpus / GMPL_ES.name).symlink_to(GMPL_ES)
+    ingest_spanish(corpus, tmp_path / "work")

@@ -3,11 +3,16 @@
     .venv/bin/python bench/bench_ingest.py                       # 50 distinct rendered PDFs, 4 to 28 sections
     .venv/bin/python bench/bench_ingest.py --documents 20 --sections 6
     .venv/bin/python bench/bench_ingest.py --folder corpus/papers  # your own folder of documents
+    # real manuals of uneven length (6 to 177 pages) from Debian's glpk-doc, coinor-csdp, libtasn1-doc, shared-mime-info:
+    mkdir -p /tmp/real && ln -sf /usr/share/doc/glpk-doc/*.pdf /usr/share/doc/coinor-csdp/csdpuser.pdf \
+        /usr/share/doc/libtasn1-doc/libtasn1.pdf /usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf /tmp/real/
+    .venv/bin/python bench/bench_ingest.py --folder /tmp/real
 
 Runs the real ingest stage (`pipeline.ingest.main`) in a fresh work dir per side. Speed-up: the same folder with
 `ingest.workers=1` and `=2`, each with an empty cache, so every document is partitioned (target >= 1.7x). Cache:
 one document added to the folder, re-run on the cache of the cold 2-worker run (target <= 10% of the cold time).
-The times are whole stage runs, worker start-up (spawn) and output writing included.
+The times are whole stage runs, worker start-up (spawn) and output writing included. The stage submits the largest
+documents first, so on a folder of uneven length the long one no longer runs alone at the end.
 """
 from __future__ import annotations
 

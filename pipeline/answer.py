@@ -30,8 +30,8 @@ from pipeline.config import ConfigError, UserError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.index import collection_name, qdrant_client
 from pipeline.io import read_jsonl, write_json, write_jsonl
-from pipeline.paths import answers_path, questions_path, tasks
-from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_student, load_tokenizer
+from pipeline.paths import answers_path, questions_path, seeded, tasks
+from pipeline.models import BASE_DIR, VARIANTS, adapter_dirs_for, load_student, load_tokenizer
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
 log = logging.getLogger("answer")
@@ -63,13 +63,25 @@ def generate(model, tokenizer, prompts: list[str], cfg: DictConfig) -> list[dict
                              prefill=cfg.rag.prefill, desc="answer")
 
 
-def load_answerer(cfg: DictConfig, variant: str):
-    """The student variant as training built it, cast to `rag.dtype` for answering (`auto`: bfloat16 where the
-    hardware has it natively, pipeline.precision; bench/bench_answer.py measures both sides)."""
+def answerers(cfg: DictConfig) -> list[tuple[str, str, int | None]]:
+    """Who answers: each variant of `rag.variants`, and each tuned one again with every extra training seed's
+    adapters (`train.extra_seeds`), as (the answers' name, the variant, the extra seed or None)."""
+    out = []
+    for variant in cfg.rag.variants:
+        out.append((variant, variant, None))
+        if VARIANTS.get(variant):
+            out += [(seeded(variant, s), variant, s) for s in cfg.train.extra_seeds]
+    return out
+
+
+def load_answerer(cfg: DictConfig, variant: str, seed: int | None = None):
+    """The student variant as training built it (with an extra seed's adapters when `seed` is given), cast to
+    `rag.dtype` for answering (`auto`: bfloat16 where the hardware has it natively, pipeline.precision;
+    bench/bench_answer.py measures both sides)."""
     from pipeline.models import torch_dtype
     from pipeline.precision import decode_dtype
 
-    model = load_student(cfg, variant)
+    model = load_student(cfg, variant, adapter_dirs_for(seed))
     if cfg.model.quantization == "none":
         model = model.to(torch_dtype(decode_dtype(cfg.rag.dtype)))
     return model
@@ -135,7 +147,7 @@ def check_server(cfg: DictConfig) -> None:
     if cfg.rag.engine != "openai":
         return
     models = cfg.rag.server.models or {}
-    missing = [v for v in cfg.rag.variants if not models.get(v)]
+    missing = [name for name, _, _ in answerers(cfg) if not models.get(name)]
     if missing:
         raise ConfigError(f"rag.engine=openai needs a served model name for every variant in rag.variants; missing: "
                           f"{', '.join(f'rag.server.models.{v}' for v in missing)} (set e.g. "
@@ -146,12 +158,13 @@ def check_server(cfg: DictConfig) -> None:
                           "to name the server, e.g. http://127.0.0.1:8000/v1")
 
 
-def checkpoint_digest(variant: str) -> str | None:
+def checkpoint_digest(variant: str, seed: int | None = None) -> str | None:
     """A digest of the provenance of the variant's local weights (base snapshot and adapters) where they exist,
     so that answers cached for an older training of a variant are not served for a newer one."""
     from pipeline.io import sha256_text
 
-    dirs = [BASE_DIR, *(ADAPTER_DIRS[a] for a in VARIANTS.get(variant, []))]
+    adapters = adapter_dirs_for(seed)
+    dirs = [BASE_DIR, *(adapters[a] for a in VARIANTS.get(variant, []))]
     files = [resolve_path(d) / "sling_provenance.json" for d in dirs]
     found = [f.read_text(encoding="utf-8") for f in files if f.exists()]
     return sha256_text("\n".join(found)) if found else None
@@ -162,7 +175,7 @@ def server_url(cfg: DictConfig, variant: str) -> str:
     return (cfg.rag.server.base_urls or {}).get(variant) or cfg.rag.server.base_url
 
 
-def server_calls(cfg: DictConfig, variant: str):
+def server_calls(cfg: DictConfig, name: str, variant: str, seed: int | None = None):
     """The teacher's cached, concurrent calls (pipeline.teacher), aimed at the model serving `variant`: greedy,
     `rag.max_new_tokens`, `rag.repetition_penalty`. Replies are cached under `cache_dir/students`, keyed by served
     model name, prompt, generation settings and the local checkpoint's provenance, not by the server's address
@@ -172,11 +185,11 @@ def server_calls(cfg: DictConfig, variant: str):
     server = OmegaConf.to_container(cfg.rag.server, resolve=True)
     # repetition_penalty is no OpenAI parameter: vLLM takes it in the request body, servers without it ignore it
     extra = {"repetition_penalty": cfg.rag.repetition_penalty}
-    section = OmegaConf.create({**server, "base_url": server_url(cfg, variant), "model": server["models"][variant],
+    section = OmegaConf.create({**server, "base_url": server_url(cfg, variant), "model": server["models"][name],
                                 "max_new_tokens": cfg.rag.max_new_tokens, "temperature": 0.0, "extra_body": extra})
     client = OpenAITeacher(section, section="rag.server", use="rag.engine=openai")
     generation = {"max_new_tokens": cfg.rag.max_new_tokens, "temperature": 0.0, **extra,
-                  "checkpoint": checkpoint_digest(variant)}
+                  "checkpoint": checkpoint_digest(variant, seed)}
     return CachedCalls(cfg, client, "rag", generation=generation, cache_name="students")
 
 
@@ -193,30 +206,30 @@ def server_answers(calls, prompts: list[str], desc: str) -> list[dict | None]:
 def answer_students_through_server(cfg: DictConfig, per_task) -> dict:
     """Every variant and task from the server; nothing is written unless every answer arrived."""
     summary, done, failed, finished = {}, {}, [], 0
-    for variant in cfg.rag.variants:
-        calls = server_calls(cfg, variant)
+    for name, variant, seed in answerers(cfg):
+        calls = server_calls(cfg, name, variant, seed)
         for task, (questions, chunks, prompts) in per_task.items():
             t0 = time.perf_counter()
             hits, new = calls.usage["cache_hits"], calls.usage["calls"]
-            rows = server_answers(calls, prompts + closed_book_prompts(cfg, questions), f"answer {variant}/{task}")
+            rows = server_answers(calls, prompts + closed_book_prompts(cfg, questions), f"answer {name}/{task}")
             wall = time.perf_counter() - t0
             if any(r is None for r in rows):
                 continue
-            done[variant, task] = (questions, chunks, rows)
-            summary[f"{variant}.{task}"] = {
+            done[name, task] = (questions, chunks, rows)
+            summary[f"{name}.{task}"] = {
                 "answers_per_s": round(len(rows) / wall, 3),
                 "tokens_per_s": round(sum(r["answer_tokens"] for r in rows) / wall, 2),
                 "server_calls": calls.usage["calls"] - new, "cache_hits": calls.usage["cache_hits"] - hits}
-            log.info("%s/%s: %d answers from %s in %.1fs", variant, task, len(rows), calls.teacher.name, wall)
-        failed += [f"{variant} at {calls.teacher.cfg.base_url}: {f}" for f in calls.failures]
+            log.info("%s/%s: %d answers from %s in %.1fs", name, task, len(rows), calls.teacher.name, wall)
+        failed += [f"{name} at {calls.teacher.cfg.base_url}: {f}" for f in calls.failures]
         finished += calls.usage["calls"] + calls.usage["cache_hits"]
     if failed:
         raise AnswerError(f"{len(failed)} answer calls to the students' server failed after "
                           f"{cfg.rag.server.max_retries} retries (first: {failed[0]}); the {finished} finished "
                           "answers are cached, re-run to ask only for the missing ones (raise rag.server.max_retries, or check "
                           "the server)")
-    for (variant, task), (questions, chunks, rows) in done.items():
-        save_both(variant, task, questions, chunks, rows)
+    for (name, task), (questions, chunks, rows) in done.items():
+        save_both(name, task, questions, chunks, rows)
     return summary
 
 
@@ -226,16 +239,16 @@ def answer_students(cfg: DictConfig, per_task) -> dict:
     summary = {}
     tokenizer = load_tokenizer()
     local = {"engine": "transformers", "server": None, "model": cfg.model.name}
-    for variant in cfg.rag.variants:
-        model = load_answerer(cfg, variant)
+    for name, variant, seed in answerers(cfg):
+        model = load_answerer(cfg, variant, seed)
         for task, (questions, chunks, prompts) in per_task.items():
             t0 = time.perf_counter()
             rows = [r | local for r in generate(model, tokenizer, prompts + closed_book_prompts(cfg, questions), cfg)]
             wall = time.perf_counter() - t0
-            save_both(variant, task, questions, chunks, rows)
-            summary[f"{variant}.{task}"] = {"answers_per_s": round(len(rows) / wall, 3),
-                                            "tokens_per_s": round(sum(r["answer_tokens"] for r in rows) / wall, 2)}
-            log.info("%s/%s: %d answers in %.1fs", variant, task, len(rows), wall)
+            save_both(name, task, questions, chunks, rows)
+            summary[f"{name}.{task}"] = {"answers_per_s": round(len(rows) / wall, 3),
+                                         "tokens_per_s": round(sum(r["answer_tokens"] for r in rows) / wall, 2)}
+            log.info("%s/%s: %d answers in %.1fs", name, task, len(rows), wall)
         del model
     return summary
 

@@ -35,6 +35,7 @@ from pipeline.cli import run
 from pipeline.config import ConfigError, UserError, load_config, resolve_path, work_root
 from pipeline.importers import read_benchmark
 from pipeline.ingest import find_documents
+from pipeline.language import prompt_language
 from pipeline.io import provenance, read_json, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl
 from pipeline.paths import (BENCHMARK_METRICS, MANIFEST, PARAGRAPHS, QUESTIONS_DIR, SPLIT, TASKS, questions_path,
                             slug)
@@ -256,11 +257,11 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
             rounds -= 1
             break
         label = "" if rounds == 1 else f" (round {rounds})"
-        questions = calls.run([b.question_prompt.format(paragraph=p["text"]) for p in sampled],
-                              "benchmark questions" + label)
+        questions = calls.run([b.question_prompt.format(paragraph=p["text"], language=prompt_language(p))
+                               for p in sampled], "benchmark questions" + label)
         asked = [(p, q) for p, q in zip(sampled, questions) if q]
-        answers = calls.run([b.answer_prompt.format(paragraph=p["text"], question=q) for p, q in asked],
-                            "oracle answers" + label)
+        answers = calls.run([b.answer_prompt.format(paragraph=p["text"], question=q, language=prompt_language(p))
+                             for p, q in asked], "oracle answers" + label)
         rows += [{"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
                   "paragraph": p["text"], "paragraph_hash": p["paragraph_hash"], "language": p.get("language"),
                   "question": " ".join(q.split()), "answer": a.strip()} for (p, q), a in zip(asked, answers) if a is not None]
@@ -373,6 +374,10 @@ def named_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
                          "reference": reference, "reference_source": cfg.data.reference_source if reference else None})
         tasks[str(name)] = {"documents": [shown(d) for d in docs], "rows": rows, "question_file": shown(path)}
     docs = ingested_documents()
+    language = {Path(d["document"]).name: d.get("language") for d in docs}
+    for t in tasks.values():  # the languages ingest detected for the task's documents, most common first
+        found = Counter(language.get(Path(d).name) for d in t["documents"])
+        t["languages"] = [lang for lang, _ in found.most_common() if lang]
     split = {"mode": "named_tasks", "train": {d["doc_id"]: d["document"] for d in docs}, "benchmark": {}}
     stats = {"documents": len(docs), "train_documents": len(docs), "benchmark_documents": 0}
     return split, tasks, stats | flag_invalid(tasks)
@@ -416,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, t in tasks.items():
             rows = t.pop("rows", [])
             write_jsonl(resolve_path(questions_path(name)), rows)
-            listing[name] = t | {"questions": questions_path(name), "languages": task_languages(rows),
+            listing[name] = t | {"questions": questions_path(name), "languages": t.get("languages") or task_languages(rows),
                                  "document_sha256": {d: sha256_file(resolve_path(d)) for d in t["documents"]}}
             stats.setdefault("tasks", {})[name] = len(rows)
             samples[name] = card_samples(cfg, rows)

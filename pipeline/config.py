@@ -197,6 +197,7 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "eval.easy_rescaled": _fraction,
     "rag.closed_book": _boolean,
     "dataset.drop_invalid_questions": _boolean,
+    "dataset.drop_wrong_language": _boolean,
 }
 
 
@@ -234,6 +235,13 @@ def validate(cfg: DictConfig) -> None:
         if cfg.train.precision == "fp16" and not _cuda_available():
             problems.append("train.precision=fp16 needs a GPU (float16 autocast does not train on a CPU); use auto, "
                             "bf16 or fp32")
+        extra = OmegaConf.select(cfg, "train.extra_seeds", default=None)
+        if extra is None or not all(_non_negative_int(x) for x in extra) or len(set(extra)) != len(extra):
+            problems.append(f"train.extra_seeds must be a list of distinct non-negative integers, got {extra!r} "
+                            "(e.g. -S 'train.extra_seeds=[1,2]')")
+        elif cfg.seed in extra:
+            problems.append(f"train.extra_seeds holds seed ({cfg.seed}), which the adapters already train with: "
+                            "list only the other seeds")
         if cfg.data.domain_source == "sai_csv" and not cfg.data.sai_csv:
             problems.append("data.sai_csv is required when data.domain_source=sai_csv")
         problems += task_problems(cfg)

@@ -22,6 +22,17 @@ def detect_language(text: str) -> str | None:
     return code
 
 
+def matches_language(text: str, code: str, top: int = 3) -> bool | None:
+    """Whether `text` reads as written in `code`: among the `top` languages py3langid ranks first (a short technical
+    sentence in English can rank a kin language first, a Spanish one never ranks English in the first three); None
+    for a text with too few letters to tell."""
+    import py3langid
+
+    if sum(c.isalpha() for c in text) < MIN_LETTERS:
+        return None
+    return code in [lang for lang, _ in py3langid.rank(text[:MAX_CHARS])[:top]]
+
+
 def language_name(code: str) -> str:
     """The English name of an ISO 639-1 code ("es" -> "Spanish"); the code itself when it names no language."""
     from iso639 import Language, LanguageNotFoundError
@@ -30,3 +41,11 @@ def language_name(code: str) -> str:
         return Language.from_part1(code).name
     except LanguageNotFoundError:
         return code
+
+
+def prompt_language(paragraph: dict) -> str:
+    """The language the teacher is asked to write in: the English name of the paragraph's document's language, as
+    ingest detected it ("Spanish"); a paragraph ingested before languages were recorded, or too short to tell, asks
+    for the text's own language."""
+    code = paragraph.get("language")
+    return language_name(code) if code else "the language of the text"

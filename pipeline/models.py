@@ -12,13 +12,21 @@ import os
 from omegaconf import DictConfig
 
 from pipeline.config import resolve_path
+from pipeline.paths import adapter_dir
 
 log = logging.getLogger(__name__)
 
 BASE_DIR = "models/base"
-ADAPTER_DIRS = {"general": "models/adapters/general", "domain": "models/adapters/domain"}
 # Which adapters, in order, make up each answerable variant.
 VARIANTS = {"base": [], "general": ["general"], "domain": ["general", "domain"]}
+
+
+def adapter_dirs_for(seed: int | None = None) -> dict[str, str]:
+    """Every adapter's directory for one training seed (None: the run's `seed`; pipeline.paths.adapter_dir)."""
+    return {stage: adapter_dir(stage, seed) for stage in ("general", "domain")}
+
+
+ADAPTER_DIRS = adapter_dirs_for()
 
 
 def torch_dtype(name: str):

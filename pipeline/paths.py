@@ -46,6 +46,25 @@ def questions_path(task: str) -> str:
     return QUESTIONS.format(task=task)
 
 
+def adapter_dir(stage: str, seed: int | None = None) -> str:
+    """Where a training stage writes its adapter: models/adapters/<stage> for the run's `seed`, and
+    models/adapters/seeds/<seed>/<stage> for each of `train.extra_seeds` (stages train_<stage>_seed@<seed>)."""
+    return f"models/adapters/{stage}" if seed is None else f"models/adapters/seeds/{seed}/{stage}"
+
+
+def train_metrics_path(stage: str, seed: int | None = None) -> str:
+    return f"metrics/train_{stage}.json" if seed is None else f"metrics/seeds/{seed}/train_{stage}.json"
+
+
+def loss_curve_path(stage: str, seed: int | None = None) -> str:
+    return f"plots/train_{stage}.csv" if seed is None else f"plots/seeds/{seed}/train_{stage}.csv"
+
+
+def seeded(variant: str, seed: int | None) -> str:
+    """The name a variant's answers go by when its adapters come from an extra training seed: `domain-seed7`."""
+    return variant if seed is None else f"{variant}-seed{seed}"
+
+
 def answers_path(name: str, task: str, closed_book: bool = False) -> str:
     """Students' answers in results/students/ (their closed-book answers, with no retrieved context, in
     results/students/closed_book/), the reference's in results/reference/."""

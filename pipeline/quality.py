@@ -1,6 +1,7 @@
 """Quality filters shared by the training set and the generated benchmark: each drop counted by its reason.
 
-Paragraphs shorter than a length percentile, empty or malformed generations, refusals, invalid questions
+Paragraphs shorter than a length percentile, empty or malformed generations, refusals, a question and answer not in
+their document's language (`language` on the row, from ingest), invalid questions
 (`validity_problem`: not a question, pointing at "the text" instead of naming the subject, a reference that repeats
 the question, a question copied from its paragraph), questions that name nothing of their paragraph (no content word
 in common: "What is the answer to this question?"), answers not grounded in their paragraph (content-word overlap),
@@ -15,12 +16,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeline.embed import embed
+from pipeline.language import matches_language
 from pipeline.text import content_words, support, tokens
 
 # The validity checks, in the order they are tried; each is a drop reason of its own.
 VALIDITY = ("not_a_question", "points_at_source", "reference_repeats_question", "question_copies_paragraph")
-FILTERS = ("short_paragraph", "empty_or_malformed", "refusal", *VALIDITY, "off_topic_question", "ungrounded_answer",
-           "near_duplicate_question")
+FILTERS = ("short_paragraph", "empty_or_malformed", "refusal", "wrong_language", *VALIDITY, "off_topic_question",
+           "ungrounded_answer", "near_duplicate_question")
 
 # A question opens with (or, after a preposition or a clause, holds) an interrogative word or an auxiliary verb.
 INTERROGATIVE = frozenset("""what which who whom whose when where why how is are was were am do does did can could
@@ -93,6 +95,8 @@ def filter_rows(d: DictConfig, rows: list[dict], percentile: float | None = None
             dropped["empty_or_malformed"] += 1
         elif any(p in (q + " " + a).lower() for p in d.refusal_patterns):
             dropped["refusal"] += 1
+        elif d.drop_wrong_language and r.get("language") and matches_language(f"{q} {a}", r["language"]) is False:
+            dropped["wrong_language"] += 1  # asked for questions and answers in the document's language
         elif d.drop_invalid_questions and (why := validity_problem(q, a, r["paragraph"], r.get("language"))):
             dropped[why] += 1
         elif d.drop_off_topic_questions and off_topic(q, r["paragraph"]):

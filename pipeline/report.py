@@ -99,7 +99,8 @@ def paired_to_base(scores: dict, base: str) -> pd.DataFrame:
                 d = pair[metric]
                 lo, hi = d["ci"]
                 rows.append({"task": task, "variant": name, "metric": label, "key": metric, "mean": d["mean"],
-                             "lo": lo, "hi": hi, "sign": 1 if lo > 0 else -1 if hi < 0 else 0})
+                             "lo": lo, "hi": hi, "sign": 1 if lo > 0 else -1 if hi < 0 else 0,
+                             "per_seed": d.get("per_seed") or [], "seeds": len(d.get("per_seed") or []) or 1})
     return pd.DataFrame(rows)
 
 
@@ -137,8 +138,9 @@ def headline_html(scores: dict, paired: pd.DataFrame, base: str) -> str:
         rows = paired[paired.task == task] if len(paired) else paired
         for _, r in rows[rows.key != "grounding"].iterrows() if len(rows) else []:
             verdict = VERDICT[r.sign] if allowed else "differs from the base by (no verdict)"
+            seeds = f", {r.seeds} training seeds" if r.seeds > 1 else ", 1 training seed"
             lines.append(f"<br>{html.escape(r.variant)} {verdict} on {r.metric}: {r['mean']:+.3f} "
-                         f"[{r.lo:+.3f}, {r.hi:+.3f}] ({s['questions']} questions)")
+                         f"[{r.lo:+.3f}, {r.hi:+.3f}] ({s['questions']} questions{seeds})")
         gain = s.get("retrieval_gain")
         if gain:
             lines.append("<br>What retrieval adds (RAG minus closed-book, rescaled cosine): " + ", ".join(
@@ -158,8 +160,16 @@ def forest_plot(paired: pd.DataFrame):
     """The paired differences to the base as a forest plot: one row per task and variant, one panel per metric."""
     df = paired.assign(row=paired.task + ": " + paired.variant, plus=paired.hi - paired["mean"],
                        minus=paired["mean"] - paired.lo)
+    seeds = int(df.seeds.max()) if len(df) else 1
+    how = "seeds, then questions" if seeds > 1 else "questions"
     fig = px.scatter(df, x="mean", y="row", error_x="plus", error_x_minus="minus", facet_col="metric",
-                     color="variant", title="Tuned variant minus base, per question (paired bootstrap 95% CI)")
+                     color="variant", title=f"Tuned variant minus base, pooled over {seeds} training seed(s) "
+                                            f"(paired bootstrap 95% CI over {how}; hollow marks: each seed)")
+    points = df[df.seeds > 1].explode("per_seed")
+    if len(points):
+        for trace in px.scatter(points, x="per_seed", y="row", facet_col="metric", color="variant").data:
+            trace.update(marker={"symbol": "circle-open", "size": 9}, showlegend=False)
+            fig.add_trace(trace, row=1, col=int(trace.xaxis[1:] or 1) if trace.xaxis != "x" else 1)
     fig.add_vline(x=0, line_dash="dash", line_color="gray")
     return fig
 

@@ -24,8 +24,8 @@ from pipeline.cli import run
 from pipeline.config import InputError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.io import read_jsonl, write_json
-from pipeline.paths import answers_path, tasks
-from pipeline.stats import bootstrap_ci, detectable_difference, questions_for
+from pipeline.paths import answers_path, seeded, tasks
+from pipeline.stats import bootstrap_ci, detectable_difference, questions_for, two_level_ci
 from pipeline.text import sentences, support, tokens
 from pipeline.tracking import log_artifact, log_headline, log_metrics, stage_run
 
@@ -154,12 +154,14 @@ def score_answers(answers: list[str], references: list[str], retrieved: list[lis
 
 
 def summarise(per_q: dict[str, np.ndarray], cfg: DictConfig) -> dict:
-    out = {k: round(float(per_q[k][0]), 4) if len(per_q[k]) else None
+    """Means with intervals. A metric's values are per question, or (seeds x questions) when the variant was trained
+    with several seeds: the mean pools them and the interval resamples seeds, then questions (pipeline.stats)."""
+    out = {k: round(float(np.ravel(per_q[k])[0]), 4) if np.size(per_q[k]) else None
            for k in ("baseline", "token_f1_baseline", "rouge_l_baseline")}
     for k in PER_QUESTION:
         v = per_q[k]
         out[k] = round(float(v.mean()), 4)
-        out[f"{k}_ci"] = bootstrap_ci(v, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)
+        out[f"{k}_ci"] = two_level_ci(v, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)
     return out
 
 
@@ -190,9 +192,11 @@ def paired(a: dict[str, np.ndarray], b: dict[str, np.ndarray], cfg: DictConfig, 
     this many questions could detect (pipeline.stats)."""
     out = {}
     for k in metrics:
-        d = b[k] - a[k]
-        ci = bootstrap_ci(d, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)
+        d = np.atleast_2d(b[k]) - np.atleast_2d(a[k])  # seeds x questions; one untrained side pairs with every seed
+        ci = two_level_ci(d, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)
         out[k] = {"mean": round(float(d.mean()), 4), "ci": ci, "detectable": detectable_difference(ci, cfg.eval.ci)}
+        if d.shape[0] > 1:
+            out[k]["per_seed"] = [round(float(x), 4) for x in d.mean(axis=1)]
     return out
 
 
@@ -250,25 +254,55 @@ def check_references(ref_rows: list[dict], cfg: DictConfig, task: str) -> tuple[
         "by_reason": dict(Counter(bad.values())), "excluded_ids": bad}
 
 
+def seed_names(cfg: DictConfig, variant: str) -> list[tuple[str, int]]:
+    """The answer sets of one variant with the seed that trained each: its own (`seed`), then one per extra training
+    seed for a variant built from adapters (pipeline.answer.answerers)."""
+    from pipeline.models import VARIANTS
+
+    extra = list(cfg.train.extra_seeds) if VARIANTS.get(variant) else []
+    return [(variant, cfg.seed)] + [(seeded(variant, s), s) for s in extra]
+
+
+def seeded_scores(cfg: DictConfig, task: str, name: str, all_refs: list[dict], keep: list[bool], references: list[str],
+                  ref_v, closed_book: bool = False) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """One answer set's kept rows and per-question metrics."""
+    path = resolve_path(answers_path(name, task, closed_book))
+    if not path.exists():
+        what = "rag.closed_book=true" if closed_book else "the answer stage's outputs"
+        raise InputError(f"{path} is missing ({what}): re-run the answer stage")
+    rows = read_jsonl(path)
+    if [r["id"] for r in rows] != [r["id"] for r in all_refs]:
+        raise InputError(f"{name}/{task}: answers and references cover different questions; re-run the answer stage")
+    rows = [r for r, k in zip(rows, keep) if k]
+    retrieved = [[c["text"] for c in r["retrieved"]] for r in rows]
+    return rows, score_answers([r["answer"] for r in rows], references, retrieved, cfg, ref_v)
+
+
+def stack(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-question metrics of one run, or (seeds x questions) arrays of several."""
+    return runs[0] if len(runs) == 1 else {k: np.vstack([q[k] for q in runs]) for k in runs[0]}
+
+
 def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
     all_refs = read_jsonl(resolve_path(answers_path("reference", task)))
     keep, ref_check = check_references(all_refs, cfg, task)
     ref_rows = [r for r, k in zip(all_refs, keep) if k]
     references = [r["answer"] for r in ref_rows]
     ref_v = embed(cfg.eval.embedder, references)
-    result: dict = {"questions": len(references), "references": ref_check, "variants": {}, "controls": {}, "paired": {}}
+    result: dict = {"questions": len(references), "languages": tasks()[task].get("languages", []),
+                    "references": ref_check, "variants": {}, "controls": {}, "paired": {}}
     per_question: list[dict] = [{"id": r["id"], "question": r["question"], "reference": r["answer"]} for r in ref_rows]
     per_variant_q = {}
     retrieved_texts = None
     for variant in cfg.rag.variants:
-        rows = read_jsonl(resolve_path(answers_path(variant, task)))
-        if [r["id"] for r in rows] != [r["id"] for r in all_refs]:
-            raise InputError(f"{variant}/{task}: answers and references cover different questions; re-run the answer stage")
-        rows = [r for r, k in zip(rows, keep) if k]
+        runs = [seeded_scores(cfg, task, name, all_refs, keep, references, ref_v) for name, _ in seed_names(cfg, variant)]
+        rows, q = runs[0]  # the run's own seed: the per-question table, latency
         retrieved_texts = [[c["text"] for c in r["retrieved"]] for r in rows]
-        q = score_answers([r["answer"] for r in rows], references, retrieved_texts, cfg, ref_v)
-        per_variant_q[variant] = q
-        s = summarise(q, cfg)
+        per_variant_q[variant] = pooled = stack([q for _, q in runs])
+        s = summarise(pooled, cfg)
+        if len(runs) > 1:
+            s["per_seed"] = {str(seed): {k: round(float(q[k].mean()), 4) for k in PER_QUESTION}
+                             for (_, seed), (_, q) in zip(seed_names(cfg, variant), runs)}
         lat = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
         toks = sum(r["answer_tokens"] for r in rows)
         s.update(latency_s=round(float(np.mean(lat)), 4) if lat else None,
@@ -297,24 +331,23 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
     result["paired"] = paired_differences(per_variant_q, cfg)
     result["power"] = power(result, cfg)
     if cfg.rag.closed_book:
-        closed_book(cfg, task, keep, references, ref_v, per_variant_q, result, per_question)
+        closed_book(cfg, task, all_refs, keep, references, ref_v, per_variant_q, result, per_question)
     return result, per_question
 
 
-def closed_book(cfg: DictConfig, task: str, keep: list[bool], references: list[str], ref_v, per_variant_q: dict,
-                result: dict, per_question: list[dict]) -> None:
+def closed_book(cfg: DictConfig, task: str, all_refs: list[dict], keep: list[bool], references: list[str], ref_v,
+                per_variant_q: dict, result: dict, per_question: list[dict]) -> None:
     """The closed-book arm: each variant's answers with no retrieved context, scored the same way; per variant, RAG
     minus closed-book (what retrieval adds), paired; and the questions the base model already answers closed-book
     (rescaled cosine at least `eval.easy_rescaled`), marked easy."""
     result["closed_book"], result["retrieval_gain"] = {}, {}
     for variant in cfg.rag.variants:
-        path = resolve_path(answers_path(variant, task, closed_book=True))
-        if not path.exists():
-            raise InputError(f"{path} is missing while rag.closed_book=true: re-run the answer stage")
-        rows = [r for r, k in zip(read_jsonl(path), keep) if k]
-        q = score_answers([r["answer"] for r in rows], references, [[] for _ in rows], cfg, ref_v)
-        result["closed_book"][variant] = summarise(q, cfg)
-        result["retrieval_gain"][variant] = paired(q, per_variant_q[variant], cfg,
+        runs = [seeded_scores(cfg, task, name, all_refs, keep, references, ref_v, closed_book=True)
+                for name, _ in seed_names(cfg, variant)]
+        rows, q = runs[0]
+        pooled = stack([q for _, q in runs])
+        result["closed_book"][variant] = summarise(pooled, cfg)
+        result["retrieval_gain"][variant] = paired(pooled, per_variant_q[variant], cfg,
                                                    ("rescaled", "token_f1_rescaled"))
         for i, pq in enumerate(per_question):
             pq[f"{variant}_closed_book"] = rows[i]["answer"]

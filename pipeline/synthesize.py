@@ -22,7 +22,7 @@ from pipeline.config import UserError, load_config, resolve_path
 from pipeline.importers import read_sai_csv
 from pipeline.paths import PARAGRAPHS, SPLIT, SYNTHETIC
 from pipeline.io import provenance, read_json, read_jsonl, write_json, write_jsonl
-from pipeline.language import language_name
+from pipeline.language import prompt_language
 from pipeline.teacher import CachedCalls, make_teacher
 from pipeline.tracking import log_dataset, log_metrics, stage_run
 
@@ -34,14 +34,6 @@ METRICS = "metrics/synthesize.json"
 
 class SynthesisError(UserError):
     pass
-
-
-def prompt_language(paragraph: dict) -> str:
-    """The language the teacher is asked to write in: the English name of the paragraph's document's language, as
-    ingest detected it ("Spanish"); a paragraph ingested before languages were recorded, or too short to tell, asks
-    for the text's own language."""
-    code = paragraph.get("language")
-    return language_name(code) if code else "the language of the text"
 
 
 def question_prompt(cfg: DictConfig, paragraph: str, index: int, language: str = "English") -> str:

@@ -3,6 +3,7 @@
     python -m pipeline.train general                 # Alpaca-style set -> models/adapters/general
     python -m pipeline.train domain                  # synthetic domain set, on top of the merged general adapter
     python -m pipeline.train general lora.r=8 train.lr=2e-4 model.quantization=4bit
+    python -m pipeline.train domain --seed 7         # one of train.extra_seeds -> models/adapters/seeds/7/domain
 
 Stacking: the domain adapter trains on the base model with the general adapter merged into its weights
 (`pipeline.models.load_student`), and every consumer loads a variant the same way. Loss is on the response
@@ -29,7 +30,9 @@ from pipeline.cli import run
 from pipeline.config import InputError, load_config, resolve_path
 from pipeline.io import atomic_dir, atomic_write_text, provenance, read_json, read_jsonl, sha256_text, sha256_tree, write_json
 from pipeline.precision import train_precision
-from pipeline.models import ADAPTER_DIRS, BASE_DIR, VARIANTS, load_base, load_student, load_tokenizer, merge_adapters
+from pipeline.models import (ADAPTER_DIRS, BASE_DIR, VARIANTS, adapter_dirs_for, load_base, load_student, load_tokenizer,
+                             merge_adapters)
+from pipeline.paths import adapter_dir, loss_curve_path, train_metrics_path
 from pipeline.tracking import log_artifact, log_dataset, log_headline, log_metrics, stage_run
 
 log = logging.getLogger("train")
@@ -381,14 +384,26 @@ def mlflow_steps(stage: str):
 
 
 def main(argv: list[str]) -> None:
+    usage = f"usage: python -m pipeline.train {{{'|'.join(DATA)}}} [--seed N] [key=value ...]"
     if not argv or argv[0] not in DATA:
-        raise SystemExit(f"usage: python -m pipeline.train {{{'|'.join(DATA)}}} [key=value ...]")
-    stage, overrides = argv[0], argv[1:]
-    cfg = load_config(overrides)
-    with stage_run(f"train_{stage}", cfg):
-        res = train(cfg, stage, extra_callbacks=[mlflow_steps(stage)])
-        write_curve(resolve_path(f"plots/train_{stage}.csv"), res["curve"])
-        write_json(resolve_path(f"metrics/train_{stage}.json"), res["metrics"])
+        raise SystemExit(usage)
+    stage, rest = argv[0], argv[1:]
+    seed = None
+    if rest[:1] == ["--seed"]:
+        if len(rest) < 2 or not rest[1].isdigit():
+            raise SystemExit(usage)
+        seed, rest = int(rest[1]), rest[2:]
+    cfg = load_config(rest)
+    if seed is not None:  # one of train.extra_seeds (stage train_<stage>_seed@N): the same run with another seed
+        cfg.seed = seed
+    name = f"train_{stage}" if seed is None else f"train_{stage}_seed{seed}"
+    with stage_run(name, cfg):
+        res = train(cfg, stage, out_dir=resolve_path(adapter_dir(stage, seed)), adapter_dirs=adapter_dirs_for(seed),
+                    checkpoint_dir=resolve_path(f"checkpoints/{stage}{'' if seed is None else f'-seed{seed}'}"),
+                    merged_dir=resolve_path(f"models/merged/{stage}{'' if seed is None else f'-seed{seed}'}"),
+                    extra_callbacks=[mlflow_steps(stage)])
+        write_curve(resolve_path(loss_curve_path(stage, seed)), res["curve"])
+        write_json(resolve_path(train_metrics_path(stage, seed)), res["metrics"])
         log_metrics({k: v for k, v in res["metrics"].items() if v is not None}, prefix=f"{stage}.final.")
         log_headline({k: res["metrics"][k] for k in ("train_loss", "eval_loss") if res["metrics"][k] is not None},
                      prefix=f"{stage}.")
@@ -398,7 +413,7 @@ def main(argv: list[str]) -> None:
         for side, context in (("train", "training"), ("eval", "evaluation")):
             if resolve_path(f"{DATA[stage]}/{side}.jsonl").exists():
                 log_dataset(resolve_path(f"{DATA[stage]}/{side}.jsonl"), f"{stage}-{side}", context)
-        log_artifact(resolve_path(f"plots/train_{stage}.csv"))
+        log_artifact(resolve_path(loss_curve_path(stage, seed)))
         log.info("%s adapter -> %s: %s", stage, res["adapter_dir"], res["metrics"])
 
 

@@ -90,3 +90,29 @@ def test_a_missing_input_is_one_line_that_names_the_fix(tmp_path):
                           capture_output=True, text=True, timeout=120, env={**os.environ, "SLING_WORKDIR": str(tmp_path)})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "lists no ingested document: run the ingest stage first" in proc.stderr
+
+
+def test_extra_seeds_become_one_dvc_stage_per_adapter_and_seed(tmp_path):
+    """dvc.yaml's foreach stages: none without extra seeds, two per extra seed, each writing its own adapter."""
+    import shutil
+    from pathlib import Path
+
+    from pipeline.config import ROOT
+
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([dvc, "init", "-q"], cwd=tmp_path, check=True)
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+
+    def stages(*overrides: str) -> list[str]:
+        OmegaConf.save(compose(list(overrides)), tmp_path / "params.yaml")
+        return subprocess.run([dvc, "stage", "list", "--name-only"], cwd=tmp_path, capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    assert not [s for s in stages() if "seed" in s]
+    seeded = [s for s in stages("train.extra_seeds=[3,5]") if "seed" in s]
+    assert seeded == ["train_general_seed@3", "train_general_seed@5", "train_domain_seed@3", "train_domain_seed@5"]
+    with pytest.raises(ConfigError, match="train.extra_seeds holds seed"):
+        validate(compose(["train.extra_seeds=[42]"]))
+    with pytest.raises(ConfigError, match="distinct non-negative"):
+        validate(compose(["train.extra_seeds=[3,3]"]))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.quality import validity_problem
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration]
@@ -133,6 +134,13 @@ def test_benchmark_is_held_out_and_built_from_the_documents(repo):
             assert q["reference_source"].startswith("oracle:embedded:")
             assert paragraphs[q["paragraph_hash"]]["text"] == q["text"]  # the source paragraph, as ingested
             assert re.fullmatch(r"[a-z0-9-]+-\d\d", q["id"])
+            # what the validity checks promise of every kept question: a real question naming its subject, with a
+            # reference that does not repeat it
+            assert q["question"].endswith("?") and validity_problem(q["question"], q["reference"], q["text"]) is None
+    card = json.loads((r / "metrics/benchmark.json").read_text())
+    assert card["funnel"][0]["before"] == card["generated"] and card["funnel"][-1]["after"] == card["kept"]
+    assert {f["filter"] for f in card["funnel"]} >= {"not_a_question", "points_at_source", "ungrounded_answer"}
+    assert set(card["card_samples"]) == set(tasks) and all(card["card_samples"].values())
     leakage = json.loads((r / "metrics/leakage.json").read_text())
     assert leakage["paragraph_overlap"] == 0 and leakage["shared_documents"] == []
     assert leakage["benchmark_questions"] == len(read_jsonl(r / tasks["all"]["questions"]))
@@ -148,12 +156,18 @@ def test_every_task_is_answered_by_every_variant_scored_and_reported(repo):
         n = len(read_jsonl(r / task["questions"]))
         for variant in ("base", "general", "domain"):
             assert len(read_jsonl(r / f"results/students/{variant}_{name}.jsonl")) == n, (variant, name)
+            assert len(read_jsonl(r / f"results/students/closed_book/{variant}_{name}.jsonl")) == n, (variant, name)
             assert scores[name]["variants"][variant]["rescaled_ci"]
+            assert scores[name]["retrieval_gain"][variant]["rescaled"]["ci"]
+        # a handful of questions: the verdict is withheld and says how many would tell
+        assert not scores[name]["power"]["verdict_allowed"]
         assert scores[name]["references"]["source"].startswith("oracle:embedded:")
         assert f"Per question: {name}" in report
     assert "Leakage between the training set and the benchmark" in report
     assert "<h2>Headline</h2>" in report and "Tuned variant minus base" in report  # computed headline, forest plot
     assert "not supported by the retrieved chunks (hallucination)" in report
+    assert "Benchmark card" in report and "Too few questions to tell" in report and "beats the base" not in report
+    assert "What retrieval adds" in report
 
 
 def test_second_repro_has_nothing_to_do(repo):
@@ -237,6 +251,26 @@ def test_a_benchmark_side_change_reruns_neither_synthesis_nor_training(repo):
     parents = [run for run in client.search_runs([exp.experiment_id], max_results=300)
                if run.data.tags.get("sling.kind") == "pipeline"]
     assert len(parents) == 3 and len({p.info.run_name for p in parents}) == 3
+
+
+def test_an_extra_training_seed_trains_only_that_seed_and_widens_nothing_else(repo):
+    """`train.extra_seeds` adds one DVC stage per adapter and seed: the new seed's adapters train, every tuned variant
+    answers with them too, and the score pools the seeds (intervals over seeds, then questions); nothing upstream
+    and neither of the run's own adapters re-runs."""
+    r = repo["path"]
+    given = " ".join(f"-S '{o}'" for o in repo["overrides"])
+    out = sh(f"dvc exp run {given} -S 'train.extra_seeds=[7]'", r, repo["env"])
+    ran = re.findall(r"Running stage '([^']+)'", out.stdout)
+    assert ran[:2] == ["train_general_seed@7", "train_domain_seed@7"], ran
+    assert not {"train_general", "train_domain", "synthesize", "benchmark", "index", "reference"} & set(ran), ran
+    assert (r / "models/adapters/seeds/7/domain/adapter_config.json").exists()
+    assert json.loads((r / "metrics/seeds/7/train_domain.json").read_text())["steps"] == 2
+    scores = json.loads((r / "metrics/scores.json").read_text())
+    for name, s in scores.items():
+        assert (r / f"results/students/domain-seed7_{name}.jsonl").exists()
+        assert set(s["variants"]["domain"]["per_seed"]) == {"42", "7"} and "per_seed" not in s["variants"]["base"]
+        assert len(s["paired"]["domain-base"]["rescaled"]["per_seed"]) == 2
+    assert "2 training seeds" in (r / "reports/report.html").read_text()
 
 
 @pytest.mark.slow  # two more pipeline runs through DVC's queue workers

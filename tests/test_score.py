@@ -278,3 +278,58 @@ def test_lexical_metrics_are_rescaled_by_their_own_shuffled_baseline_and_a_faili
     flags = soundness(models, controls)
     assert flags["token_f1"]["sound"] is False and flags["token_f1"]["at_or_below_floor"] == ["wrong"]
     assert soundness({"right": models["right"]}, controls)["token_f1_rescaled"]["sound"] is True
+
+
+def test_two_level_bootstrap_is_the_question_bootstrap_for_one_seed_and_widens_with_seed_noise():
+    from pipeline.stats import bootstrap_ci, two_level_ci
+
+    rng = np.random.default_rng(0)
+    questions = rng.normal(0.1, 0.3, size=40)
+    assert two_level_ci(questions, 1000, 0.95, 1) == bootstrap_ci(questions, 1000, 0.95, 1)
+    assert two_level_ci(questions[None, :], 1000, 0.95, 1) == bootstrap_ci(questions, 1000, 0.95, 1)
+    # three seeds that agree give about the one-seed interval; three that disagree by as much as the effect widen it
+    agree = np.vstack([questions + rng.normal(0, 0.01, size=40) for _ in range(3)])
+    disagree = np.vstack([questions + shift for shift in (-0.15, 0.0, 0.15)])
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    one = width(bootstrap_ci(questions, 2000, 0.95, 1))
+    assert width(two_level_ci(agree, 2000, 0.95, 1)) == pytest.approx(one, rel=0.25)
+    assert width(two_level_ci(disagree, 2000, 0.95, 1)) > 1.5 * one
+
+
+def test_what_a_question_count_can_detect():
+    from pipeline.stats import detectable_difference, questions_for, questions_needed
+
+    # 0.1 at 80% power with a per-question spread of 0.4: ((1.96 + 0.84) * 0.4 / 0.1)^2 = 125.6
+    assert questions_needed(0.1, 0.4, 0.95) == 126
+    # an interval of half-width 0.1 detects (1.96 + 0.84) / 1.96 * 0.1
+    assert detectable_difference([-0.1, 0.1], 0.95) == pytest.approx(0.143, abs=1e-3)
+    assert questions_for(0.1, 0.2, 25) == 100 and questions_for(0.1, 0.05, 25) == 25
+
+
+def test_extra_seeds_pool_into_the_scores_with_intervals_over_seeds(tmp_path, monkeypatch):
+    """The score stage reads each extra seed's answers (`domain-seed7`), pools them with the run's own, reports each
+    seed's mean, and pairs seed with seed; the base (no adapter) pairs with every seed."""
+    from pipeline.io import write_jsonl
+    from pipeline.score import main
+
+    monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
+    (tmp_path / "data/benchmark").mkdir(parents=True)
+    (tmp_path / "data/benchmark/tasks.json").write_text(json.dumps({"tasks": {"t1": {"documents": []}}}))
+    rows = lambda answers: [{"id": f"q{i}", "question": f"Question {i}?", "answer": a, "source_text": "",  # noqa: E731
+                             "retrieved": [{"id": "c", "text": r}], "latency_s": 0.1, "answer_tokens": 5}
+                            for i, (a, r) in enumerate(zip(answers, REFERENCES))]
+    write_jsonl(tmp_path / "results/reference/t1.jsonl", [r | {"reference_source": "hand-written"} for r in rows(REFERENCES)])
+    answers = {"base": MODEL, "general": MODEL, "domain": REFERENCES, "general-seed7": MODEL,
+               "domain-seed7": ["Nothing to do with it."] * len(REFERENCES)}
+    for name, a in answers.items():
+        write_jsonl(tmp_path / f"results/students/{name}_t1.jsonl", rows(a))
+    main(["eval.bootstrap=200", "train.extra_seeds=[7]", "rag.closed_book=false"])
+    out = json.loads((tmp_path / "metrics/scores.json").read_text())["t1"]
+    domain = out["variants"]["domain"]
+    assert set(domain["per_seed"]) == {"42", "7"} and "per_seed" not in out["variants"]["base"]
+    assert domain["per_seed"]["42"]["cosine"] == pytest.approx(1.0, abs=1e-4)  # its answers are the references
+    assert domain["cosine"] == pytest.approx((domain["per_seed"]["42"]["cosine"] + domain["per_seed"]["7"]["cosine"]) / 2,
+                                             abs=1e-3)
+    pair = out["paired"]["domain-base"]["rescaled"]
+    assert len(pair["per_seed"]) == 2 and pair["per_seed"][0] > 0 > pair["per_seed"][1]  # the seeds disagree
+    assert pair["ci"][0] < 0 < pair["ci"][1]  # so the pooled interval holds zero: no "beats" from one lucky seed

@@ -5,6 +5,8 @@
                                                # <!-- generated:experiments --> section you add where it belongs
     python scripts/update_readme.py --study    # also the study's results and headline (results/study/, written by
                                                # scripts/study.py)
+    python scripts/update_readme.py --documents    # also the real-documents run (results/documents/, written by
+                                                   # scripts/documents_run.py)
 
 Each section sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers and records the
 command that produced it.
@@ -20,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+sys.path.insert(0, str(ROOT))  # pipeline.config and pipeline.stats, run from anywhere
 
 
 def run(cmd: list[str]) -> str:
@@ -105,15 +108,32 @@ def study_section() -> str:
             lines.append(f"| {task} | paper: {name} | {m['rescaled']:.3f} {interval(m['rescaled_ci'])} | "
                          f"{m['token_f1_rescaled']:.3f} {interval(m['token_f1_rescaled_ci'])} | "
                          f"{1 - m['grounding']:.2f} | |")
+    from pipeline.config import compose
+    from pipeline.stats import detectable_difference, questions_for
+
+    ev = compose([]).eval
     lines += ["", "**Headline** (computed from `results/study/scores.json`: each tuned variant minus the base, per "
-              "question, paired bootstrap 95% interval):", ""]
+              "question, paired bootstrap 95% interval over questions; each recipe is one training run, with one "
+              f"seed; below eval.min_questions ({ev.min_questions}) questions no verdict is given):", ""]
     for task, s in scores.items():
+        n = s["questions"]
         for v in [v for v in main + sweep if v in s["variants"] and v != "base"]:
             pair = s["paired"].get(f"{v}-base")
             if not pair:
                 continue
             unsound = [k for k, x in s.get("soundness", {}).items() if not x["sound"]]
-            parts = [f"{label} {signed(pair[k])} ({VERDICT[sign(pair[k])]})"
+            seeds = len(pair["rescaled"].get("per_seed") or [None])
+
+            def fate(d: dict, metric: str) -> str:
+                if n < ev.min_questions:
+                    if metric != "rescaled":  # eval.target_difference is a difference in rescaled cosine
+                        return f"too few questions to tell: {n}"
+                    more = questions_for(ev.target_difference, detectable_difference(d["ci"], ev.ci), n)
+                    return f"too few questions to tell: {n}; about {more} would detect {ev.target_difference}"
+                untested = ": not yet tested against seed variance" if sign(d) and seeds == 1 else ""
+                return f"{VERDICT[sign(d)]}; {n} questions, {seeds} seed{'s' if seeds > 1 else ''}{untested}"
+
+            parts = [f"{label} {signed(pair[k])} ({fate(pair[k], k)})"
                      for k, label in (("rescaled", "rescaled cosine"), ("token_f1_rescaled", "rescaled token F1"))]
             flag = f"; metrics flagged unsound on this task: {', '.join(unsound)}" if unsound else ""
             lines.append(f"- {task}, {v}: {'; '.join(parts)}; unsupported sentences "
@@ -122,6 +142,10 @@ def study_section() -> str:
         best = {k: max(s["variants"], key=lambda n: s["variants"][n][k]) for k in ("rescaled", "token_f1_rescaled")}
         lines.append(f"- {task}: best of our variants on rescaled cosine `{best['rescaled']}`, on rescaled token F1 "
                      f"`{best['token_f1_rescaled']}`.")
+    lines += ["", "Seed variance: every claim above rests on one training run per recipe, and the intervals resample "
+              "questions only. The pipeline now trains extra seeds (`train.extra_seeds`, pooled by a bootstrap over "
+              "seeds, then questions); the study has not yet been re-run with them, so no claim here is known to "
+              "survive training noise, and the ones marked \"beats the base\" are the ones to re-test first."]
     missing = [n for n in study.get("sweep_planned", []) if n not in study.get("sweep", [])]
     if missing:
         lines += ["", f"{'The sweep over the RAFT knobs is' if not sweep else 'Of the sweep, ' + ', '.join(missing)}"
@@ -147,13 +171,56 @@ def study_section() -> str:
     return "\n".join(lines)
 
 
+def documents_section() -> str:
+    """results/documents/run.json (scripts/documents_run.py): the run's benchmark card and verdicts."""
+    from pipeline.report import FILTER_GROUP, VERDICT as SAID, power_line
+
+    r = json.loads((ROOT / "results/documents/run.json").read_text())
+    b = r["benchmark"]
+    docs = ", ".join(f"{d['document']} ({d['bytes'] // 1000} kB, {d['language'] or 'language not detected'})"
+                     for d in r["documents"])
+    lines = [f"Command: `{r['command']}` on {len(r['documents'])} real documents that no one here wrote: {docs}. "
+             f"{r['split']['train_documents']} trained, {r['split']['benchmark_documents']} held out. The pipeline run "
+             f"took {r['wall_s'] / 60:.1f} min ({r['machine']}).", "",
+             f"Benchmark card: the teacher ({b['teacher']}) wrote {b['generated']} candidate questions from "
+             f"{b['sampled_paragraphs']} paragraphs in {b['rounds']} round(s); {b['kept']} were kept "
+             f"(aiming at {b['questions_per_document']} per benchmark document); leakage "
+             f"{r['leakage']['leaked']} of {r['leakage']['benchmark_questions']}; the critic was "
+             f"{'on' if b['critic']['enabled'] else 'off (benchmark.critic.enabled=auto with the embedded teacher)'}.",
+             "", "| filter | group | before | dropped | after |", "| --- | --- | --- | --- | --- |"]
+    for f in b["funnel"]:
+        lines.append(f"| {f['filter']} | {FILTER_GROUP.get(f['filter'], 'other')} | {f['before']} | "
+                     f"{f['before'] - f['after']} | {f['after']} |")
+    lines += ["", "Sampled questions with their references:", ""]
+    for task, sample in b["card_samples"].items():
+        for q in sample:
+            lines.append(f"- {task}: {q['question']} *Reference:* {q['reference']}")
+    lines += ["", "The verdicts, as the report words them:", ""]
+    for task, t in r["tasks"].items():
+        said, allowed = power_line({"power": t["power"]})
+        said = re.sub(r"</?b>", "**", said).lstrip("; ").rstrip(".")
+        lines.append(f"- {task} ({t['questions']} questions, {', '.join(t['languages'] or []) or 'language not detected'})"
+                     f": {said}.")
+        for pair, d in t["paired"].items():
+            x = d["rescaled"]
+            verdict = SAID[sign(x)] if allowed else "differs from the base by (no verdict)"
+            lines.append(f"  - {pair.split('-')[0]} {verdict} on rescaled cosine: {signed(x)}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--exps", action="store_true", help="also regenerate the experiments table")
     parser.add_argument("--table", action="store_true", help="print the results table only")
     parser.add_argument("--study", action="store_true", help="also regenerate the study section (results/study/)")
     parser.add_argument("--study-table", action="store_true", help="print the study section only")
+    parser.add_argument("--documents", action="store_true",
+                        help="also regenerate the real-documents section (results/documents/)")
+    parser.add_argument("--documents-table", action="store_true", help="print the real-documents section only")
     args = parser.parse_args()
+    if args.documents_table:
+        print(documents_section())
+        return
     if args.table:
         print(scores_table())
         return
@@ -168,6 +235,8 @@ def main() -> None:
                                                    r"(train|eval)_loss|(single|joint)\.domain\.(rescaled|token_f1))$"]))
     if args.study:
         sections.append(("study", ["python", "scripts/update_readme.py", "--study-table"]))
+    if args.documents:
+        sections.append(("documents", ["python", "scripts/update_readme.py", "--documents-table"]))
     for name, cmd in sections:
         text = replace(text, name, run(cmd), " ".join(f"'{c}'" if set(c) & set(" ()*|$^") else c for c in cmd))
     README.write_text(text)

@@ -1,0 +1,98 @@
+"""A `data=documents` run on a folder of real documents, recorded for the README: the benchmark card, the verdicts
+and the run time.
+
+    python scripts/documents_run.py /path/to/documents                 # runs the pipeline here, then collects
+    python scripts/documents_run.py /path/to/documents --collect-only --from /path/to/checkout   # a finished run
+
+The run is `dvc exp run -S data=documents -S data.corpus_dir=<folder>` in this checkout (or, with --collect-only, one
+already made in --from). Collected into results/documents/: run.json (the command, the documents with their sizes
+and languages, the wall time of the pipeline run as MLflow recorded it from its first stage to its last, the machine,
+the benchmark card from metrics/benchmark.json, the leakage count, and per task the questions, languages, power and
+paired differences from metrics/scores.json) and questions/<task>.jsonl (each kept question with its reference,
+without the documents' own text). `python scripts/update_readme.py --documents` writes the README's section from it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "results" / "documents"
+
+
+def read(checkout: Path, rel: str):
+    path = checkout / rel
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: the run in {checkout} did not finish (re-run it, or fix --from)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def wall_seconds(checkout: Path) -> float:
+    """The newest documents pipeline run's length, as its MLflow parent run recorded it (first stage to last)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{checkout / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("sling")
+    runs = [r for r in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])
+            if r.data.tags.get("sling.kind") == "pipeline" and r.data.params.get("data.name") == "documents"]
+    if not runs or runs[0].info.end_time is None:
+        raise SystemExit(f"{checkout / 'mlflow.db'} holds no finished data=documents pipeline run")
+    return (runs[0].info.end_time - runs[0].info.start_time) / 1000
+
+
+def collect(checkout: Path, corpus: Path, command: str) -> dict:
+    from pipeline.environment import summary
+    from pipeline.io import write_json, write_jsonl
+
+    bench, scores = read(checkout, "metrics/benchmark.json"), read(checkout, "metrics/scores.json")
+    leak, ingest = read(checkout, "metrics/leakage.json"), read(checkout, "metrics/ingest.json")
+    tasks = read(checkout, "data/benchmark/tasks.json")["tasks"]
+    languages = ingest.get("language_by_document", {})
+    documents = [{"document": p.name, "bytes": p.stat().st_size, "language": languages.get(p.name)}
+                 for p in sorted(corpus.iterdir()) if p.is_file()]
+    for name, t in tasks.items():
+        rows = [json.loads(line) for line in (checkout / t["questions"]).read_text(encoding="utf-8").splitlines()]
+        write_jsonl(OUT / "questions" / f"{name}.jsonl",
+                    [{k: r[k] for k in ("id", "question", "reference", "document", "language")} for r in rows])
+    record = {
+        "command": command, "documents": documents, "wall_s": round(wall_seconds(checkout), 1), "machine": summary(),
+        "benchmark": {k: bench[k] for k in ("questions_per_document", "sampled_paragraphs", "rounds", "generated",
+                                            "kept", "funnel", "critic", "tasks", "card_samples", "teacher")},
+        "split": {k: bench[k] for k in ("documents", "train_documents", "benchmark_documents")},
+        "leakage": {"leaked": leak["leaked"], "benchmark_questions": leak["benchmark_questions"]},
+        "tasks": {task: {"questions": s["questions"], "languages": s.get("languages"), "power": s.get("power"),
+                         "paired": {p: {k: d[k] for k in ("rescaled", "token_f1_rescaled")}
+                                    for p, d in s["paired"].items() if p.endswith("-base")},
+                         "retrieval_gain": {v: g["rescaled"] for v, g in s.get("retrieval_gain", {}).items()},
+                         "easy_questions": (s.get("easy_questions") or {}).get("count")}
+                  for task, s in scores.items()},
+    }
+    write_json(OUT / "run.json", record)
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("corpus", type=Path, help="the folder of documents")
+    parser.add_argument("--collect-only", action="store_true", help="collect a finished run, do not run one")
+    parser.add_argument("--from", dest="checkout", type=Path, default=ROOT, help="the checkout that ran it")
+    args = parser.parse_args()
+    corpus = args.corpus.resolve()
+    if not corpus.is_dir():
+        raise SystemExit(f"{corpus} is not a folder of documents")
+    command = f"dvc exp run -S data=documents -S data.corpus_dir={corpus}"
+    if not args.collect_only:
+        env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+        subprocess.run(command.split(), cwd=args.checkout, check=True, env=env)
+    record = collect(args.checkout.resolve(), corpus, command)
+    print(f"results/documents/run.json: {len(record['documents'])} documents, {record['benchmark']['kept']} questions "
+          f"kept of {record['benchmark']['generated']}, {record['wall_s'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -63,6 +63,19 @@ def test_the_run_environment_names_the_cpu_versions_and_auto_precision_and_is_th
     assert len(host) < 6 or host not in first
 
 
+def test_the_default_profile_computes_in_float32_and_the_real_run_presets_keep_auto():
+    """README "Reproducibility": the default profile decodes and trains in float32, so its results do not depend on
+    which bf16 kernels a CPU has; the real-run presets keep `auto` (their committed runs used it)."""
+    from pipeline.config import compose
+
+    default = compose([])
+    assert (default.train.precision, default.teacher.dtype, default.rag.dtype) == ("fp32", "float32", "float32")
+    for preset in ("paper", "paper_offline", "study"):
+        cfg = compose([f"experiment={preset}"])
+        assert (cfg.train.precision, cfg.teacher.dtype) == ("auto", "auto"), preset
+        assert cfg.rag.dtype == ("bfloat16" if preset == "paper_offline" else "auto"), preset
+
+
 def test_a_forced_setting_is_kept_and_fp16_training_on_a_cpu_is_refused(cfg_factory):
     from pipeline.config import validate
     from pipeline.precision import decode_dtype, train_precision
@@ -81,7 +94,7 @@ def test_training_args_follow_the_resolved_precision(cfg_factory, tmp_path):
     from pipeline.precision import train_precision
     from pipeline.train import training_args
 
-    auto = training_args(cfg_factory(), tmp_path, 2, False)
+    auto = training_args(cfg_factory("train.precision=auto"), tmp_path, 2, False)
     assert auto.bf16 == (train_precision("auto") == "bf16") and not auto.fp16
     fp32 = training_args(cfg_factory("train.precision=fp32"), tmp_path, 2, False)
     assert not fp32.bf16 and not fp32.fp16

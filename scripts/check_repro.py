@@ -6,11 +6,13 @@
 
 Headline metrics, each compared with `git show REV:metrics/<file>`: per task and variant (metrics/scores.json)
 cosine, rescaled, token_f1, token_f1_rescaled and grounding; the means of the paired differences of those; retrieval
-recall@k and MRR; each adapter's train and eval loss (metrics/train_*.json). Each prints one verdict:
+recall@k and MRR; each adapter's train and eval loss (metrics/train_*.json, and metrics/seeds/<seed>/train_*.json
+for train.extra_seeds). Each prints one verdict:
 
 - identical: the same number;
-- within the seed band: the committed scores.json has the metric for several training seeds (`per_seed`) and the
-  workspace's value lies within their min..max, widened by nothing else;
+- within the seed band: the committed results have the metric for several training seeds (`per_seed` in
+  scores.json, one train_*.json per seed) and the workspace's value lies within their min..max, widened by nothing
+  else;
 - outside: neither (a metric missing from the workspace counts as outside).
 
 Timings, throughputs and memory are not headline metrics and are not compared. The exit code is 1 only when a
@@ -65,10 +67,11 @@ def load_json(text: str, where: str) -> dict:
 
 
 def seed_values(node: dict, metric: str) -> list[float]:
-    """A metric's per-seed values under `node["per_seed"]`: {"<seed>": {metric: value}} (a variant, an adapter) or
-    {"<seed>": value} / {"<seed>": {"mean": value}} (a paired difference's metric node)."""
+    """A metric's per-seed values under `node["per_seed"]`: {"<seed>": {metric: value}} (a variant) or a list of
+    values, one per seed (a paired difference's metric node), or {"<seed>": value}."""
+    per_seed = node.get("per_seed") or {}
     values = []
-    for entry in (node.get("per_seed") or {}).values():
+    for entry in per_seed.values() if isinstance(per_seed, dict) else per_seed:
         value = entry.get(metric, entry.get("mean")) if isinstance(entry, dict) else entry
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             values.append(float(value))
@@ -101,19 +104,35 @@ def score_metrics(scores: dict) -> dict[str, tuple[float | None, list[float]]]:
     return out
 
 
-def train_metrics(name: str, metrics: dict) -> dict[str, tuple[float | None, list[float]]]:
-    """An adapter's train and eval loss (metrics/train_<adapter>.json)."""
-    return {f"{name} {metric}": (metrics[metric], seed_values(metrics, metric))
-            for metric in TRAIN_METRICS if metric in metrics}
+def train_name(path: str) -> tuple[str, str]:
+    """metrics/train_general.json -> ("general", "general"); metrics/seeds/7/train_general.json (train.extra_seeds)
+    -> ("general", "general seed 7"): the adapter, and the name its metrics print under."""
+    adapter = Path(path).stem.removeprefix("train_")
+    parts = Path(path).parts
+    return adapter, f"{adapter} seed {parts[-2]}" if "seeds" in parts else adapter
 
 
 def headline(read, files: list[str]) -> dict[str, tuple[float | None, list[float]]]:
-    """The headline metrics of one side (the workspace's or the committed files, through `read`)."""
-    out = {}
+    """The headline metrics of one side (the workspace's or the committed files, through `read`). An adapter's train
+    and eval loss have a seed band when it was trained with several seeds (metrics/seeds/<seed>/train_*.json)."""
+    out, losses = {}, {}
     for path in files:
         data = load_json(read(path), path)
-        name = Path(path).stem
-        out |= score_metrics(data) if name == "scores" else train_metrics(name.removeprefix("train_"), data)
+        if Path(path).name == "scores.json":
+            out |= score_metrics(data)
+            continue
+        adapter, name = train_name(path)
+        for metric in TRAIN_METRICS:
+            if metric in data:
+                out[f"{name} {metric}"] = (data[metric], [])
+                losses.setdefault((adapter, metric), []).append(float(data[metric]))
+    for path in files:
+        if Path(path).name != "scores.json":
+            adapter, name = train_name(path)
+            for metric in TRAIN_METRICS:
+                band = losses.get((adapter, metric), [])
+                if f"{name} {metric}" in out and len(band) > 1:
+                    out[f"{name} {metric}"] = (out[f"{name} {metric}"][0], band)
     return out
 
 
@@ -127,7 +146,7 @@ def verdict(value, committed, band: list[float]) -> str:
 
 
 def check_metrics(rev: str) -> int:
-    committed_files = subprocess.run(["git", "ls-tree", "--name-only", rev, "metrics/"], cwd=ROOT,
+    committed_files = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "metrics/"], cwd=ROOT,
                                      capture_output=True, text=True).stdout.split()
     files = ["metrics/scores.json"] + sorted(f for f in committed_files if Path(f).name.startswith("train_")
                                              and f.endswith(".json"))

@@ -105,6 +105,25 @@ def test_each_verdict_and_a_non_zero_exit_only_when_a_headline_metric_is_outside
     assert done.returncode == 1
 
 
+def test_seed_bands_of_paired_differences_and_of_each_seeds_training_losses(repo):
+    scores = copy.deepcopy(SCORES)
+    scores["tasks"]["joint"]["paired"]["domain-base"]["cosine"]["per_seed"] = [0.03, 0.05, 0.08]  # pipeline.score
+    (repo / "metrics/seeds/7").mkdir(parents=True)
+    (repo / "metrics/seeds/7/train_general.json").write_text(json.dumps({"train_loss": 1.9, "eval_loss": 1.7}))
+    write(repo, scores, TRAIN)
+    git(repo, "add", "metrics")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seeds")
+    scores["tasks"]["joint"]["paired"]["domain-base"]["cosine"]["mean"] = 0.07
+    write(repo, scores, dict(TRAIN, eval_loss=1.65))                      # between the two seeds' 1.6 and 1.7
+    (repo / "metrics/seeds/7/train_general.json").write_text(json.dumps({"train_loss": 1.95, "eval_loss": 1.7}))
+    done = check(repo)
+    said = verdicts(done.stdout)
+    assert said["joint domain-base cosine (paired mean)"] == "within the seed band"
+    assert said["general eval_loss"] == "within the seed band" and said["general seed 7 eval_loss"] == "identical"
+    assert said["general seed 7 train_loss"] == "outside"                 # past the seeds' 1.8..1.9
+    assert done.returncode == 1
+
+
 def test_tasks_at_the_top_level_of_scores_json_are_read_too(repo):
     write(repo, SCORES["tasks"], TRAIN)  # today's layout: {task: {...}} without a `tasks` key
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "flat")

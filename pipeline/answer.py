@@ -30,7 +30,7 @@ from pipeline.config import ConfigError, UserError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.index import collection_name, qdrant_client
 from pipeline.io import read_jsonl, write_json, write_jsonl
-from pipeline.paths import answers_path, questions_path, seeded, tasks
+from pipeline.paths import ANSWER_METRICS, answers_path, questions_path, seeded, tasks
 from pipeline.models import BASE_DIR, VARIANTS, adapter_dirs_for, load_student, load_tokenizer
 from pipeline.tracking import log_artifact, log_metrics, stage_run
 
@@ -127,11 +127,17 @@ def closed_book_prompts(cfg: DictConfig, questions: list[dict]) -> list[str]:
     return [cfg.rag.closed_book_template.format(question=q["question"]) for q in questions] if cfg.rag.closed_book else []
 
 
+# Wall-clock timings change on every run: they go to metrics/answer.json, never into the answers (a DVC output that
+# must be the same bytes when the same inputs are run again).
+TIMINGS = ("latency_s", "batch_latency_s")
+
+
 def save(name: str, task: str, questions: list[dict], chunks: list[list[dict]], rows: list[dict],
          closed_book: bool = False) -> None:
     write_jsonl(resolve_path(answers_path(name, task, closed_book)), [
         {"id": q["id"], "question": q["question"], "source_text": q.get("text", ""), "document": q.get("document", ""),
-         "variant": name, "closed_book": closed_book, "retrieved": c, **r} for q, c, r in zip(questions, chunks, rows)])
+         "variant": name, "closed_book": closed_book, "retrieved": c,
+         **{k: v for k, v in r.items() if k not in TIMINGS}} for q, c, r in zip(questions, chunks, rows)])
 
 
 def save_both(name: str, task: str, questions: list[dict], chunks: list[list[dict]], rows: list[dict]) -> None:
@@ -247,6 +253,7 @@ def answer_students(cfg: DictConfig, per_task) -> dict:
             wall = time.perf_counter() - t0
             save_both(name, task, questions, chunks, rows)
             summary[f"{name}.{task}"] = {"answers_per_s": round(len(rows) / wall, 3),
+                                         "latency_s": round(sum(r["latency_s"] for r in rows) / len(rows), 4),
                                          "tokens_per_s": round(sum(r["answer_tokens"] for r in rows) / wall, 2)}
             log.info("%s/%s: %d answers in %.1fs", name, task, len(rows), wall)
         del model
@@ -267,7 +274,7 @@ def main(argv: list[str]) -> None:
             log_artifact(resolve_path("results/reference"))
             return
         summary = answer_students(cfg, per_task)
-        write_json(resolve_path("metrics/answer.json"), summary)
+        write_json(resolve_path(ANSWER_METRICS), summary)
         log_metrics(summary, prefix="answer.")
         log_artifact(resolve_path("results/students"))
 

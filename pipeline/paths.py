@@ -25,6 +25,7 @@ LEAKAGE_METRICS = "metrics/leakage.json"
 CHUNKS = "index/chunks/{task}.jsonl"
 CHUNK_LENGTHS = "plots/chunk_lengths/{task}.json"  # histogram per task: DVC plot and the report's panel
 PAPER_RESCORED = "metrics/paper_rescored.json"
+ANSWER_METRICS = "metrics/answer.json"           # the answer stage's timings, per answer set and task
 PAPER_RESCORED_TABLE = "results/paper_rescored.json"
 
 def slug(text: str) -> str:

@@ -346,7 +346,9 @@ def main(argv: list[str] | None = None) -> None:
             parts.append(f"<p>No published answers to compare with: data.published.models is empty for "
                          f"data={html.escape(str(cfg.data.name))} (data=paper rescores the paper's).</p>")
         parts.append(soundness_html(scores, published))
-        parts += [pio.to_html(f, include_plotlyjs="cdn" if i else True, full_html=False) for i, f in enumerate(figs)]
+        # named divs: plotly's default names are random, and the report must be the same bytes on a re-run
+        parts += [pio.to_html(f, include_plotlyjs="cdn" if i else True, full_html=False, div_id=f"figure-{i}")
+                  for i, f in enumerate(figs)]
         for task in scores:
             parts += [f"<h2>Per question: {html.escape(task)}</h2>", per_question_html(cfg, task)]
         parts.append(f"<footer><p>Where this report was made: {html.escape(summary())}.</p></footer>")

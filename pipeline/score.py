@@ -23,8 +23,8 @@ from omegaconf import DictConfig
 from pipeline.cli import run
 from pipeline.config import InputError, load_config, resolve_path
 from pipeline.embed import embed
-from pipeline.io import read_jsonl, write_json
-from pipeline.paths import answers_path, seeded, tasks
+from pipeline.io import read_json, read_jsonl, write_json
+from pipeline.paths import ANSWER_METRICS, answers_path, seeded, tasks
 from pipeline.stats import bootstrap_ci, detectable_difference, questions_for, two_level_ci
 from pipeline.text import sentences, support, tokens
 from pipeline.tracking import log_artifact, log_headline, log_metrics, stage_run
@@ -294,6 +294,8 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
     per_question: list[dict] = [{"id": r["id"], "question": r["question"], "reference": r["answer"]} for r in ref_rows]
     per_variant_q = {}
     retrieved_texts = None
+    timing_file = resolve_path(ANSWER_METRICS)
+    timings = read_json(timing_file) if timing_file.exists() else {}
     for variant in cfg.rag.variants:
         runs = [seeded_scores(cfg, task, name, all_refs, keep, references, ref_v) for name, _ in seed_names(cfg, variant)]
         rows, q = runs[0]  # the run's own seed: the per-question table, latency
@@ -303,11 +305,9 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
         if len(runs) > 1:
             s["per_seed"] = {str(seed): {k: round(float(q[k].mean()), 4) for k in PER_QUESTION}
                              for (_, seed), (_, q) in zip(seed_names(cfg, variant), runs)}
-        lat = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
-        toks = sum(r["answer_tokens"] for r in rows)
-        s.update(latency_s=round(float(np.mean(lat)), 4) if lat else None,
-                 tokens_per_s=round(toks / sum(lat), 2) if lat and sum(lat) else None,
-                 answer_tokens=round(toks / len(rows), 1))
+        speed = timings.get(f"{variant}.{task}", {})  # the answer stage's, measured on the run's own seed
+        s.update(latency_s=speed.get("latency_s"), tokens_per_s=speed.get("tokens_per_s"),
+                 answer_tokens=round(sum(r["answer_tokens"] or 0 for r in rows) / len(rows), 1))
         result["variants"][variant] = s
         for i, (pq, r) in enumerate(zip(per_question, rows)):
             pq[variant] = r["answer"]

@@ -18,7 +18,7 @@ import plotly.io as pio
 
 from pipeline.cli import run
 from pipeline.config import load_config, resolve_path
-from pipeline.environment import summary
+from pipeline.environment import summary as where_it_ran
 from pipeline.io import atomic_write_text, read_json, read_jsonl, write_json
 from pipeline.paths import BENCHMARK_METRICS, CHUNKS, LEAKAGE_METRICS, PAPER_RESCORED, answers_path, tasks
 from pipeline.tracking import log_artifact, stage_run
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
                   for i, f in enumerate(figs)]
         for task in scores:
             parts += [f"<h2>Per question: {html.escape(task)}</h2>", per_question_html(cfg, task)]
-        parts.append(f"<footer><p>Where this report was made: {html.escape(summary())}.</p></footer>")
+        parts.append(f"<footer><p>Where this report was made: {html.escape(where_it_ran())}.</p></footer>")
         page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>sling report</title><style>"
                 "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:13px}"
                 "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;max-width:420px}</style></head><body>"

@@ -22,8 +22,9 @@ headline metric is outside, 2 when a file is missing.
 dependency that no stage writes) differ from the committed lock is stale: the committed dvc.lock was not regenerated
 after a change, and the fix is to re-run dvc repro and commit dvc.lock. A stage whose inputs all match but whose
 outputs differ did not reproduce byte for byte (on the committed run's hardware and software, a determinism bug;
-elsewhere expected: the provenance files name the machine). metrics/ files are left to the metric check: the
-training and answering metrics hold timings, so their hashes differ on every run. Exit 1 on either finding.
+elsewhere expected: the provenance files name the machine). metrics/ files and the report are left to the metric
+check: the training and answering metrics, and the report that shows them, hold timings, so their hashes differ on
+every run. Exit 1 on either finding.
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path.cwd()  # set by main(): the git repository the command runs in
+# Outputs that hold wall-clock timings, so their bytes differ on every run: the metrics (compared metric by metric
+# instead) and the report, which shows the answer stage's latency and tokens/s beside the scores.
+TIMED = ("metrics/", "reports/")
 VARIANT_METRICS = ("cosine", "rescaled", "token_f1", "token_f1_rescaled", "grounding")
 TRAIN_METRICS = ("train_loss", "eval_loss")
 VERDICTS = ("identical", "within the seed band", "outside")
@@ -211,7 +215,7 @@ def check_lock(rev: str) -> int:
             continue
         old_outs, new_outs = entries(old, "outs"), entries(new, "outs")
         outs = [p for p in sorted({*old_outs, *new_outs})
-                if old_outs.get(p) != new_outs.get(p) and not p.startswith("metrics/")]
+                if old_outs.get(p) != new_outs.get(p) and not p.startswith(TIMED)]
         if outs:
             differ.append(f"{name}: {', '.join(outs)}")
     for line in stale:

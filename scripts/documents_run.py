@@ -52,6 +52,8 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
     bench, scores = read(checkout, "metrics/benchmark.json"), read(checkout, "metrics/scores.json")
     leak, ingest = read(checkout, "metrics/leakage.json"), read(checkout, "metrics/ingest.json")
     tasks = read(checkout, "data/benchmark/tasks.json")["tasks"]
+    if set(scores) != set(tasks):  # the run stopped before its score stage: these are an older run's scores
+        scores = {}
     languages = ingest.get("language_by_document", {})
     documents = [{"document": p.name, "bytes": p.stat().st_size, "language": languages.get(p.name)}
                  for p in sorted(corpus.iterdir()) if p.is_file()]
@@ -60,7 +62,8 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
         write_jsonl(OUT / "questions" / f"{name}.jsonl",
                     [{k: r[k] for k in ("id", "question", "reference", "document", "language")} for r in rows])
     record = {
-        "command": command, "documents": documents, "wall_s": round(wall_seconds(checkout), 1), "machine": summary(),
+        "command": command, "documents": documents, "machine": summary(),
+        "wall_s": round(wall_seconds(checkout), 1) if scores else None,  # None: stopped before it finished
         "benchmark": {k: bench[k] for k in ("questions_per_document", "sampled_paragraphs", "rounds", "generated",
                                             "kept", "funnel", "critic", "tasks", "card_samples", "teacher")},
         "split": {k: bench[k] for k in ("documents", "train_documents", "benchmark_documents")},
@@ -90,8 +93,9 @@ def main() -> None:
         env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
         subprocess.run(command.split(), cwd=args.checkout, check=True, env=env)
     record = collect(args.checkout.resolve(), corpus, command)
+    took = f"{record['wall_s'] / 60:.1f} min" if record["wall_s"] else "stopped before its score stage"
     print(f"results/documents/run.json: {len(record['documents'])} documents, {record['benchmark']['kept']} questions "
-          f"kept of {record['benchmark']['generated']}, {record['wall_s'] / 60:.1f} min")
+          f"kept of {record['benchmark']['generated']}, {took}")
 
 
 if __name__ == "__main__":

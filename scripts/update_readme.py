@@ -180,8 +180,11 @@ def documents_section() -> str:
     docs = ", ".join(f"{d['document']} ({d['bytes'] // 1000} kB, {d['language'] or 'language not detected'})"
                      for d in r["documents"])
     lines = [f"Command: `{r['command']}` on {len(r['documents'])} real documents that no one here wrote: {docs}. "
-             f"{r['split']['train_documents']} trained, {r['split']['benchmark_documents']} held out. The pipeline run "
-             f"took {r['wall_s'] / 60:.1f} min ({r['machine']}).", "",
+             f"{r['split']['train_documents']} trained, {r['split']['benchmark_documents']} held out. "
+             + (f"The pipeline run took {r['wall_s'] / 60:.1f} min ({r['machine']})." if r["wall_s"] else
+                f"The run was stopped in training, after its benchmark stage, on a machine shared with other jobs "
+                f"({r['machine']}): the card below is complete, the verdicts and the run time are not recorded."),
+             "",
              f"Benchmark card: the teacher ({b['teacher']}) wrote {b['generated']} candidate questions from "
              f"{b['sampled_paragraphs']} paragraphs in {b['rounds']} round(s); {b['kept']} were kept "
              f"(aiming at {b['questions_per_document']} per benchmark document); leakage "
@@ -195,6 +198,8 @@ def documents_section() -> str:
     for task, sample in b["card_samples"].items():
         for q in sample:
             lines.append(f"- {task}: {q['question']} *Reference:* {q['reference']}")
+    if not r["tasks"]:
+        return "\n".join(lines)
     lines += ["", "The verdicts, as the report words them:", ""]
     for task, t in r["tasks"].items():
         said, allowed = power_line({"power": t["power"]})

@@ -37,3 +37,25 @@ def test_the_study_section_matches_the_committed_study_results():
     check_generated_section("study", "--study-table",
                             "README.md lost its generated study section: run `python scripts/update_readme.py --study`",
                             "README study section is stale: run `python scripts/update_readme.py --study`")
+
+
+def test_the_documents_section_matches_the_committed_real_documents_run():
+    check_generated_section("documents", "--documents-table",
+                            "README.md lost its real-documents section: run `python scripts/update_readme.py --documents`",
+                            "README real-documents section is stale: run `python scripts/update_readme.py --documents`")
+
+
+def test_the_real_documents_benchmark_is_well_formed():
+    """The questions the committed real-documents run kept (scripts/documents_run.py): at least 90% are questions that
+    name their subject, with a reference that does not repeat them (the documents' own text is not committed, so the
+    verbatim-copy check ran in the pipeline only)."""
+    import json
+
+    from pipeline.quality import validity_problem
+
+    rows = [json.loads(line) for path in sorted((ROOT / "results/documents/questions").glob("*.jsonl"))
+            for line in path.read_text().splitlines()]
+    assert rows, "results/documents/questions/ is empty: run scripts/documents_run.py"
+    good = [r for r in rows if r["question"].strip().endswith("?")
+            and validity_problem(r["question"], r["reference"], "", r.get("language")) is None]
+    assert len(good) >= 0.9 * len(rows), [r["question"] for r in rows if r not in good]

@@ -7,6 +7,10 @@ work root (the real snapshot is not needed to count tokens); embeddings are the 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -136,6 +140,30 @@ def test_indexing_twice_is_idempotent_and_removes_stale_points(workdir, chunking
     after = indexed(workdir, "joint")
     assert after and not any("sourdough" in t.lower() for t in after.values())
     assert set(after) < set(first)  # unchanged documents keep their ids; the removed one's points are gone
+
+
+def test_the_index_stage_writes_the_same_bytes_whatever_the_callers_hash_seed(workdir):
+    """The embedded Qdrant store pickles points, and pickled sets follow the process's string hash seed: run as
+    dvc.yaml says, the stage writes the same store bytes under two different outer seeds (CI compares dvc.lock)."""
+    import yaml
+
+    from pipeline.benchmark import main as benchmark
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["index"]["cmd"]
+    argv = overrides(workdir)
+    benchmark(argv)
+    stores = []
+    for seed in ("1", "2"):
+        subprocess.run(["rm", "-rf", str(workdir / "index")], check=True)
+        env = os.environ | {"PYTHONHASHSEED": seed, "SLING_WORKDIR": str(workdir)}
+        done = subprocess.run(f"{cmd} {shlex.join(argv)}", shell=True, cwd=root, env=env, capture_output=True,
+                              text=True, executable="/bin/sh")
+        assert done.returncode == 0, done.stderr[-2000:]
+        stores.append({p.relative_to(workdir / "index").as_posix(): p.read_bytes()
+                       for p in sorted((workdir / "index").rglob("*")) if p.is_file()})
+    assert any(name.endswith("storage.sqlite") for name in stores[0])
+    assert stores[0] == stores[1]
 
 
 def test_by_title_chunks_never_cut_a_section_that_fits(workdir):

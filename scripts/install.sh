@@ -43,3 +43,10 @@ if [ ! -f /usr/share/doc/glpk-doc/cnfsat.pdf ] && command -v apt-get >/dev/null 
     { apt-get install -y -qq glpk-doc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq glpk-doc >/dev/null; }; } \
         || echo "warning: glpk-doc not installed: the real-PDF fidelity tests skip" >&2
 fi
+# DVC's plots page without internet: Vega, Vega-Lite and Vega-Embed from npm (`npm pack`, pinned in
+# scripts/plots_page.py), inlined into .dvc/plots_page.html, the page .dvc/config names as plots.html_template.
+if command -v npm >/dev/null; then
+    python scripts/plots_page.py
+else
+    echo "warning: npm missing: .dvc/plots_page.html not written, and dvc plots show needs it (apt-get install npm)" >&2
+fi

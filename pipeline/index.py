@@ -128,6 +128,12 @@ def histogram(lengths: list[int], size: int, bins: int = 10) -> list[dict]:
     return [{"n_tokens": f"{i * width}-{(i + 1) * width - 1}", "chunks": c} for i, c in enumerate(counts)]
 
 
+def chunk_histogram(task: str, lengths: list[int], size: int) -> list[dict]:
+    """A task's histogram as DVC draws it (.dvc/plots/histogram.json): each bin's row names the task, which heads
+    the panel."""
+    return [{"task": task, **row} for row in histogram(lengths, size)]
+
+
 def qdrant_client(cfg: DictConfig):
     from qdrant_client import QdrantClient
 
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
             upsert(client, collection_name(cfg, task), chunks, vectors)
             write_jsonl(resolve_path(CHUNKS.format(task=task)), chunks)
             n = [c["n_tokens"] for c in chunks]
-            write_json(resolve_path(CHUNK_LENGTHS.format(task=task)), histogram(n, cfg.rag.chunk_tokens))
+            write_json(resolve_path(CHUNK_LENGTHS.format(task=task)), chunk_histogram(task, n, cfg.rag.chunk_tokens))
             metrics[task] = {"chunks": len(chunks), "documents": len({c["document"] for c in chunks}),
                              "mean_tokens": round(sum(n) / len(n), 1), "max_tokens": max(n), "min_tokens": min(n)}
         client.close()

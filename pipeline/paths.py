@@ -24,6 +24,8 @@ DOMAIN_DIR = "data/datasets/domain"
 LEAKAGE_METRICS = "metrics/leakage.json"
 CHUNKS = "index/chunks/{task}.jsonl"
 CHUNK_LENGTHS = "plots/chunk_lengths/{task}.json"  # histogram per task: DVC plot and the report's panel
+QUESTION_SCORES_PLOT = "plots/scores.json"         # each question's cosine and token F1 per variant
+VARIANT_SCORES_PLOT = "plots/rescaled_cosine.json"  # each task and variant's rescaled cosine, a bar in dvc plots diff
 PAPER_RESCORED = "metrics/paper_rescored.json"
 ANSWER_METRICS = "metrics/answer.json"           # the answer stage's timings, per answer set and task
 PAPER_RESCORED_TABLE = "results/paper_rescored.json"
@@ -57,8 +59,11 @@ def train_metrics_path(stage: str, seed: int | None = None) -> str:
     return f"metrics/train_{stage}.json" if seed is None else f"metrics/seeds/{seed}/train_{stage}.json"
 
 
-def loss_curve_path(stage: str, seed: int | None = None) -> str:
-    return f"plots/train_{stage}.csv" if seed is None else f"plots/seeds/{seed}/train_{stage}.csv"
+def loss_curve_path(stage: str, series: str, seed: int | None = None) -> str:
+    """One loss series of a training stage, `train` or `eval`: `step,loss` rows at the steps where it was measured.
+    Two files, not one with empty cells, because DVC's plots draw an empty cell as a zero."""
+    root = "plots/loss" if seed is None else f"plots/seeds/{seed}/loss"
+    return f"{root}/{stage}/{series}.csv"
 
 
 def seeded(variant: str, seed: int | None) -> str:

@@ -24,7 +24,7 @@ from pipeline.cli import run
 from pipeline.config import InputError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.io import read_json, read_jsonl, write_json
-from pipeline.paths import ANSWER_METRICS, answers_path, seeded, tasks
+from pipeline.paths import ANSWER_METRICS, QUESTION_SCORES_PLOT, VARIANT_SCORES_PLOT, answers_path, seeded, tasks
 from pipeline.stats import bootstrap_ci, detectable_difference, questions_for, two_level_ci
 from pipeline.text import sentences, support, tokens
 from pipeline.tracking import log_artifact, log_headline, log_metrics, stage_run
@@ -360,6 +360,20 @@ def closed_book(cfg: DictConfig, task: str, all_refs: list[dict], keep: list[boo
                                 "ids": easy, "rule": f"{base} closed-book rescaled cosine >= {cfg.eval.easy_rescaled}"}
 
 
+def question_points(table: dict[str, list[dict]], variants: list[str]) -> list[dict]:
+    """QUESTION_SCORES_PLOT: each question's cosine and token F1 per variant (DVC's per-question scatter, the report's
+    distributions)."""
+    return [{"task": task, "variant": v, "id": row["id"], "cosine": row[f"{v}_cosine"], "token_f1": row[f"{v}_token_f1"]}
+            for task, rows in table.items() for row in rows for v in variants]
+
+
+def variant_bars(scores: dict[str, dict]) -> list[dict]:
+    """VARIANT_SCORES_PLOT: one bar per task and variant, its mean rescaled cosine, which `dvc plots diff`
+    draws side by side for each experiment."""
+    return [{"variant": f"{task} / {v}", "rescaled_cosine": m["rescaled"]}
+            for task, s in scores.items() for v, m in s["variants"].items()]
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("score", cfg):
@@ -368,9 +382,8 @@ def main(argv: list[str] | None = None) -> None:
             scores[task], table[task] = score_task(cfg, task)
         write_json(resolve_path("metrics/scores.json"), scores)
         write_json(resolve_path("results/per_question.json"), table)
-        dist = [{"task": task, "variant": v, "id": row["id"], "cosine": row[f"{v}_cosine"], "token_f1": row[f"{v}_token_f1"]}
-                for task, rows in table.items() for row in rows for v in cfg.rag.variants]
-        write_json(resolve_path("plots/scores.json"), dist)
+        write_json(resolve_path(QUESTION_SCORES_PLOT), question_points(table, list(cfg.rag.variants)))
+        write_json(resolve_path(VARIANT_SCORES_PLOT), variant_bars(scores))
         log_metrics(scores, prefix="score.")
         log_headline({task: {v: {k: m[k] for k in ("cosine", "rescaled", "token_f1", "token_f1_rescaled", "grounding")}
                              for v, m in s["variants"].items()} for task, s in scores.items()})

@@ -183,24 +183,27 @@ def run_key(cfg: DictConfig, stage: str, data_dir: Path, adapter_dirs: dict[str,
     return sha256_text(json.dumps(parts, sort_keys=True, default=str))
 
 
-def loss_curve(log_history: list[dict]) -> list[dict]:
-    """step, train_loss, eval_loss rows from the Trainer's log history (one row per logged step)."""
-    rows: dict[int, dict] = {}
-    for h in log_history:
-        step = h.get("step")
-        if step is None:
-            continue
-        row = rows.setdefault(step, {"step": step, "train_loss": "", "eval_loss": ""})
-        if "loss" in h:
-            row["train_loss"] = round(h["loss"], 5)
-        if "eval_loss" in h:
-            row["eval_loss"] = round(h["eval_loss"], 5)
-    return [rows[s] for s in sorted(rows)]
+LOSS_SERIES = {"train": "loss", "eval": "eval_loss"}  # a loss curve's name -> the Trainer's log key for it
 
 
-def write_curve(path: Path, rows: list[dict]) -> None:
-    lines = ["step,train_loss,eval_loss"] + [f"{r['step']},{r['train_loss']},{r['eval_loss']}" for r in rows]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+def loss_curves(log_history: list[dict]) -> dict[str, list[dict]]:
+    """Each loss series (train, eval) as step,loss rows from the Trainer's log history, at the steps where it was
+    logged: eval loss every train.eval_steps, train loss every train.logging_steps."""
+    curves = {}
+    for name, key in LOSS_SERIES.items():
+        points = {h["step"]: round(h[key], 5) for h in log_history if key in h and h.get("step") is not None}
+        curves[name] = [{"step": s, "loss": points[s]} for s in sorted(points)]
+    return curves
+
+
+def write_curves(curves: dict[str, list[dict]], stage: str, seed: int | None = None) -> list[Path]:
+    """The stage's loss curves, one CSV per series (`pipeline.paths.loss_curve_path`); returns their paths."""
+    paths = []
+    for name, rows in curves.items():
+        path = resolve_path(loss_curve_path(stage, name, seed))
+        atomic_write_text(path, "step,loss\n" + "".join(f"{r['step']},{r['loss']}\n" for r in rows))
+        paths.append(path)
+    return paths
 
 
 def peak_memory_mb() -> float:
@@ -324,7 +327,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     final_eval = trainer.evaluate()["eval_loss"] if eval_rows else None
 
     out = Path(out_dir or resolve_path(ADAPTER_DIRS[stage]))
-    curve = loss_curve(trainer.state.log_history)
+    curves = loss_curves(trainer.state.log_history)
     with atomic_dir(out) as tmp:
         # Record the base as configured (relative to the work root), not this machine's absolute path, so the
         # adapter's bytes do not depend on where the repository is checked out.
@@ -355,7 +358,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
             atomic_write_text(tmp / "sling_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         del full
     shutil.rmtree(ckpt, ignore_errors=True)  # the adapter is saved: a finished run leaves nothing to resume
-    train_losses = [r["train_loss"] for r in curve if r["train_loss"] != ""]
+    train_losses = [r["loss"] for r in curves["train"]]
     metrics = {"train_loss": train_losses[-1] if train_losses else None,
                "train_loss_first": train_losses[0] if train_losses else None,
                "eval_loss": round(final_eval, 5) if final_eval is not None else None,
@@ -368,7 +371,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
                "eval_rows_available": all_eval_rows, "precision": train_precision(t.precision), "packing": packing,
                "loss_on": loss_on, "epochs": round(trainer.state.global_step * t.batch_size * t.grad_accum
                                                    / len(train_rows), 3)}
-    return {"metrics": metrics, "curve": curve, "adapter_dir": str(out), "merged_dir": str(merged) if merged else None}
+    return {"metrics": metrics, "curves": curves, "adapter_dir": str(out), "merged_dir": str(merged) if merged else None}
 
 
 def mlflow_steps(stage: str):
@@ -402,7 +405,7 @@ def main(argv: list[str]) -> None:
                     checkpoint_dir=resolve_path(f"checkpoints/{stage}{'' if seed is None else f'-seed{seed}'}"),
                     merged_dir=resolve_path(f"models/merged/{stage}{'' if seed is None else f'-seed{seed}'}"),
                     extra_callbacks=[mlflow_steps(stage)])
-        write_curve(resolve_path(loss_curve_path(stage, seed)), res["curve"])
+        curve_files = write_curves(res["curves"], stage, seed)
         write_json(resolve_path(train_metrics_path(stage, seed)), res["metrics"])
         log_metrics({k: v for k, v in res["metrics"].items() if v is not None}, prefix=f"{stage}.final.")
         log_headline({k: res["metrics"][k] for k in ("train_loss", "eval_loss") if res["metrics"][k] is not None},
@@ -413,7 +416,8 @@ def main(argv: list[str]) -> None:
         for side, context in (("train", "training"), ("eval", "evaluation")):
             if resolve_path(f"{DATA[stage]}/{side}.jsonl").exists():
                 log_dataset(resolve_path(f"{DATA[stage]}/{side}.jsonl"), f"{stage}-{side}", context)
-        log_artifact(resolve_path(loss_curve_path(stage, seed)))
+        for path in curve_files:
+            log_artifact(path, artifact_path=f"loss_{stage}")
         log.info("%s adapter -> %s: %s", stage, res["adapter_dir"], res["metrics"])
 
 

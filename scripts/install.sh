@@ -45,8 +45,6 @@ if [ ! -f /usr/share/doc/glpk-doc/cnfsat.pdf ] && command -v apt-get >/dev/null 
 fi
 # DVC's plots page without internet: Vega, Vega-Lite and Vega-Embed from npm (`npm pack`, pinned in
 # scripts/plots_page.py), inlined into .dvc/plots_page.html, the page .dvc/config names as plots.html_template.
-if command -v npm >/dev/null; then
-    python scripts/plots_page.py
-else
-    echo "warning: npm missing: .dvc/plots_page.html not written, and dvc plots show needs it (apt-get install npm)" >&2
-fi
+command -v npm >/dev/null && python scripts/plots_page.py \
+    || echo "warning: .dvc/plots_page.html not written (npm missing or the registry unreachable): dvc plots show" \
+            "needs it; run python scripts/plots_page.py once npm works" >&2

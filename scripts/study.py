@@ -43,7 +43,7 @@ SWEEP = {"raft_all_gold": ["dataset.raft.enabled=true", "dataset.raft.no_gold_sh
          "raft_loss_all": ["dataset.raft.enabled=true", "train.domain_loss_on=all"]}
 # What a variant of the combined study is: the run its answers come from and the variant's name in that run.
 SHARED = {"base": ("paper", "base"), "general": ("paper", "general")}
-COLLECT = ["results/students", "results/reference", "metrics", "plots/train_general.csv", "plots/train_domain.csv"]
+COLLECT = ["results/students", "results/reference", "metrics", "plots/loss"]
 # What the score and report stages read besides the answers (from the first run: the benchmark is the same in all).
 CONTEXT = ["data/benchmark/tasks.json", "data/benchmark/questions", "metrics/leakage.json",
            "metrics/paper_rescored.json", "index/chunks"]

@@ -103,8 +103,8 @@ def test_repro_runs_every_stage_and_writes_metrics_and_plots(repo):
     assert (r / "models/adapters/general/adapter_model.safetensors").exists()
     assert (r / "models/adapters/domain/adapter_config.json").exists()
     assert (r / "reports/report.html").stat().st_size > 10_000
-    curve = (r / "plots/train_general.csv").read_text().splitlines()
-    assert curve[0] == "step,train_loss,eval_loss" and len(curve) >= 3
+    curve = (r / "plots/loss/general/train.csv").read_text().splitlines()
+    assert curve[0] == "step,loss" and len(curve) >= 3
     shown = sh("dvc metrics show --json", r).stdout
     assert "train_loss" in shown and "recall_at_3" in shown
     sh("dvc plots show -o plots_html", r)

@@ -164,13 +164,12 @@ def test_training_learns_and_the_saved_adapter_reloads_with_the_same_logits(cfg_
     res = train(config(cfg_factory, "train.precision=fp32"), "general", out_dir=workdir / "adapter",
                 checkpoint_dir=workdir / "ckpt", base_dir=base, data_dir=data, extra_callbacks=[snap.callback])
 
-    m, curve = res["metrics"], res["curve"]
+    m, curves = res["metrics"], res["curves"]
     assert m["steps"] == 30 and not m["resumed"]
-    train_losses = [r["train_loss"] for r in curve if r["train_loss"] != ""]
-    eval_losses = [r["eval_loss"] for r in curve if r["eval_loss"] != ""]
+    train_losses, eval_losses = ([r["loss"] for r in curves[name]] for name in ("train", "eval"))
     assert len(train_losses) == 30 and len(eval_losses) >= 3
-    assert sum(train_losses[-5:]) < 0.85 * sum(train_losses[:5]), curve
-    assert eval_losses[-1] < eval_losses[0], curve
+    assert sum(train_losses[-5:]) < 0.85 * sum(train_losses[:5]), curves
+    assert eval_losses[-1] < eval_losses[0], curves
     assert m["tokens_per_s"] > 0 and m["trainable_params"] > 0 and 0 <= m["padding_share"] < 1
     # Every LoRA matrix moved (B starts at zero, A at random values).
     assert snap.before and snap.before.keys() == snap.after.keys()
@@ -225,7 +224,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(cfg_factory, workdi
     res = train(cfg, "general", **paths)
     m = res["metrics"]
     assert m["resumed"] and m["resumed_from_step"] == 10 and m["steps"] == 16
-    steps = [r["step"] for r in res["curve"]]
+    steps = [r["step"] for r in res["curves"]["train"]]
     assert steps[0] == 1 and steps[-1] == 16  # the curve spans the whole run, not only the resumed part
     assert (Path(res["adapter_dir"]) / "adapter_model.safetensors").is_file()
 
@@ -335,9 +334,11 @@ def test_the_stage_entry_point_writes_curve_metrics_and_mlflow_steps(workdir):
     dataset(workdir / "data" / "datasets" / "general")
     main(["general", "train.lr=0.01", "train.general_max_steps=6", "train.eval_steps=3", "train.save_steps=3",
           "train.logging_steps=1", "train.max_length=64"])
-    rows = (workdir / "plots" / "train_general.csv").read_text().splitlines()
-    assert rows[0] == "step,train_loss,eval_loss" and len(rows) == 1 + 6
-    assert rows[3].split(",")[2] != ""  # eval loss at step 3
+    curves = {name: (workdir / "plots" / "loss" / "general" / f"{name}.csv").read_text().splitlines()
+              for name in ("train", "eval")}
+    assert curves["train"][0] == "step,loss" and [r.split(",")[0] for r in curves["train"][1:]] == list("123456")
+    assert [r.split(",")[0] for r in curves["eval"][1:]] == ["3", "6"]  # eval loss only where it was measured
+    assert all(float(r.split(",")[1]) > 0 for c in curves.values() for r in c[1:])
     metrics = json.loads((workdir / "metrics" / "train_general.json").read_text())
     assert metrics["steps"] == 6 and {"train_loss", "eval_loss", "tokens_per_s", "peak_memory_mb", "trainable_params",
                                       "wall_time_s"} <= metrics.keys()

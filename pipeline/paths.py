@@ -29,6 +29,9 @@ VARIANT_SCORES_PLOT = "plots/rescaled_cosine.json"  # each task and variant's re
 PAPER_RESCORED = "metrics/paper_rescored.json"
 ANSWER_METRICS = "metrics/answer.json"           # the answer stage's timings, per answer set and task
 PAPER_RESCORED_TABLE = "results/paper_rescored.json"
+# The one file DVC lists as metrics (`dvc exp show`, `dvc metrics diff`): the numbers a person compares across
+# experiments, written by the report stage. Every other metrics/*.json is a plain output with the detail.
+HEADLINE = "metrics/report.json"
 
 def slug(text: str) -> str:
     """A task name from a document name: `Deep Nets (2023).pdf` -> `deep-nets-2023`."""

@@ -20,8 +20,10 @@ from pipeline.cli import run
 from pipeline.config import load_config, resolve_path
 from pipeline.environment import summary as where_it_ran
 from pipeline.io import atomic_write_text, read_json, read_jsonl, write_json
-from pipeline.paths import BENCHMARK_METRICS, CHUNKS, LEAKAGE_METRICS, PAPER_RESCORED, answers_path, tasks
-from pipeline.tracking import log_artifact, stage_run
+from pipeline.paths import (BENCHMARK_METRICS, CHUNKS, HEADLINE, LEAKAGE_METRICS, PAPER_RESCORED, answers_path, tasks,
+                            train_metrics_path)
+from pipeline.registry import register
+from pipeline.tracking import log_artifact, refresh_landing_view, stage_run
 
 log = logging.getLogger("report")
 
@@ -296,6 +298,37 @@ def per_question_html(cfg, task: str) -> str:
     return "\n".join(out) + "</table>"
 
 
+HEADLINE_SCORES = ("rescaled", "token_f1_rescaled", "grounding")
+
+
+def headline(scores: dict, leakage: dict) -> dict:
+    """What `dvc exp show` and `dvc metrics diff` list: per task its size, retrieval recall, each variant's rescaled
+    cosine, rescaled token F1 and grounding, and each tuned variant minus the base on rescaled cosine (mean and the
+    paired interval's bounds); each adapter's last train and eval loss; the leakage count. About 40 numbers on the
+    default profile: the detail stays in metrics/scores.json and the other stages' files, the report and MLflow."""
+    out: dict = {}
+    for task, s in scores.items():
+        node = {"questions": s.get("questions")}
+        node |= {k: v for k, v in s.get("retrieval", {}).items() if k.startswith("recall_at_")}
+        for variant, m in s["variants"].items():
+            node[variant] = {k: m[k] for k in HEADLINE_SCORES if k in m}
+        for pair, d in s.get("paired", {}).items():
+            if pair.endswith("-base") and isinstance(d.get("rescaled"), dict):
+                lo, hi = d["rescaled"]["ci"]
+                node[pair] = {"mean": d["rescaled"]["mean"], "low": lo, "high": hi}
+        out[task] = node
+    adapters = {}
+    for stage in ("general", "domain"):
+        path = resolve_path(train_metrics_path(stage))
+        if path.exists():
+            m = read_json(path)
+            adapters[stage] = {k: m[k] for k in ("train_loss", "eval_loss") if m.get(k) is not None}
+    out["adapters"] = adapters
+    if "leaked" in leakage:
+        out["leaked_questions"] = leakage["leaked"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("report", cfg):
@@ -357,12 +390,12 @@ def main(argv: list[str] | None = None) -> None:
                 "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;max-width:420px}</style></head><body>"
                 + "\n".join(parts) + "</body></html>")
         atomic_write_text(resolve_path(OUT), page)
-        write_json(resolve_path("metrics/report.json"), {
-            task: {v: {"cosine": m["cosine"], "rescaled": m["rescaled"], "token_f1": m["token_f1"],
-                       "token_f1_rescaled": m["token_f1_rescaled"]}
-                   for v, m in scores[task]["variants"].items()} for task in scores})
+        write_json(resolve_path(HEADLINE), headline(scores, read_json(leak_path) if leak_path.exists() else {}))
         log_artifact(resolve_path(OUT))
         log.info("wrote %s", resolve_path(OUT))
+        # last, with the headline on disk: the student in the Model Registry, and the UI's landing view of the runs
+        register(cfg, read_json(resolve_path(HEADLINE)))
+        refresh_landing_view()
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ def experiments_table(names: list[str]) -> None:
     """`dvc exp show` of the study's experiments (the settings they changed and their domain scores), as markdown in
     results/study/experiments.md: the same rows `dvc exp show` lists in this checkout."""
     keep = (r"^(Experiment|dataset\.raft\.(enabled|no_gold_share|distractors)|train\.domain_loss_on|"
-            r"metrics/train_domain\.json:eval_loss|(metrics/report\.json:)?(single|joint)\.domain\.(rescaled|token_f1_rescaled))$")
+            r"adapters\.domain\.eval_loss|(metrics/report\.json:)?(single|joint)\.domain\.(rescaled|token_f1_rescaled))$")
     cmd = ["dvc", "exp", "show", "--md", "--precision", "3", "--drop", ".*", "--keep", keep]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=venv_env())
     if proc.returncode:

@@ -39,13 +39,13 @@ def replace(text: str, name: str, body: str, cmd: str) -> str:
 
 
 def scores_table() -> str:
-    """metrics/report.json and the training metrics as one compact markdown table per task."""
-    report = json.loads((ROOT / "metrics/report.json").read_text())
+    """metrics/scores.json and the training metrics as one compact markdown table per task."""
+    scores = json.loads((ROOT / "metrics/scores.json").read_text())
     train = {s: json.loads((ROOT / f"metrics/train_{s}.json").read_text()) for s in ("general", "domain")}
     lines = ["| task | variant | cosine | rescaled | token F1 | token F1 rescaled |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for task, variants in report.items():
-        for variant, m in variants.items():
+    for task, node in scores.items():
+        for variant, m in node["variants"].items():
             lines.append(f"| {task} | {variant} | {m['cosine']:.3f} | {m['rescaled']:.3f} | {m['token_f1']:.3f} | "
                          f"{m['token_f1_rescaled']:.3f} |")
     # Timings (tokens/s, wall time) stay in metrics/ only: they change with every run, the scores do not.
@@ -236,8 +236,9 @@ def main() -> None:
     sections = [("metrics", ["python", "scripts/update_readme.py", "--table"])]
     if args.exps:
         sections.append(("experiments", ["dvc", "exp", "show", "--md", "--only-changed", "--precision", "3", "--drop", ".*",
-                                         "--keep", r"^(Experiment|lora\.r|train\.lr|metrics/train_(general|domain)\.json:"
-                                                   r"(train|eval)_loss|(single|joint)\.domain\.(rescaled|token_f1))$"]))
+                                         "--keep", r"^(Experiment|lora\.r|train\.lr|adapters\.(general|domain)\."
+                                                   r"(train|eval)_loss|(single|joint)\.domain\.(rescaled|token_f1_rescaled)"
+                                                   r"|(single|joint)\.domain-base\.(mean|low|high))$"]))
     if args.study:
         sections.append(("study", ["python", "scripts/update_readme.py", "--study-table"]))
     if args.documents:

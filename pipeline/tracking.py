@@ -22,11 +22,16 @@ from pipeline.config import ROOT, flatten
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "sling"
-# MLflow 3 opens an experiment on its GenAI overview unless it is marked as model development.
+# MLflow 3 shows an experiment's GenAI overview unless it is marked as model development (and its UI is in its "Model
+# training" mode: `landing_url` sets that too).
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 PIPELINE_TAG = "sling.pipeline_run"   # the parent run's key: one per pipeline run
 PARENT_ENV = "SLING_MLFLOW_PARENT"    # the parent run's id, for log_headline within the stage's process
 LAST_STAGE = "report"                 # the stage that ends a pipeline run
+# The runs view the landing URL opens (`landing_url`): an experiment tag the MLflow UI lists under "Views" and opens
+# by `?viewStateShareKey=`; the headline columns are the parents' metrics with these endings.
+VIEW_TAG, LANDING_VIEW = "mlflow.sharedViewState.", "sling-headline"
+HEADLINE_ENDINGS = (".rescaled", ".token_f1_rescaled", ".grounding", ".eval_loss")
 
 
 def tracking_uri() -> str:
@@ -113,7 +118,7 @@ def environment_tags() -> dict[str, str]:
 def stage_run(stage: str, cfg: DictConfig) -> Iterator["object"]:
     """Open an MLflow run for `stage`, nested under its pipeline run's parent, with the resolved config as params.
 
-    The experiment is marked as model development, so the MLflow UI opens on its runs. The parent (one per `dvc
+    The experiment is marked as model development (the MLflow UI's runs table: `landing_url`). The parent (one per `dvc
     repro`, `dvc exp run` or queued experiment) holds the params that differ from the defaults, the headline
     scores (`log_headline`) and where it ran (`sling.env.*` tags: `environment_tags`); the report stage, last in the pipeline, marks it finished, a failing stage failed.
     With `teacher.kind=openai`, every teacher call is traced (MLflow's OpenAI autologging; the key is not logged).
@@ -220,3 +225,51 @@ def log_artifact(path: str | os.PathLike, artifact_path: str | None = None) -> N
         mlflow.log_artifacts(str(p), artifact_path=artifact_path or p.name)
     elif p.exists():
         mlflow.log_artifact(str(p), artifact_path=artifact_path)
+
+
+def landing_view(client, experiment_id: str) -> str:
+    """Save the runs view a person compares experiments in, as the MLflow UI saves one ("Views", then "Save view"):
+    the pipeline runs alone (their stage runs filtered out), newest first, with the params that differ from the
+    defaults and the headline metrics as columns (every parent's, so older runs keep theirs). Rewritten by each report
+    stage, so new tasks and settings get their columns. Returns the view's key (`landing_url`)."""
+    import json
+
+    parents = client.search_runs([experiment_id], filter_string="tags.`sling.kind` = 'pipeline'", max_results=500)
+    params = sorted({k for r in parents for k in r.data.params})
+    metrics = sorted({k for r in parents for k in r.data.metrics if k.endswith(HEADLINE_ENDINGS)})
+    columns = [f"params.`{k}`" for k in params] + [f"metrics.`{k}`" for k in metrics]
+    state = {"searchFilter": "tags.`sling.kind` = 'pipeline'", "orderByKey": "attributes.start_time", "orderByAsc": False,
+             "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+             "selectedColumns": columns, "runsHiddenMode": "SHOW_ALL", "groupBy": None, "viewMaximized": False,
+             "runListHidden": False, "hideEmptyCharts": True, "useGroupedValuesInCharts": True}
+    while len(json.dumps(state)) > 18000:  # an experiment tag holds 20,000 characters: the last columns go first
+        state["selectedColumns"] = state["selectedColumns"][:-1]
+    now = int(time.time() * 1000)
+    # the envelope the UI's saved views use: a name, times, and the view's state as a JSON string
+    client.set_experiment_tag(experiment_id, VIEW_TAG + LANDING_VIEW, json.dumps(
+        {"name": "Pipeline runs: headline scores", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}))
+    return LANDING_VIEW
+
+
+def landing_url(experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """Where the MLflow UI opens on the runs table with the landing view: `workflowType=machine_learning`, since MLflow
+    3's UI starts in its GenAI mode (Traces, Overview) whatever the experiment's kind tag says."""
+    return (f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={LANDING_VIEW}")
+
+
+def refresh_landing_view() -> None:
+    """The report stage's call, in its open run: the landing view with this pipeline run's columns, and its URL in the
+    log. A tracking server that refuses is a warning: the view is a convenience, the runs are logged."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    run = mlflow.active_run()
+    if run is None:
+        return
+    try:
+        landing_view(mlflow.MlflowClient(), run.info.experiment_id)
+    except MlflowException as e:
+        log.warning("the MLflow landing view was not saved (%s)", e)
+        return
+    log.info("compare pipeline runs in the MLflow UI (`mlflow ui`): %s", landing_url(run.info.experiment_id))

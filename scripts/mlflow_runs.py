@@ -4,6 +4,7 @@ stage runs folded under it, as the MLflow UI lists them.
     python scripts/mlflow_runs.py                  # the `sling` experiment in mlflow.db (or MLFLOW_TRACKING_URI)
     python scripts/mlflow_runs.py --last 2         # the two newest pipeline runs only
     python scripts/mlflow_runs.py --metrics 'joint.*rescaled'   # and the parent metrics whose names match
+    python scripts/mlflow_runs.py --url            # the MLflow UI's address that opens the runs to compare
 """
 from __future__ import annotations
 
@@ -54,8 +55,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--experiment", default="sling")
     ap.add_argument("--last", type=int, help="only the newest N pipeline runs")
     ap.add_argument("--metrics", metavar="REGEX", help="list the parent metrics whose names match")
+    ap.add_argument("--url", action="store_true", help="save the landing view (pipeline runs, headline columns) and "
+                    "print the address that opens it in the MLflow UI")
+    ap.add_argument("--ui", default="http://127.0.0.1:5000", help="where `mlflow ui` serves (with --url)")
     a = ap.parse_args(argv)
-    print(tree(mlflow.MlflowClient(tracking_uri=tracking_uri()), a.experiment, a.last, a.metrics))
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+    if a.url:
+        from pipeline.tracking import landing_url, landing_view
+
+        exp = client.get_experiment_by_name(a.experiment)
+        if exp is None:
+            raise SystemExit(f"no MLflow experiment named {a.experiment!r} at {client.tracking_uri}: run the pipeline first")
+        landing_view(client, exp.experiment_id)
+        print(landing_url(exp.experiment_id, a.ui))
+        return
+    print(tree(client, a.experiment, a.last, a.metrics))
 
 
 if __name__ == "__main__":

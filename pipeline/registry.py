@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -126,6 +127,8 @@ def register_student(cfg: DictConfig, headline: dict, adapter_dirs: dict[str, st
     active = mlflow.active_run()
     link = parent_run_id or (active.info.run_id if active else None)
     versions = []
+    # MLflow suggests type hints and an input example: the signature is given, and an example would load the model
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.pyfunc")
     info = mlflow.pyfunc.log_model(name="student", python_model=str(STUDENT_CODE),
                                    artifacts={a: str(p) for a, p in adapters.items()},
                                    model_config=model_config(cfg, base), signature=signature(),

@@ -17,9 +17,11 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # uv resolves and installs in parallel: the whole set in well under a minute where pip took minutes. It reads the
 # machine's pip settings only through the flags below (the folder of local wheels, where the CPU torch build lies).
+# --compile-bytecode: as pip does, so a stage never compiles its imports itself (with PYTHONDONTWRITEBYTECODE set,
+# it would, in every stage of every run).
 pip install -q uv==0.13.9
 FIND_LINKS=$(pip config get global.find-links 2>/dev/null || true)
-UV_FLAGS=(-q --python .venv/bin/python -c requirements/constraints.txt)
+UV_FLAGS=(-q --compile-bytecode --python .venv/bin/python -c requirements/constraints.txt)
 [ -n "$FIND_LINKS" ] && UV_FLAGS+=(--find-links "$FIND_LINKS")
 # torch pinned to the CPU build (requirements/constraints.txt); every other package's pin in requirements/main.txt
 uv pip install "${UV_FLAGS[@]}" -r requirements/main.txt

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,12 +15,30 @@ os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
+_MLFLOW_TEMPLATE: list[Path] = []
+
+
+def mlflow_db(dest: Path) -> str:
+    """A real, empty MLflow SQLite backend at `dest`, as a tracking URI: a copy of one created once per session, since
+    creating MLflow's tables costs seconds, and most tests open one."""
+    if not _MLFLOW_TEMPLATE:
+        import tempfile
+
+        import mlflow
+
+        template = Path(tempfile.mkdtemp(prefix="sling-mlflow-")) / "template.db"
+        mlflow.MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()  # creates the tables
+        _MLFLOW_TEMPLATE.append(template)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_MLFLOW_TEMPLATE[0], dest)
+    return f"sqlite:///{dest}"
+
+
 @pytest.fixture(autouse=True)
 def _mlflow_tmp(tmp_path_factory, monkeypatch):
     """Every test logs to its own SQLite MLflow backend, never to the repository's mlflow.db."""
     if "MLFLOW_TRACKING_URI" not in os.environ or os.environ.get("SLING_TEST_MLFLOW_SET"):
-        db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db(tmp_path_factory.mktemp("mlflow") / "mlflow.db"))
         monkeypatch.setenv("SLING_TEST_MLFLOW_SET", "1")
 
 
@@ -48,6 +67,6 @@ def base_dir(tmp_path_factory) -> Path:
     (work / "models/pretrained").symlink_to(ROOT / "models/pretrained", target_is_directory=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SLING_WORKDIR", str(work))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_db(work / "mlflow.db"))
         snapshot_model.main(["model.dtype=float32"])
     return work / "models/base"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.bench_synthesis import katan_server
+from tests.conftest import mlflow_db
 from tests.test_index import DOCS, overrides, write_docs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,7 @@ def indexed(tmp_path_factory, base_dir) -> Path:
         json.dumps({"id": f"q{i}", "question": q, "reference": "An answer."}) + "\n" for i, q in enumerate(QUESTIONS)))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SLING_WORKDIR", str(root))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_db(root / "mlflow.db"))
         benchmark(overrides(root))
         index(overrides(root))
     return root

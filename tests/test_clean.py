@@ -95,7 +95,7 @@ def test_kinds_of_non_prose():
     assert kind("def f(x): return {x: x}; for k in d: print(k); g(); h();") == "code"
 
 
-@pytest.mark.parametrize("name", ["single_paper", "joint_paper"])
+@pytest.mark.parametrize("name", ["single_paper", pytest.param("joint_paper", marks=pytest.mark.slow)])  # the longer one: 40 s
 def test_the_papers_pdfs_come_out_clean(name, tmp_path):
     pdf = SEED / "benchmark_data" / name / f"{name}.pdf"
     if not pdf.exists():

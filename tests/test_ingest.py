@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import mlflow_db
+
 SEED = Path(__file__).resolve().parent.parent.parent / "shared" / "seed"
 
 HEADER = "Journal of Test Documents, vol. 3"
@@ -111,7 +113,7 @@ def run_ingest(corpus: Path, work: Path, *overrides: str) -> Path:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SLING_WORKDIR", str(work))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_db(work / "mlflow.db"))
         ingest.main([f"data.corpus_dir={corpus}", *overrides])
     return work
 
@@ -222,7 +224,7 @@ def test_on_error_fail_names_the_file(corpus, tmp_path, bad):
     shutil.copy(corpus / "notes.md", folder / "notes.md")
     shutil.copy(corpus / bad, folder / bad)
     with pytest.raises(DocumentError, match=re.escape(BAD[bad])) as err:
-        run_ingest(folder, tmp_path / "work", "ingest.on_error=fail")
+        run_ingest(folder, tmp_path / "work", "ingest.on_error=fail", "ingest.workers=1")  # inline: no worker start-up
     assert str(folder / bad) in str(err.value) and "ingest.on_error=skip" in str(err.value)
     assert not (tmp_path / "work/data/ingested/paragraphs.jsonl").exists()
 

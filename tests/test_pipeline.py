@@ -73,6 +73,9 @@ def repo(tmp_path_factory):
     repo = work / "repo"
     repo.mkdir()
     copy_tree(repo)
+    # the plots page's template, written by scripts/install.sh and kept out of git (.dvc/config names it)
+    if (ROOT / ".dvc/plots_page.html").exists():
+        shutil.copy(ROOT / ".dvc/plots_page.html", repo / ".dvc/plots_page.html")
     # The shipped dvc.lock records the default profile; this copy runs the documents profile from scratch.
     (repo / "dvc.lock").unlink(missing_ok=True)
     build_documents(work / "papers")
@@ -116,7 +119,9 @@ def test_repro_runs_every_stage_and_writes_metrics_and_plots(repo):
 
     tasks = json.loads((r / "data/benchmark/tasks.json").read_text())["tasks"]
     assert numbers(headline) <= 20 * len(tasks) + 8
-    assert set(headline["adapters"]) == {"general", "domain"} and "eval_loss" in headline["adapters"]["domain"]
+    # eval loss only where the adapter had eval rows (the smoke documents run may leave the domain side none)
+    assert set(headline["adapters"]) == {"general", "domain"} and "train_loss" in headline["adapters"]["domain"]
+    assert "eval_loss" in headline["adapters"]["general"]
     assert "leaked_questions" in headline
     for name in tasks:
         assert headline[name]["questions"] and "recall_at_3" in headline[name]
@@ -241,18 +246,6 @@ def test_push_clone_pull_round_trip(repo):
     assert "changed" not in status and "deleted" not in status and "up to date" in status
 
 
-def test_exp_run_reruns_training_and_downstream_only(repo):
-    r = repo["path"]
-    given = " ".join(f"-S '{o}'" for o in repo["overrides"])
-    out = sh(f"dvc exp run {given} -S lora.r=8", r, repo["env"])
-    ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
-    assert ran[:2] == ["train_general", "train_domain"], ran
-    assert not {"snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset", "leakage", "general_data", "index",
-                "reference", "rescore_paper"} & set(ran)
-    shown = json.loads(sh("dvc exp show --json", r).stdout)
-    assert "lora" in json.dumps(shown) and '"r": 8' in json.dumps(shown)
-
-
 def test_a_benchmark_side_change_and_an_extra_seed_rerun_only_what_they_change(repo):
     """One `dvc exp run` moves two things at once (two runs of the pipeline would cost the suite minutes): the number of
     questions per document, a benchmark-side setting, re-runs neither synthesis nor training; one more training seed
@@ -260,8 +253,7 @@ def test_a_benchmark_side_change_and_an_extra_seed_rerun_only_what_they_change(r
     answers with them too, and the score pools the seeds (intervals over seeds, then questions)."""
     r = repo["path"]
     given = " ".join(f"-S '{o}'" for o in repo["overrides"] if "questions_per_document" not in o)
-    out = sh(f"dvc exp run {given} -S lora.r=8 -S benchmark.questions_per_document=2 -S 'train.extra_seeds=[7]'", r,
-             repo["env"])  # lora.r=8 as the last experiment (test_exp_run_reruns_training_and_downstream_only)
+    out = sh(f"dvc exp run {given} -S benchmark.questions_per_document=2 -S 'train.extra_seeds=[7]'", r, repo["env"])
     ran = re.findall(r"Running stage '([^']+)'", out.stdout)
     assert {"benchmark", "train_general_seed@7", "train_domain_seed@7", "reference", "answer", "score"} <= set(ran), ran
     assert not {"ingest", "synthesize", "build_dataset", "general_data", "train_general", "train_domain",
@@ -280,7 +272,22 @@ def test_a_benchmark_side_change_and_an_extra_seed_rerun_only_what_they_change(r
     exp = client.get_experiment_by_name("sling")
     parents = [run for run in client.search_runs([exp.experiment_id], max_results=300)
                if run.data.tags.get("sling.kind") == "pipeline"]
-    assert len(parents) == 3 and len({p.info.run_name for p in parents}) == 3
+    # the first repro and this run, and one per other experiment when the slow tests run too: each named apart
+    assert len(parents) >= 2 and len({p.info.run_name for p in parents}) == len(parents)
+
+
+@pytest.mark.slow  # one more pipeline run; the default suite's dvc exp run is the one above
+def test_exp_run_reruns_training_and_downstream_only(repo):
+    r = repo["path"]
+    given = " ".join(f"-S '{o}'" for o in repo["overrides"] if "questions_per_document" not in o)
+    settings = "-S benchmark.questions_per_document=2 -S 'train.extra_seeds=[7]'"  # as the last experiment, if it ran
+    out = sh(f"dvc exp run {given} {settings} -S lora.r=8", r, repo["env"])
+    ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
+    assert ran[:2] == ["train_general", "train_domain"], ran
+    assert not {"snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset", "leakage", "general_data", "index",
+                "reference", "rescore_paper"} & set(ran)
+    shown = json.loads(sh("dvc exp show --json", r).stdout)
+    assert "lora" in json.dumps(shown) and '"r": 8' in json.dumps(shown)
 
 
 @pytest.mark.slow  # two more pipeline runs through DVC's queue workers

@@ -246,6 +246,7 @@ def test_push_clone_pull_round_trip(repo):
     assert "changed" not in status and "deleted" not in status and "up to date" in status
 
 
+@pytest.mark.slow  # one more pipeline run (about 4.5 minutes alone): the default suite keeps the repro above
 def test_a_benchmark_side_change_and_an_extra_seed_rerun_only_what_they_change(repo):
     """One `dvc exp run` moves two things at once (two runs of the pipeline would cost the suite minutes): the number of
     questions per document, a benchmark-side setting, re-runs neither synthesis nor training; one more training seed
@@ -280,7 +281,7 @@ def test_a_benchmark_side_change_and_an_extra_seed_rerun_only_what_they_change(r
 def test_exp_run_reruns_training_and_downstream_only(repo):
     r = repo["path"]
     given = " ".join(f"-S '{o}'" for o in repo["overrides"] if "questions_per_document" not in o)
-    settings = "-S benchmark.questions_per_document=2 -S 'train.extra_seeds=[7]'"  # as the last experiment, if it ran
+    settings = "-S benchmark.questions_per_document=2 -S 'train.extra_seeds=[7]'"  # as the last experiment
     out = sh(f"dvc exp run {given} {settings} -S lora.r=8", r, repo["env"])
     ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
     assert ran[:2] == ["train_general", "train_domain"], ran

@@ -20,8 +20,8 @@ from pipeline.cli import run
 from pipeline.config import load_config, resolve_path
 from pipeline.environment import summary as where_it_ran
 from pipeline.io import atomic_write_text, read_json, read_jsonl, write_json
-from pipeline.paths import (BENCHMARK_METRICS, CHUNKS, HEADLINE, LEAKAGE_METRICS, PAPER_RESCORED, answers_path, tasks,
-                            train_metrics_path)
+from pipeline.paths import (BENCHMARK_METRICS, CHUNKS, HEADLINE, LEAKAGE_METRICS, PAPER_RESCORED, QUESTION_SCORES_PLOT,
+                            answers_path, tasks, train_metrics_path)
 from pipeline.registry import register
 from pipeline.tracking import log_artifact, refresh_landing_view, stage_run
 
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("report", cfg):
         scores = read_json(resolve_path("metrics/scores.json"))
-        dist = pd.DataFrame(read_json(resolve_path("plots/scores.json")))
+        dist = pd.DataFrame(read_json(resolve_path(QUESTION_SCORES_PLOT)))
         summary = summary_frame(scores)
         figs = [px.box(dist, x="variant", y="cosine", color="variant", facet_col="task", points="all",
                        title="Cosine to the reference per question (the paper's score)"),
@@ -390,11 +390,12 @@ def main(argv: list[str] | None = None) -> None:
                 "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;max-width:420px}</style></head><body>"
                 + "\n".join(parts) + "</body></html>")
         atomic_write_text(resolve_path(OUT), page)
-        write_json(resolve_path(HEADLINE), headline(scores, read_json(leak_path) if leak_path.exists() else {}))
+        top = headline(scores, read_json(leak_path) if leak_path.exists() else {})
+        write_json(resolve_path(HEADLINE), top)
         log_artifact(resolve_path(OUT))
         log.info("wrote %s", resolve_path(OUT))
         # last, with the headline on disk: the student in the Model Registry, and the UI's landing view of the runs
-        register(cfg, read_json(resolve_path(HEADLINE)))
+        register(cfg, top)
         refresh_landing_view()
 
 

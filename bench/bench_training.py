@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_training.py                        # SmolLM2-135M, 32 SAI rows, LoRA, batch 4
     .venv/bin/python bench/bench_training.py --rows 64 --base models/base --repeats 2
     .venv/bin/python bench/bench_training.py --model tiny --rows 16 # a random 2-layer model: checks the wiring fast
+    .venv/bin/python bench/bench_training.py --processes 2 --base models/base   # the train stage on 1 and 2 processes
 
 Every side trains the same fresh LoRA adapter (the stage's `build_model`; loss on the whole prompt, max length 500,
 as the paper) for one epoch over the same rows with the stage's TrainingArguments:
@@ -17,6 +18,11 @@ Useful tokens are the non-padding ones, counted by the same collator wrapper on 
 tokens per second spent in training steps (Trainer set-up excluded). Each side's eval loss is computed in float32 on
 the same held-out rows (the `--eval-rows` rows after the training rows), so a faster precision that trains worse
 shows. Targets: ours-default/paper >= 2.5x; ours-default's eval loss within 2% of ours-fp32's.
+With --processes N it compares instead the train stage itself (`python -m pipeline.train general`, as DVC runs it,
+in a scratch work directory) on one process and under `accelerate launch` on N (train.launcher=accelerate; gloo on
+a CPU, NCCL on GPUs), same rows, same global batch, same steps, same defaults otherwise: each side's tokens/s as the
+stage measures it (useful tokens over its training wall time, all processes together), the ratio, and each side's
+eval loss on the held-out rows with their difference. One process uses every core; N processes share them.
 Data: the paper's SAI rows (`../shared/seed/SAI_dataset/dataset_train.json`) when present, else the sample
 general set; `--data` picks another JSON Lines file with `text` (split at `### Response:`) or `prompt`/`response`.
 """
@@ -182,8 +188,11 @@ def main() -> None:
     ap.add_argument("--sides", default=",".join(SIDES), help=f"sides to run, comma-separated: {', '.join(SIDES)}")
     ap.add_argument("--repeats", type=int, default=1, help="timed runs per side, alternated; the best counts")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--processes", type=int, help="compare the train stage on 1 and on this many processes instead")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    if a.processes:
+        return compare_processes(a)
 
     common = ["train.loss_on=all", f"train.max_length={a.max_length}", f"train.batch_size={a.batch_size}",
               "train.grad_accum=1", "train.warmup_steps=0"]
@@ -251,6 +260,63 @@ def main() -> None:
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def stage_run(work: Path, base: Path, train_rows: list[dict], eval_rows: list[dict], overrides: list[str]) -> dict:
+    """`python -m pipeline.train general` in its own work directory; returns the metrics it wrote."""
+    import subprocess
+
+    from pipeline.io import write_jsonl
+
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    if not (work / "models" / "base").exists():
+        (work / "models" / "base").symlink_to(base, target_is_directory=True)
+    write_jsonl(work / "data" / "datasets" / "general" / "train.jsonl", train_rows)
+    write_jsonl(work / "data" / "datasets" / "general" / "eval.jsonl", eval_rows)
+    env = {**os.environ, "SLING_WORKDIR": str(work), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    res = subprocess.run([sys.executable, "-m", "pipeline.train", "general", *overrides], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"the train stage failed in {work}:\n{res.stderr[-4000:]}")
+    return json.loads((work / "metrics" / "train_general.json").read_text())
+
+
+def compare_processes(a) -> None:
+    """The train stage on one process against `accelerate launch` on a.processes, alternated a.repeats times."""
+    if a.processes < 2 or a.batch_size % a.processes:
+        raise SystemExit(f"--processes must be at least 2 and divide --batch-size ({a.batch_size})")
+    data = a.data or (SAI if SAI.exists() else SAMPLE)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        base = make_base(a.model, a.base, workdir)
+        cfg0 = compose([])
+        records = load_records(data, a.rows + a.eval_rows, cfg0)
+        train_rows, eval_rows = records[:a.rows], records[a.rows:]
+        steps = math.ceil(len(train_rows) / a.batch_size)
+        # One pass over the rows; eval only at the end (eval_steps past the run), no checkpoints in the timing.
+        common = ["train.loss_on=all", f"train.max_length={a.max_length}", f"train.batch_size={a.batch_size}",
+                  "train.grad_accum=1", "train.warmup_steps=0", f"train.general_max_steps={steps}",
+                  f"train.eval_steps={steps + 1}", f"train.save_steps={steps + 1}", "train.logging_steps=1"]
+        sides = {"1 process": [], f"{a.processes} processes": ["train.launcher=accelerate",
+                                                               f"train.num_processes={a.processes}"]}
+        runs: dict[str, list[dict]] = {s: [] for s in sides}
+        for i in range(a.repeats):
+            for side, extra in sides.items():
+                runs[side].append(stage_run(workdir / f"{side.split()[0]}-{i}", base, train_rows, eval_rows,
+                                            common + extra))
+    best = {s: max(r, key=lambda m: m["tokens_per_s"]) for s, r in runs.items()}
+    one, many = best["1 process"], best[f"{a.processes} processes"]
+    print(f"data: {data} ({len(train_rows)} rows, {len(eval_rows)} held out), model: {a.base or a.model}, global batch "
+          f"{a.batch_size}, {steps} steps, loss on the whole prompt, {os.cpu_count()} CPUs, best of {a.repeats}")
+    print(f"{'side':12s} {'backend':8s} {'tokens/s':>9s} {'train s':>8s} {'train loss':>10s} {'eval loss':>9s}")
+    for side, m in best.items():
+        print(f"{side:12s} {m.get('backend', '-'):8s} {m['tokens_per_s']:9.1f} {m['wall_time_s']:8.1f} "
+              f"{m['train_loss']:10.4f} {m['eval_loss']:9.4f}")
+    print(f"tokens/s {a.processes} processes / 1 process: {many['tokens_per_s'] / one['tokens_per_s']:.2f}x; eval loss "
+          f"difference ({a.processes} minus 1): {many['eval_loss'] - one['eval_loss']:+.5f}")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"sides": best, "all_runs": runs, "steps": steps}, indent=2) + "\n")
 
 
 def _default_collator():

@@ -176,6 +176,9 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "train.precision": _one_of("auto", "fp32", "bf16", "fp16"),
     "train.packing": _one_of("auto", "on", "off"),
     "train.max_eval_rows": _optional_positive_int,
+    "train.launcher": _one_of("none", "accelerate"),
+    "train.num_processes": _positive_int,
+    "train.distributed": _one_of("ddp", "fsdp"),
     "rag.chunk_tokens": _positive_int,
     "rag.chunk_overlap": _non_negative_int,
     "rag.top_k": _positive_int,
@@ -235,6 +238,7 @@ def validate(cfg: DictConfig) -> None:
         if cfg.train.precision == "fp16" and not _cuda_available():
             problems.append("train.precision=fp16 needs a GPU (float16 autocast does not train on a CPU); use auto, "
                             "bf16 or fp32")
+        problems += launch_problems(cfg)
         extra = OmegaConf.select(cfg, "train.extra_seeds", default=None)
         if extra is None or not all(_non_negative_int(x) for x in extra) or len(set(extra)) != len(extra):
             problems.append(f"train.extra_seeds must be a list of distinct non-negative integers, got {extra!r} "
@@ -248,6 +252,30 @@ def validate(cfg: DictConfig) -> None:
     if problems:
         raise ConfigError("invalid configuration (fix it in conf/ or with an override such as -S key=value):\n  - "
                           + "\n  - ".join(problems))
+
+
+def launch_problems(cfg: DictConfig) -> list[str]:
+    """train.launcher and its keys: a process count that splits every batch evenly, nothing set that would be ignored."""
+    t, problems = cfg.train, []
+    if t.launcher == "none":
+        if t.num_processes != 1:
+            problems.append(f"train.num_processes={t.num_processes} needs train.launcher=accelerate (the default, "
+                            "none, trains in one process)")
+        if t.distributed != "ddp" or t.accelerate_config:
+            problems.append("train.distributed and train.accelerate_config need train.launcher=accelerate")
+        return problems
+    if t.batch_size % t.num_processes:
+        problems.append(f"train.batch_size ({t.batch_size}) must divide by train.num_processes ({t.num_processes}): "
+                        f"each process takes an equal share of every batch, so the global batch stays train.batch_size "
+                        f"x train.grad_accum ({t.batch_size * t.grad_accum} rows a step); set train.batch_size to a "
+                        f"multiple of {t.num_processes} (and lower train.grad_accum to keep the global batch)")
+    if t.distributed == "fsdp" and cfg.model.quantization == "4bit":
+        problems.append("train.distributed=fsdp does not shard a 4-bit model here: use train.distributed=ddp with "
+                        "model.quantization=4bit, or model.quantization=none with fsdp")
+    if t.accelerate_config and not resolve_path(t.accelerate_config).is_file():
+        problems.append(f"train.accelerate_config: {resolve_path(t.accelerate_config)} does not exist (write it with "
+                        "`accelerate config --config_file <path>`)")
+    return problems
 
 
 def _cuda_available() -> bool:

@@ -77,7 +77,8 @@ def load_base(cfg: DictConfig, base_dir: str | os.PathLike = BASE_DIR, quantize:
     qc = quantization_config(cfg) if quantize else None
     kwargs = {"dtype": compute_dtype(cfg)}
     if qc is not None:
-        kwargs.update(quantization_config=qc, device_map={"": 0} if _cuda() else "cpu")
+        # Each process of a launched run (train.launcher=accelerate) loads onto its own GPU.
+        kwargs.update(quantization_config=qc, device_map={"": int(os.environ.get("LOCAL_RANK", 0))} if _cuda() else "cpu")
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     if qc is None and _cuda():
         model = model.to("cuda")

@@ -113,8 +113,9 @@ def power_line(s: dict) -> tuple[str, bool]:
     if not p:
         return "", True
     detect = p.get("detectable_rescaled")
-    can = (f"; {p['questions']} paired questions detect a difference of about {detect:.2f} rescaled cosine "
-           f"(80% power)" if detect is not None else "")
+    count = f"{p['questions']} paired question{'s' if p['questions'] != 1 else ''}"
+    can = (f"; {count} detect a difference of about {detect:.2f} rescaled cosine (80% power)" if detect is not None
+           else f"; {count}: too few to measure how answers spread (the count needed below assumes eval.paired_sd)")
     if p["verdict_allowed"]:
         return can + ".", True
     more = p.get("questions_for_target")

@@ -25,7 +25,7 @@ from pipeline.config import InputError, load_config, resolve_path
 from pipeline.embed import embed
 from pipeline.io import read_json, read_jsonl, write_json
 from pipeline.paths import ANSWER_METRICS, QUESTION_SCORES_PLOT, VARIANT_SCORES_PLOT, answers_path, seeded, tasks
-from pipeline.stats import bootstrap_ci, detectable_difference, questions_for, two_level_ci
+from pipeline.stats import bootstrap_ci, detectable_difference, questions_for, questions_needed, two_level_ci
 from pipeline.text import sentences, support, tokens
 from pipeline.tracking import log_artifact, log_headline, log_metrics, stage_run
 
@@ -217,9 +217,15 @@ def power(result: dict, cfg: DictConfig) -> dict:
     widths = [d["rescaled"]["detectable"] for pair, d in result["paired"].items() if pair.endswith("-base")]
     widths = [w for w in widths if w == w] or [d["rescaled"]["detectable"] for d in result["paired"].values()]
     detectable = max(widths) if widths else None
+    if n < 2 or not detectable:
+        # One question (or differences that do not vary) gives an interval of no width, not a spread: the count
+        # needed is sized with the prior spread eval.paired_sd instead, as a generated benchmark is.
+        detectable, need = None, questions_needed(cfg.eval.target_difference, cfg.eval.paired_sd, cfg.eval.ci)
+    else:
+        need = questions_for(cfg.eval.target_difference, detectable, n)
     return {"questions": n, "min_questions": cfg.eval.min_questions, "verdict_allowed": n >= cfg.eval.min_questions,
             "detectable_rescaled": detectable, "target_difference": cfg.eval.target_difference,
-            "questions_for_target": None if detectable is None else questions_for(cfg.eval.target_difference, detectable, n)}
+            "questions_for_target": need}
 
 
 def reference_problem(text: str, max_tokens: int | None) -> str | None:

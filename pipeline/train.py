@@ -4,6 +4,7 @@
     python -m pipeline.train domain                  # synthetic domain set, on top of the merged general adapter
     python -m pipeline.train general lora.r=8 train.lr=2e-4 model.quantization=4bit
     python -m pipeline.train domain --seed 7         # one of train.extra_seeds -> models/adapters/seeds/7/domain
+    python -m pipeline.train general train.launcher=accelerate train.num_processes=2   # under `accelerate launch`
 
 Stacking: the domain adapter trains on the base model with the general adapter merged into its weights
 (`pipeline.models.load_student`), and every consumer loads a variant the same way. Loss is on the response
@@ -12,15 +13,22 @@ tokens by default (`train.loss_on=all`: the paper's whole-prompt loss). Mixed pr
 padded dynamically and grouped by length, or packed padding-free (`train.packing`); eval loss is computed on at
 most `train.max_eval_rows` rows. Checkpoints go to checkpoints/<stage>; a re-run with the same config and data resumes
 from the last one. The adapter is saved in the standard PEFT layout with the resolved config beside it.
+
+With `train.launcher=accelerate` the stage re-runs itself under `accelerate launch` on `train.num_processes`
+processes (DDP, or FSDP on GPUs with `train.distributed=fsdp`): each batch is split over the processes, so the
+global batch and the steps stay one process's, and rank 0 alone writes the adapter, metrics, curves and MLflow run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +47,7 @@ log = logging.getLogger("train")
 
 DATA = {"general": "data/datasets/general", "domain": "data/datasets/domain"}
 IGNORE = -100
+WORKER_ENV = "SLING_TRAIN_WORKER"  # set in the processes `accelerate launch` starts for the stage (train.launcher)
 
 
 def tokenize(records: list[dict], tokenizer, max_length: int, loss_on: str, source: str = "records") -> list[dict]:
@@ -238,6 +247,15 @@ def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int
 
     t, cuda = cfg.train, torch.cuda.is_available()
     precision = train_precision(t.precision)
+    if t.get("launcher", "none") == "accelerate":
+        # Each batch of train.batch_size rows is split over the processes (accelerate's split_batches): the same
+        # sampler, the same global batches and the same steps as one process, whatever the process count.
+        overrides.setdefault("accelerator_config", {"split_batches": True})
+        if t.distributed == "fsdp":
+            # FSDP2: each decoder layer sharded over the processes; full weights gathered for saving
+            overrides.setdefault("fsdp", True)
+            overrides.setdefault("fsdp_config", {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                                                 "state_dict_type": "FULL_STATE_DICT"})
     if schedule_steps is not None:
         overrides.setdefault("lr_scheduler_kwargs", {"num_cycles": cosine_cycles(max_steps, t.warmup_steps, schedule_steps)})
     kwargs = dict(
@@ -287,18 +305,6 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
              len(eval_rows), trainable / 1e6, total / 1e6)
 
     ckpt = Path(checkpoint_dir or resolve_path(f"checkpoints/{stage}"))
-    key = run_key(cfg, stage, data, adapters)
-    key_file = ckpt / "run_key"
-    if ckpt.exists() and (not key_file.exists() or key_file.read_text() != key):
-        log.info("%s holds checkpoints of another config or data: starting afresh", ckpt)
-        shutil.rmtree(ckpt)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(key_file, key)
-    last = max((int(p.name.split("-")[1]) for p in ckpt.glob("checkpoint-*") if p.name.split("-")[1].isdigit()),
-               default=0)
-    if last:
-        log.info("resuming %s from %s/checkpoint-%d", stage, ckpt, last)
-
     epochs = t.get(f"{stage}_epochs")
     max_steps = math.ceil(epochs * len(train_rows) / (t.batch_size * t.grad_accum)) if epochs else t[f"{stage}_max_steps"]
     if epochs:
@@ -306,6 +312,28 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
                  t.batch_size * t.grad_accum, max_steps)
     args = training_args(cfg, ckpt, max_steps, bool(eval_rows), schedule_steps=t[f"{stage}_schedule_steps"],
                          **({"train_sampling_strategy": "random"} if packing else {}))
+    # The arguments set up the processes (one, or those accelerate launched): rank 0 alone clears checkpoints of
+    # another run, then every rank reads the same last checkpoint.
+    from accelerate import PartialState
+
+    state = PartialState()
+    main_process = state.is_main_process
+    key = run_key(cfg, stage, data, adapters)
+    key_file = ckpt / "run_key"
+    if main_process:
+        if ckpt.exists() and (not key_file.exists() or key_file.read_text() != key):
+            log.info("%s holds checkpoints of another config or data: starting afresh", ckpt)
+            shutil.rmtree(ckpt)
+        ckpt.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(key_file, key)
+    state.wait_for_everyone()
+    last = max((int(p.name.split("-")[1]) for p in ckpt.glob("checkpoint-*") if p.name.split("-")[1].isdigit()),
+               default=0)
+    if last:
+        log.info("resuming %s from %s/checkpoint-%d", stage, ckpt, last)
+    if state.num_processes > 1:
+        log.info("%s: %d processes (%s, %s), %d rows per process of each %d-row batch", stage, state.num_processes,
+                 t.distributed, state.backend, t.batch_size // state.num_processes, t.batch_size)
     collator = CountingCollator(tokenizer, packing_collator() if packing else None)
 
     class CountingTrainer(Trainer):
@@ -325,15 +353,33 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     trainer.train(resume_from_checkpoint=True if last else None)
     wall = time.perf_counter() - started
     final_eval = trainer.evaluate()["eval_loss"] if eval_rows else None
+    tokens, padded = collator.tokens, collator.padded
+    if state.num_processes > 1:  # each process counted its share of every batch
+        log.info("%s: trained as %s over %d processes", stage, type(trainer.model_wrapped).__name__,
+                 state.num_processes)
+        if t.distributed == "fsdp" and not trainer.is_fsdp_enabled:
+            log.warning("train.distributed=fsdp: accelerate shards with FSDP on GPUs only; these %s processes "
+                        "trained with DDP (a full copy of the model each)", state.backend)
+        import torch
+
+        counts = trainer.accelerator.reduce(torch.tensor([tokens, padded], dtype=torch.float64,
+                                                         device=trainer.accelerator.device), reduction="sum")
+        tokens, padded = int(counts[0]), int(counts[1])
+    # Under FSDP every rank holds a shard: the full weights are gathered (by all ranks) for rank 0 to save.
+    full_state = trainer.accelerator.get_state_dict(trainer.model) if trainer.is_fsdp_enabled else None
 
     out = Path(out_dir or resolve_path(ADAPTER_DIRS[stage]))
     curves = loss_curves(trainer.state.log_history)
+    result = {"metrics": None, "curves": curves, "adapter_dir": str(out), "merged_dir": None}
+    if not main_process:  # rank 0 writes the adapter and the run's figures
+        state.wait_for_everyone()
+        return result
     with atomic_dir(out) as tmp:
         # Record the base as configured (relative to the work root), not this machine's absolute path, so the
         # adapter's bytes do not depend on where the repository is checked out.
         for peft_cfg in model.peft_config.values():
             peft_cfg.base_model_name_or_path = str(base_dir)
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, **({"state_dict": full_state} if full_state is not None else {}))
         # PEFT writes target_modules from a set (its order follows the process's hash seed) and a blank model
         # card naming the absolute base path: sort the one, drop the other, so equal training gives equal bytes.
         adapter_cfg = read_json(tmp / "adapter_config.json")
@@ -357,6 +403,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
             tokenizer.save_pretrained(tmp)
             atomic_write_text(tmp / "sling_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         del full
+    state.wait_for_everyone()
     shutil.rmtree(ckpt, ignore_errors=True)  # the adapter is saved: a finished run leaves nothing to resume
     train_losses = [r["loss"] for r in curves["train"]]
     metrics = {"train_loss": train_losses[-1] if train_losses else None,
@@ -364,14 +411,17 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
                "eval_loss": round(final_eval, 5) if final_eval is not None else None,
                "steps": trainer.state.global_step, "max_steps": max_steps, "resumed": bool(last),
                "resumed_from_step": last,
-               "tokens_per_s": round(collator.tokens / wall, 2) if wall else 0.0,
-               "padding_share": round(1 - collator.tokens / collator.padded, 4) if collator.padded else 0.0,
+               "tokens_per_s": round(tokens / wall, 2) if wall else 0.0,
+               "padding_share": round(1 - tokens / padded, 4) if padded else 0.0,
                "peak_memory_mb": round(peak_memory_mb(), 1), "trainable_params": trainable, "total_params": total,
                "wall_time_s": round(wall, 2), "train_rows": len(train_rows), "eval_rows": len(eval_rows),
                "eval_rows_available": all_eval_rows, "precision": train_precision(t.precision), "packing": packing,
                "loss_on": loss_on, "epochs": round(trainer.state.global_step * t.batch_size * t.grad_accum
                                                    / len(train_rows), 3)}
-    return {"metrics": metrics, "curves": curves, "adapter_dir": str(out), "merged_dir": str(merged) if merged else None}
+    if state.num_processes > 1:  # recorded only where it ran on several, so one process's metrics stay as they were
+        metrics |= {"processes": state.num_processes, "distributed": "fsdp" if trainer.is_fsdp_enabled else "ddp",
+                    "backend": state.backend}
+    return result | {"metrics": metrics, "merged_dir": str(merged) if merged else None}
 
 
 def mlflow_steps(stage: str):
@@ -384,6 +434,34 @@ def mlflow_steps(stage: str):
                         prefix=f"{stage}.", step=state.global_step)
 
     return MLflowSteps()
+
+
+def launch_command(cfg: DictConfig, argv: list[str]) -> list[str]:
+    """`accelerate launch` of this stage with the same arguments, on train.num_processes processes: data parallel
+    (torch DDP; NCCL on GPUs, gloo on a CPU) or FSDP (train.distributed), on this machine unless
+    train.accelerate_config names a config of several."""
+    t = cfg.train
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(t.num_processes)]
+    if t.accelerate_config:
+        cmd += ["--config_file", str(resolve_path(t.accelerate_config))]
+    else:
+        # Precision stays train.precision's (the Trainer's autocast): accelerate's own mixed precision is off.
+        cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        if t.num_processes > 1:
+            cmd += ["--multi_gpu"]  # accelerate's multi-process launcher; on a machine without GPUs, gloo on CPUs
+    return cmd + ["-m", "pipeline.train", *argv]
+
+
+def launch(cfg: DictConfig, argv: list[str], stage: str) -> None:
+    """Run the stage again under `accelerate launch`; the launched processes train and rank 0 writes everything."""
+    cmd = launch_command(cfg, argv)
+    log.info("%s: launching %d process(es) with accelerate: %s", stage, cfg.train.num_processes, " ".join(cmd[1:]))
+    env = {**os.environ, WORKER_ENV: "1"}
+    code = subprocess.run(cmd, env=env).returncode
+    if code:
+        raise SystemExit(f"train {stage}: the processes launched with accelerate (train.launcher=accelerate, "
+                         f"train.num_processes={cfg.train.num_processes}) failed with exit code {code}; their log is "
+                         "above. A re-run resumes from the last checkpoint")
 
 
 def main(argv: list[str]) -> None:
@@ -400,11 +478,18 @@ def main(argv: list[str]) -> None:
     if seed is not None:  # one of train.extra_seeds (stage train_<stage>_seed@N): the same run with another seed
         cfg.seed = seed
     name = f"train_{stage}" if seed is None else f"train_{stage}_seed{seed}"
-    with stage_run(name, cfg):
+    if cfg.train.launcher == "accelerate" and os.environ.get(WORKER_ENV) != "1":
+        launch(cfg, argv, stage)
+        return
+    # Under accelerate only rank 0 opens the stage's MLflow run and writes; the other ranks train and return.
+    primary = int(os.environ.get("RANK", "0")) == 0
+    with stage_run(name, cfg) if primary else contextlib.nullcontext():
         res = train(cfg, stage, out_dir=resolve_path(adapter_dir(stage, seed)), adapter_dirs=adapter_dirs_for(seed),
                     checkpoint_dir=resolve_path(f"checkpoints/{stage}{'' if seed is None else f'-seed{seed}'}"),
                     merged_dir=resolve_path(f"models/merged/{stage}{'' if seed is None else f'-seed{seed}'}"),
-                    extra_callbacks=[mlflow_steps(stage)])
+                    extra_callbacks=[mlflow_steps(stage)] if primary else [])
+        if not primary:
+            return
         curve_files = write_curves(res["curves"], stage, seed)
         write_json(resolve_path(train_metrics_path(stage, seed)), res["metrics"])
         log_metrics({k: v for k, v in res["metrics"].items() if v is not None}, prefix=f"{stage}.final.")

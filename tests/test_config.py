@@ -116,3 +116,22 @@ def test_extra_seeds_become_one_dvc_stage_per_adapter_and_seed(tmp_path):
         validate(compose(["train.extra_seeds=[42]"]))
     with pytest.raises(ConfigError, match="distinct non-negative"):
         validate(compose(["train.extra_seeds=[3,3]"]))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.num_processes=2"], "train.num_processes=2 needs train.launcher=accelerate"),
+    (["train.distributed=fsdp"], "train.distributed and train.accelerate_config need train.launcher=accelerate"),
+    (["train.launcher=accelerate", "train.num_processes=3"],
+     r"train.batch_size \(4\) must divide by train.num_processes \(3\)"),
+    (["train.launcher=accelerate", "train.num_processes=2", "train.distributed=fsdp", "model.quantization=4bit"],
+     "train.distributed=fsdp does not shard a 4-bit model"),
+    (["train.launcher=accelerate", "train.accelerate_config=conf/nowhere.yaml"], "nowhere.yaml does not exist"),
+])
+def test_launch_settings_that_cannot_run_are_errors_naming_the_keys(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose(overrides))
+
+
+def test_a_batch_that_splits_over_the_processes_is_accepted():
+    validate(compose(["train.launcher=accelerate", "train.num_processes=2"]))
+    validate(compose(["train.launcher=accelerate", "train.num_processes=4"]))

@@ -333,3 +333,22 @@ def test_extra_seeds_pool_into_the_scores_with_intervals_over_seeds(tmp_path, mo
     pair = out["paired"]["domain-base"]["rescaled"]
     assert len(pair["per_seed"]) == 2 and pair["per_seed"][0] > 0 > pair["per_seed"][1]  # the seeds disagree
     assert pair["ci"][0] < 0 < pair["ci"][1]  # so the pooled interval holds zero: no "beats" from one lucky seed
+
+
+def test_one_question_has_no_spread_so_the_count_needed_comes_from_the_prior():
+    """A task left with one question has an interval of no width: it must not read as 'detects 0.00, needs 1 more'
+    (a real documents run's held-out Markdown page kept one question)."""
+    from pipeline.config import compose
+    from pipeline.report import power_line
+    from pipeline.score import power
+    from pipeline.stats import questions_needed
+
+    cfg = compose([])
+    one = {"questions": 1, "paired": {"domain-base": {"rescaled": {"mean": -0.1, "ci": [-0.1, -0.1], "detectable": 0.0}}}}
+    p = power(one, cfg)
+    assert p["detectable_rescaled"] is None and not p["verdict_allowed"]
+    assert p["questions_for_target"] == questions_needed(0.1, cfg.eval.paired_sd, cfg.eval.ci) == 126
+    said, allowed = power_line({"power": p})
+    assert not allowed and "1 paired question: too few to measure" in said and "about 126 questions (125 more)" in said
+    four = {"questions": 4, "paired": {"domain-base": {"rescaled": {"mean": 0.1, "ci": [-0.1, 0.3], "detectable": 0.28}}}}
+    assert power(four, cfg)["questions_for_target"] == 32  # 4 x (0.28 / 0.1)^2 = 31.4: from the measured spread

@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_ingest.py                       # 50 distinct rendered PDFs, 4 to 28 sections
     .venv/bin/python bench/bench_ingest.py --documents 20 --sections 6
     .venv/bin/python bench/bench_ingest.py --folder corpus/papers  # your own folder of documents
-    # real manuals of uneven length (6 to 177 pages) from Debian's glpk-doc, coinor-csdp, libtasn1-doc, shared-mime-info:
+    # real manuals of uneven length (6 to 177 pages) from Debian packages (apt-get install glpk-doc coinor-csdp-doc
+    # libtasn1-doc shared-mime-info):
     mkdir -p /tmp/real && ln -sf /usr/share/doc/glpk-doc/*.pdf /usr/share/doc/coinor-csdp/csdpuser.pdf \
         /usr/share/doc/libtasn1-doc/libtasn1.pdf /usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf /tmp/real/
     .venv/bin/python bench/bench_ingest.py --folder /tmp/real

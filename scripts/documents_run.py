@@ -32,8 +32,8 @@ def read(checkout: Path, rel: str):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def wall_seconds(checkout: Path) -> float:
-    """The newest documents pipeline run's length, as its MLflow parent run recorded it (first stage to last)."""
+def pipeline_run(checkout: Path):
+    """The newest finished data=documents pipeline run (MLflow parent) in the checkout's mlflow.db, and its client."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{checkout / 'mlflow.db'}")
@@ -42,7 +42,46 @@ def wall_seconds(checkout: Path) -> float:
             if r.data.tags.get("sling.kind") == "pipeline" and r.data.params.get("data.name") == "documents"]
     if not runs or runs[0].info.end_time is None:
         raise SystemExit(f"{checkout / 'mlflow.db'} holds no finished data=documents pipeline run")
-    return (runs[0].info.end_time - runs[0].info.start_time) / 1000
+    return client, runs[0]
+
+
+def wall_seconds(checkout: Path) -> float:
+    """The newest documents pipeline run's length, as its MLflow parent run recorded it (first stage to last)."""
+    _, run = pipeline_run(checkout)
+    return (run.info.end_time - run.info.start_time) / 1000
+
+
+def stage_seconds(checkout: Path) -> dict[str, float]:
+    """Each stage's wall time in that run, from its MLflow stage run (start to end)."""
+    client, parent = pipeline_run(checkout)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    return {r.data.tags["sling.stage"]: round((r.info.end_time - r.info.start_time) / 1000, 1)
+            for r in children if r.info.end_time and r.data.tags.get("sling.stage")}
+
+
+def work_done(checkout: Path) -> dict:
+    """What each stage of the run processed, in the units its rate is measured in (scripts/scale_estimate.py)."""
+    ingest, synth = read(checkout, "metrics/ingest.json"), read(checkout, "metrics/synthesize.json")
+    bench, dataset = read(checkout, "metrics/benchmark.json"), read(checkout, "metrics/dataset.json")
+    index = read(checkout, "metrics/index.json")
+    trained = {}
+    for stage in ("general", "domain"):
+        m = read(checkout, f"metrics/train_{stage}.json")
+        trained[stage] = {"tokens": round(m["tokens_per_s"] * m["wall_time_s"]), "rows": m["train_rows"],
+                          "steps": m["steps"], "epochs": m["epochs"], "tokens_per_s": m["tokens_per_s"]}
+    answers = sum(1 for f in (checkout / "results" / "students").rglob("*.jsonl")  # RAG and closed-book answers
+                  for line in f.read_text(encoding="utf-8").splitlines() if line.strip())
+    held_out = set(read(checkout, "data/split/documents.json")["benchmark"])
+    benchmark_paragraphs = sum(1 for line in (checkout / "data/ingested/paragraphs.jsonl").open(encoding="utf-8")
+                               if line.strip() and json.loads(line)["doc_id"] in held_out)
+    return {"documents": ingest["documents"], "paragraphs": ingest["paragraphs"],
+            "benchmark_paragraphs": benchmark_paragraphs,
+            "synthesize": {k: synth[k] for k in ("paragraphs", "rows", "calls", "prompt_tokens", "completion_tokens")},
+            "benchmark": {k: bench[k] for k in ("calls", "prompt_tokens", "completion_tokens", "generated", "kept")},
+            "dataset": {"input_rows": dataset["input_rows"], "kept": dataset["kept"]},
+            "train": trained, "index": {"chunks": sum(t["chunks"] for t in index.values())},
+            "answer": {"answers": answers}}
 
 
 def collect(checkout: Path, corpus: Path, command: str) -> dict:
@@ -57,6 +96,8 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
     languages = ingest.get("language_by_document", {})
     documents = [{"document": p.name, "bytes": p.stat().st_size, "language": languages.get(p.name)}
                  for p in sorted(corpus.iterdir()) if p.is_file()]
+    for stale in (OUT / "questions").glob("*.jsonl"):  # an earlier run's tasks
+        stale.unlink()
     for name, t in tasks.items():
         rows = [json.loads(line) for line in (checkout / t["questions"]).read_text(encoding="utf-8").splitlines()]
         write_jsonl(OUT / "questions" / f"{name}.jsonl",
@@ -64,6 +105,7 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
     record = {
         "command": command, "documents": documents, "machine": summary(),
         "wall_s": round(wall_seconds(checkout), 1) if scores else None,  # None: stopped before it finished
+        "stages": stage_seconds(checkout) if scores else None, "work": work_done(checkout) if scores else None,
         "benchmark": {k: bench[k] for k in ("questions_per_document", "sampled_paragraphs", "rounds", "generated",
                                             "kept", "funnel", "critic", "tasks", "card_samples", "teacher")},
         "split": {k: bench[k] for k in ("documents", "train_documents", "benchmark_documents")},

@@ -7,6 +7,7 @@
                                                # scripts/study.py)
     python scripts/update_readme.py --documents    # also the real-documents run (results/documents/, written by
                                                    # scripts/documents_run.py)
+    python scripts/update_readme.py --scale        # also the 10,000-paper estimate (scripts/scale_estimate.py)
 
 Each section sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers and records the
 command that produced it.
@@ -204,7 +205,7 @@ def documents_section() -> str:
     for task, t in r["tasks"].items():
         said, allowed = power_line({"power": t["power"]})
         said = re.sub(r"</?b>", "**", said).lstrip("; ").rstrip(".")
-        lines.append(f"- {task} ({t['questions']} questions, {', '.join(t['languages'] or []) or 'language not detected'})"
+        lines.append(f"- {task} ({t['questions']} question{'s' if t['questions'] != 1 else ''}, {', '.join(t['languages'] or []) or 'language not detected'})"
                      f": {said}.")
         for pair, d in t["paired"].items():
             x = d["rescaled"]
@@ -222,12 +223,17 @@ def main() -> None:
     parser.add_argument("--documents", action="store_true",
                         help="also regenerate the real-documents section (results/documents/)")
     parser.add_argument("--documents-table", action="store_true", help="print the real-documents section only")
+    parser.add_argument("--scale", action="store_true", help="also regenerate the scaling estimate (scale_estimate.py)")
+    parser.add_argument("--scale-table", action="store_true", help="print the scaling estimate only")
     args = parser.parse_args()
     if args.documents_table:
         print(documents_section())
         return
     if args.table:
         print(scores_table())
+        return
+    if args.scale_table:
+        print(run(["python", "scripts/scale_estimate.py"]))
         return
     if args.study_table:
         print(study_section())
@@ -243,6 +249,8 @@ def main() -> None:
         sections.append(("study", ["python", "scripts/update_readme.py", "--study-table"]))
     if args.documents:
         sections.append(("documents", ["python", "scripts/update_readme.py", "--documents-table"]))
+    if args.scale:
+        sections.append(("scale", ["python", "scripts/scale_estimate.py"]))
     for name, cmd in sections:
         text = replace(text, name, run(cmd), " ".join(f"'{c}'" if set(c) & set(" ()*|$^") else c for c in cmd))
     README.write_text(text)

@@ -59,3 +59,15 @@ def test_the_real_documents_benchmark_is_well_formed():
     good = [r for r in rows if r["question"].strip().endswith("?")
             and validity_problem(r["question"], r["reference"], "", r.get("language")) is None]
     assert len(good) >= 0.9 * len(rows), [r["question"] for r in rows if r not in good]
+
+
+def test_the_scaling_estimate_matches_the_committed_run_and_sources():
+    """README "Scaling out": the 10,000-paper estimate is what scripts/scale_estimate.py computes from the committed
+    real-documents run and bench/published.yaml (with the paper's SAI set in ../shared/seed for a paper's size)."""
+    import pytest
+
+    if not (ROOT.parent / "shared/seed/SAI_dataset/SAI_dataset_0312.csv").exists():
+        pytest.skip("../shared/seed is not beside the repository")
+    check_generated_section("scale", "--scale-table",
+                            "README.md lost its scaling estimate: run `python scripts/update_readme.py --scale`",
+                            "README scaling estimate is stale: run `python scripts/update_readme.py --scale`")

@@ -246,6 +246,12 @@ def validate(cfg: DictConfig) -> None:
         elif cfg.seed in extra:
             problems.append(f"train.extra_seeds holds seed ({cfg.seed}), which the adapters already train with: "
                             "list only the other seeds")
+        listed = OmegaConf.select(cfg, "eval.variant_seeds", default=None)
+        if listed is not None and not isinstance(listed, DictConfig) or listed and any(
+                not OmegaConf.is_list(v) or not all(_non_negative_int(x) for x in v) or len(set(v)) != len(v)
+                or cfg.seed in v for v in listed.values()):
+            problems.append(f"eval.variant_seeds must map variants to lists of distinct non-negative seeds other than "
+                            f"seed ({cfg.seed}), got {listed!r} (e.g. 'eval.variant_seeds={{domain_raft:[1,2]}}')")
         if cfg.data.domain_source == "sai_csv" and not cfg.data.sai_csv:
             problems.append("data.sai_csv is required when data.domain_source=sai_csv")
         problems += task_problems(cfg)

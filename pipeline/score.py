@@ -18,7 +18,7 @@ import re
 from collections import Counter
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline.cli import run
 from pipeline.config import InputError, load_config, resolve_path
@@ -262,10 +262,15 @@ def check_references(ref_rows: list[dict], cfg: DictConfig, task: str) -> tuple[
 
 def seed_names(cfg: DictConfig, variant: str) -> list[tuple[str, int]]:
     """The answer sets of one variant with the seed that trained each: its own (`seed`), then one per extra training
-    seed for a variant built from adapters (pipeline.answer.answerers)."""
+    seed: those `eval.variant_seeds` lists for it (the study's recipe variants, scripts/study.py), else
+    `train.extra_seeds` for a variant built from adapters (pipeline.answer.answerers)."""
     from pipeline.models import VARIANTS
 
-    extra = list(cfg.train.extra_seeds) if VARIANTS.get(variant) else []
+    listed = OmegaConf.select(cfg, "eval.variant_seeds", default=None) or {}
+    if variant in listed:
+        extra = list(listed[variant])
+    else:
+        extra = list(cfg.train.extra_seeds) if VARIANTS.get(variant) else []
     return [(variant, cfg.seed)] + [(seeded(variant, s), s) for s in extra]
 
 

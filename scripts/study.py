@@ -5,6 +5,7 @@
     python scripts/study.py --combine-only        # rebuild results/study/ from the runs already collected
     python scripts/study.py --runs raft_all_gold  # run (or re-run) only the named runs, then combine all collected
     python scripts/study.py --set train.general_epochs=0.01 --set train.domain_epochs=0.05   # a cut-down check
+    python scripts/study.py --runs paper raft --seeds 1 2   # the same runs with two more training seeds each
 
 Run it in a checkout that has the paper's files beside it (`../shared/seed`, as `data=paper` expects), after
 `bash scripts/install.sh`. Every run is a DVC experiment in this workspace (`dvc exp run -S experiment=study ...`),
@@ -19,6 +20,12 @@ put side by side (base and +general from run 1; +general+domain from each run un
 the score stage and reported by the report stage, in a scratch work root (SLING_WORKDIR), into results/study/:
 scores.json, per_question.json, report.html, answers/, and study.json (each run's overrides, wall time, DVC
 experiment name and the commit). `python scripts/update_readme.py --study` writes the README's study section from it.
+
+Training seeds: `--seeds 1 2` adds `train.extra_seeds=[1,2]` to the named runs, so each trains its adapters once more
+per seed (DVC stages cached per seed: a later `--seeds 1 2 3` trains only seed 3) and answers with each. A run's
+seeds are recorded in its run.json; the combined scores pool each tuned variant's seeds (`eval.variant_seeds`), so
+its intervals resample seeds, then questions, and the README's study section says how many seeds stand behind each
+claim. Runs collected with different seeds combine with each one's own.
 """
 from __future__ import annotations
 
@@ -35,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from pipeline.paths import seeded  # noqa: E402  (the name of a variant's answers from an extra training seed)
 OUT = ROOT / "results" / "study"
 BASE = ["experiment=study"]
 RECIPES = {"paper": [], "raft": ["dataset.raft.enabled=true"]}
@@ -72,10 +80,14 @@ def copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def run_experiment(name: str, overrides: list[str], extra: list[str]) -> dict:
+def seeds_setting(seeds: list[int]) -> list[str]:
+    return [f"train.extra_seeds=[{','.join(str(s) for s in seeds)}]"] if seeds else []
+
+
+def run_experiment(name: str, overrides: list[str], extra: list[str], seeds: list[int] | None = None) -> dict:
     """One `dvc exp run` in the workspace, then its outputs copied to results/study/runs/<name>/."""
     exp = f"study-{name}-{datetime.now(timezone.utc):%Y%m%d%H%M}"
-    settings = BASE + overrides + extra
+    settings = BASE + overrides + extra + seeds_setting(seeds or [])
     started = time.perf_counter()
     sh(["dvc", "exp", "run", "-n", exp, *[a for s in settings for a in ("-S", s)]])
     wall = time.perf_counter() - started
@@ -88,7 +100,8 @@ def run_experiment(name: str, overrides: list[str], extra: list[str]) -> dict:
     if name == next(iter(RECIPES)) or not (OUT / "context" / CONTEXT[0]).exists():
         for rel in CONTEXT:
             copy(ROOT / rel, OUT / "context" / rel)
-    info = {"experiment": exp, "overrides": settings, "wall_s": round(wall, 1), "commit": head_commit()}
+    info = {"experiment": exp, "overrides": settings, "wall_s": round(wall, 1), "commit": head_commit(),
+            "extra_seeds": list(seeds or [])}
     (dest / "run.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"{name}: {exp} in {wall / 60:.1f} min", flush=True)
     return info
@@ -107,13 +120,23 @@ def combine(names: list[str], extra: list[str]) -> None:
             raise SystemExit(f"no run in {OUT / 'runs'} holds results/reference (kept out of git): run one of "
                              f"{', '.join(names)} again with --runs, and the rest are combined with it")
         copy(OUT / "runs" / have[0] / "results/reference", work / "results/reference")
+        # each variant's answers (and closed-book answers, where its run made them) under the variant's name, with
+        # those of its run's extra training seeds as <variant>-seed<N>
+        seeds = {v: (run_seeds(run) if source != "base" else []) for v, (run, source) in variants.items()}
+        arms = ["", "closed_book/"]
         for variant, (run, source) in variants.items():
             for task in tasks:
-                copy(OUT / "runs" / run / f"results/students/{source}_{task}.jsonl",
-                     work / f"results/students/{variant}_{task}.jsonl")
+                for arm in arms:
+                    for s in [None, *seeds[variant]]:
+                        copy(OUT / "runs" / run / f"results/students/{arm}{seeded(source, s)}_{task}.jsonl",
+                             work / f"results/students/{arm}{seeded(variant, s)}_{task}.jsonl")
+        # runs collected before the closed-book arm existed have no closed-book answers: score without that arm
+        closed_book = all((work / f"results/students/closed_book/{v}_{t}.jsonl").exists() for v in variants for t in tasks)
         listing = "[" + ",".join(variants) + "]"
+        pooled = "{" + ",".join(f"{v}:[{','.join(map(str, s))}]" for v, s in seeds.items() if s) + "}"
         env = {"SLING_WORKDIR": str(work), "DVC_EXP_NAME": "study-combined"}
-        settings = BASE + extra + [f"rag.variants={listing}"]
+        settings = BASE + extra + [f"rag.variants={listing}", f"rag.closed_book={str(closed_book).lower()}"]
+        settings += [f"eval.variant_seeds={pooled}"] if any(seeds.values()) else []
         sh([sys.executable, "-m", "pipeline.score", *settings], env)
         sh([sys.executable, "-m", "pipeline.report", *settings], env)
         for rel, dst in (("metrics/scores.json", "scores.json"), ("results/per_question.json", "per_question.json"),
@@ -135,6 +158,11 @@ def combine(names: list[str], extra: list[str]) -> None:
     (OUT / "study.json").write_text(json.dumps(study, indent=2) + "\n")
     experiments_table([r["experiment"] for r in runs.values()])
     print(f"wrote {OUT}: {', '.join(variants)}")
+
+
+def run_seeds(run: str) -> list[int]:
+    """The extra training seeds a collected run trained and answered with (none for runs before --seeds)."""
+    return json.loads((OUT / "runs" / run / "run.json").read_text()).get("extra_seeds", [])
 
 
 def experiments_table(names: list[str]) -> None:
@@ -159,6 +187,8 @@ def main() -> None:
     ap.add_argument("--combine-only", action="store_true", help="only rebuild results/study/ from collected runs")
     ap.add_argument("--runs", nargs="+", choices=[*RECIPES, *SWEEP], metavar="RUN",
                     help=f"run only these (of {', '.join([*RECIPES, *SWEEP])}), keeping the runs already collected")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[], metavar="N",
+                    help="extra training seeds for every run made (train.extra_seeds): each trains and answers once more")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an override for every run (a cut-down check: --set train.general_epochs=0.01)")
     a = ap.parse_args()
@@ -166,7 +196,7 @@ def main() -> None:
     if not a.combine_only:
         for name, overrides in plan.items():
             if not a.runs or name in a.runs:
-                run_experiment(name, overrides, a.set)
+                run_experiment(name, overrides, a.set, a.seeds)
     names = [n for n in plan if (OUT / "runs" / n / "run.json").exists()]
     if not names or names[0] != next(iter(RECIPES)):
         raise SystemExit(f"no collected run of the paper recipe in {OUT / 'runs'}: run the study first")

@@ -113,9 +113,14 @@ def study_section() -> str:
     from pipeline.stats import detectable_difference, questions_for
 
     ev = compose([]).eval
+    seed_counts = {len(p["rescaled"].get("per_seed") or [None]) for s in scores.values()
+                   for k, p in s["paired"].items() if k.endswith("-base")}
+    how = ("paired bootstrap 95% interval over questions; each recipe is one training run, with one seed"
+           if seed_counts <= {1} else
+           "paired 95% interval that resamples each variant's training seeds, then questions (the seed count is "
+           "given with each claim)")
     lines += ["", "**Headline** (computed from `results/study/scores.json`: each tuned variant minus the base, per "
-              "question, paired bootstrap 95% interval over questions; each recipe is one training run, with one "
-              f"seed; below eval.min_questions ({ev.min_questions}) questions no verdict is given):", ""]
+              f"question, {how}; below eval.min_questions ({ev.min_questions}) questions no verdict is given):", ""]
     for task, s in scores.items():
         n = s["questions"]
         for v in [v for v in main + sweep if v in s["variants"] and v != "base"]:
@@ -143,10 +148,17 @@ def study_section() -> str:
         best = {k: max(s["variants"], key=lambda n: s["variants"][n][k]) for k in ("rescaled", "token_f1_rescaled")}
         lines.append(f"- {task}: best of our variants on rescaled cosine `{best['rescaled']}`, on rescaled token F1 "
                      f"`{best['token_f1_rescaled']}`.")
-    lines += ["", "Seed variance: every claim above rests on one training run per recipe, and the intervals resample "
-              "questions only. The pipeline now trains extra seeds (`train.extra_seeds`, pooled by a bootstrap over "
-              "seeds, then questions); the study has not yet been re-run with them, so no claim here is known to "
-              "survive training noise, and the ones marked \"beats the base\" are the ones to re-test first."]
+    if seed_counts <= {1}:
+        lines += ["", "Seed variance: every claim above rests on one training run per recipe, and the intervals "
+                  "resample questions only. The pipeline now trains extra seeds (`train.extra_seeds`, pooled by a "
+                  "bootstrap over seeds, then questions); the study has not yet been re-run with them "
+                  "(`python scripts/study.py --runs <run> --seeds 1 2`), so no claim here is known to survive training "
+                  "noise, and the ones marked \"beats the base\" are the ones to re-test first."]
+    else:
+        lines += ["", "Seed variance: a claim on several seeds holds across training noise as well as question "
+                  "sampling (its interval resamples seeds, then questions); one marked \"not yet tested against seed "
+                  "variance\" rests on one training run (`python scripts/study.py --runs <run> --seeds 1 2` adds "
+                  "seeds to it)."]
     missing = [n for n in study.get("sweep_planned", []) if n not in study.get("sweep", [])]
     if missing:
         lines += ["", f"{'The sweep over the RAFT knobs is' if not sweep else 'Of the sweep, ' + ', '.join(missing)}"

@@ -306,11 +306,9 @@ def test_what_a_question_count_can_detect():
     assert questions_for(0.1, 0.2, 25) == 100 and questions_for(0.1, 0.05, 25) == 25
 
 
-def test_extra_seeds_pool_into_the_scores_with_intervals_over_seeds(tmp_path, monkeypatch):
-    """The score stage reads each extra seed's answers (`domain-seed7`), pools them with the run's own, reports each
-    seed's mean, and pairs seed with seed; the base (no adapter) pairs with every seed."""
+def one_task_with_answers(tmp_path, monkeypatch, answers: dict[str, list[str]]) -> None:
+    """A work root with one task `t1` over REFERENCES: its hand-written references and each named answer set."""
     from pipeline.io import write_jsonl
-    from pipeline.score import main
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     (tmp_path / "data/benchmark").mkdir(parents=True)
@@ -319,10 +317,18 @@ def test_extra_seeds_pool_into_the_scores_with_intervals_over_seeds(tmp_path, mo
                              "retrieved": [{"id": "c", "text": r}], "latency_s": 0.1, "answer_tokens": 5}
                             for i, (a, r) in enumerate(zip(answers, REFERENCES))]
     write_jsonl(tmp_path / "results/reference/t1.jsonl", [r | {"reference_source": "hand-written"} for r in rows(REFERENCES)])
-    answers = {"base": MODEL, "general": MODEL, "domain": REFERENCES, "general-seed7": MODEL,
-               "domain-seed7": ["Nothing to do with it."] * len(REFERENCES)}
     for name, a in answers.items():
         write_jsonl(tmp_path / f"results/students/{name}_t1.jsonl", rows(a))
+
+
+def test_extra_seeds_pool_into_the_scores_with_intervals_over_seeds(tmp_path, monkeypatch):
+    """The score stage reads each extra seed's answers (`domain-seed7`), pools them with the run's own, reports each
+    seed's mean, and pairs seed with seed; the base (no adapter) pairs with every seed."""
+    from pipeline.score import main
+
+    one_task_with_answers(tmp_path, monkeypatch, {
+        "base": MODEL, "general": MODEL, "domain": REFERENCES, "general-seed7": MODEL,
+        "domain-seed7": ["Nothing to do with it."] * len(REFERENCES)})
     main(["eval.bootstrap=200", "train.extra_seeds=[7]", "rag.closed_book=false"])
     out = json.loads((tmp_path / "metrics/scores.json").read_text())["t1"]
     domain = out["variants"]["domain"]
@@ -352,3 +358,18 @@ def test_one_question_has_no_spread_so_the_count_needed_comes_from_the_prior():
     assert not allowed and "1 paired question: too few to measure" in said and "about 126 questions (125 more)" in said
     four = {"questions": 4, "paired": {"domain-base": {"rescaled": {"mean": 0.1, "ci": [-0.1, 0.3], "detectable": 0.28}}}}
     assert power(four, cfg)["questions_for_target"] == 32  # 4 x (0.28 / 0.1)^2 = 31.4: from the measured spread
+
+
+def test_a_variant_named_outside_the_pipeline_pools_the_seeds_eval_variant_seeds_lists(tmp_path, monkeypatch):
+    """The study's recipe variants (domain_raft) are not pipeline variants: eval.variant_seeds names their seeds, and
+    a listed variant pools only those, whatever train.extra_seeds says."""
+    from pipeline.score import main
+
+    one_task_with_answers(tmp_path, monkeypatch, {"base": MODEL, "domain_raft": REFERENCES,
+                                                  "domain_raft-seed1": MODEL, "domain_raft-seed2": MODEL})
+    main(["eval.bootstrap=200", "rag.closed_book=false", "rag.variants=[base,domain_raft]",
+          "eval.variant_seeds={domain_raft:[1,2]}"])
+    out = json.loads((tmp_path / "metrics/scores.json").read_text())["t1"]
+    assert set(out["variants"]["domain_raft"]["per_seed"]) == {"42", "1", "2"}
+    assert len(out["paired"]["domain_raft-base"]["rescaled"]["per_seed"]) == 3
+    assert "per_seed" not in out["variants"]["base"]

@@ -76,7 +76,7 @@ def test_the_study_script_cut_down(tmp_path):
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base", repo)
     materialise_inputs(repo)
     sets = " ".join(f"--set {s}" for s in CUT + [f"data.seed_dir={SEED}"])
-    sh(f"python scripts/study.py --no-sweep {sets}", repo)
+    sh(f"python scripts/study.py --no-sweep --seeds 1 {sets}", repo)  # one extra training seed per run
     out = repo / "results/study"
     study = json.loads((out / "study.json").read_text())
     assert set(study["runs"]) == {"paper", "raft"} and study["recipes"] == ["paper", "raft"]
@@ -87,8 +87,14 @@ def test_the_study_script_cut_down(tmp_path):
         assert set(scores[task]["variants"]) == {"base", "general", "domain", "domain_raft"}
         assert scores[task]["questions"] == n
         assert "domain_raft-base" in scores[task]["paired"]
+        # every tuned variant pools its run's two seeds (42 and 1); the base has none
+        for variant in ("general", "domain", "domain_raft"):
+            assert set(scores[task]["variants"][variant]["per_seed"]) == {"42", "1"}
+            assert len(scores[task]["paired"][f"{variant}-base"]["rescaled"]["per_seed"]) == 2
+        assert "per_seed" not in scores[task]["variants"]["base"]
         for variant in study["variants"]:
             assert len((out / f"answers/{variant}_{task}.jsonl").read_text().splitlines()) == n
+    assert all(r["extra_seeds"] == [1] for r in study["runs"].values())
     raft_data = json.loads((out / "runs/raft/metrics/dataset.json").read_text())
     assert raft_data["raft"]["rows_without_gold"] > 0
     assert "raft" not in json.loads((out / "runs/paper/metrics/dataset.json").read_text())

@@ -35,7 +35,7 @@ from pipeline.cli import run
 from pipeline.config import ConfigError, UserError, load_config, resolve_path, work_root
 from pipeline.importers import read_benchmark
 from pipeline.ingest import find_documents
-from pipeline.language import prompt_language
+from pipeline.language import prompt_language, with_question_form
 from pipeline.io import provenance, read_json, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl
 from pipeline.paths import (BENCHMARK_METRICS, MANIFEST, PARAGRAPHS, QUESTIONS_DIR, SPLIT, TASKS, questions_path,
                             slug)
@@ -257,7 +257,8 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
             rounds -= 1
             break
         label = "" if rounds == 1 else f" (round {rounds})"
-        questions = calls.run([b.question_prompt.format(paragraph=p["text"], language=prompt_language(p))
+        questions = calls.run([with_question_form(b.question_prompt.format(paragraph=p["text"],
+                                                                            language=prompt_language(p)), p)
                                for p in sampled], "benchmark questions" + label)
         asked = [(p, q) for p, q in zip(sampled, questions) if q]
         answers = calls.run([b.answer_prompt.format(paragraph=p["text"], question=q, language=prompt_language(p))

@@ -32,6 +32,11 @@ should would will shall may might must has have had""".split())
 POINTER = re.compile(r"\b(the|this|that|these|those|given|above|following|provided)\s+(given\s+|above\s+|provided\s+)?"
                      r"(text|texts|passage|passages|paragraph|paragraphs|report|document|documents|paper|article|"
                      r"excerpt|extract|section|context|snippet)\b", re.I)
+# The same in Spanish: "el texto", "este párrafo", "según el documento".
+POINTER_ES = re.compile(r"\b(el|la|los|las|este|esta|estos|estas|ese|esa|dicho|dicha|presente|siguiente)\s+"
+                        r"(texto|textos|pasaje|pasajes|párrafo|párrafos|informe|documento|documentos|artículo|"
+                        r"extracto|sección|contexto|fragmento)\b", re.I)
+POINTERS = {"en": POINTER, "es": POINTER_ES}
 
 
 def _plain(text: str) -> str:
@@ -44,7 +49,8 @@ def validity_problem(question: str, answer: str, paragraph: str, language: str |
 
     - not_a_question: it does not end with a question mark, or (English) holds no interrogative word or auxiliary
       ("The text asks a question about the structure of the routine rhohxc.F90.");
-    - points_at_source: it points at "the text / passage / report / paper ..." instead of naming its subject;
+    - points_at_source: it points at "the text / passage / report / paper ..." (English, Spanish) instead of naming
+      its subject;
     - reference_repeats_question: the answer holds the question, the question holds the answer, or the answer adds
       no content word the question does not already have;
     - question_copies_paragraph: the question (four words or more) is a verbatim span of its paragraph.
@@ -54,7 +60,8 @@ def validity_problem(question: str, answer: str, paragraph: str, language: str |
     english = language in (None, "en")
     if not q.rstrip().endswith(("?", "\uff1f", "\u061f")) or (english and not any(w in INTERROGATIVE for w in words)):
         return "not_a_question"
-    if english and POINTER.search(q):
+    pointer = POINTERS.get(language or "en")
+    if pointer is not None and pointer.search(q):
         return "points_at_source"
     plain_q, plain_a = _plain(q), _plain(answer)
     held = content_words(answer)

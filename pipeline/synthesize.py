@@ -22,7 +22,7 @@ from pipeline.config import UserError, load_config, resolve_path
 from pipeline.importers import read_sai_csv
 from pipeline.paths import PARAGRAPHS, SPLIT, SYNTHETIC
 from pipeline.io import provenance, read_json, read_jsonl, write_json, write_jsonl
-from pipeline.language import prompt_language
+from pipeline.language import prompt_language, with_question_form
 from pipeline.teacher import CachedCalls, make_teacher
 from pipeline.tracking import log_dataset, log_metrics, stage_run
 
@@ -73,7 +73,8 @@ def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dic
     n_q = cfg.synth.questions_per_paragraph
     items = [(p, i) for p in paragraphs for i in range(n_q)]
     started = time.perf_counter()
-    questions = calls.run([question_prompt(cfg, p["text"], i, prompt_language(p)) for p, i in items], "questions")
+    questions = calls.run([with_question_form(question_prompt(cfg, p["text"], i, prompt_language(p)), p)
+                           for p, i in items], "questions")
     answerable = [(k, q) for k, q in enumerate(questions) if q]
     answers_for = calls.run([cfg.synth.answer_prompt.format(paragraph=items[k][0]["text"], question=q,
                                                             language=prompt_language(items[k][0]))

@@ -192,6 +192,13 @@ def run_key(cfg: DictConfig, stage: str, data_dir: Path, adapter_dirs: dict[str,
     return sha256_text(json.dumps(parts, sort_keys=True, default=str))
 
 
+def training_config_yaml(cfg: DictConfig) -> str:
+    """The settings an adapter was trained with, saved beside it as sling_config.yaml: the seed, model, LoRA and train
+    groups, the ones the train stages read. Not the whole config: a key added to another group would change the
+    adapter directory's bytes (and its DVC hash) without changing the training."""
+    return OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, ["seed", "model", "lora", "train"]), resolve=True)
+
+
 LOSS_SERIES = {"train": "loss", "eval": "eval_loss"}  # a loss curve's name -> the Trainer's log key for it
 
 
@@ -387,7 +394,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
             adapter_cfg["target_modules"] = sorted(adapter_cfg["target_modules"])
         write_json(tmp / "adapter_config.json", adapter_cfg)
         (tmp / "README.md").unlink(missing_ok=True)
-        atomic_write_text(tmp / "sling_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_text(tmp / "sling_config.yaml", training_config_yaml(cfg))
         write_json(tmp / "sling_provenance.json", provenance(
             f"train_{stage}", {"lora": OmegaConf.to_container(cfg.lora), "train": OmegaConf.to_container(t),
                                "model": cfg.model.name, "stacked_on": VARIANTS[stage][:-1], "seed": cfg.seed},
@@ -401,7 +408,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
         with atomic_dir(merged) as tmp:
             full.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            atomic_write_text(tmp / "sling_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+            atomic_write_text(tmp / "sling_config.yaml", training_config_yaml(cfg))
         del full
     state.wait_for_everyone()
     shutil.rmtree(ckpt, ignore_errors=True)  # the adapter is saved: a finished run leaves nothing to resume

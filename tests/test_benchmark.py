@@ -201,6 +201,18 @@ def test_validity_checks_in_other_languages_ask_only_for_the_question_mark():
     assert validity_problem("ABINIT lee su archivo de entrada.", "Sí.", PARAGRAPH, "es") == "not_a_question"
 
 
+# Real questions the embedded teacher wrote on glpk-doc's Spanish manual (gmpl_es.pdf) that point at their source.
+@pytest.mark.parametrize("question", ["¿Cómo se dice el texto en español?",
+                                      "¿Cómo se dice la texto en escritura de registros en la tabla de salida?",
+                                      "¿Qué describe este párrafo sobre las tablas?"])
+def test_a_spanish_question_that_points_at_its_source_is_caught(question):
+    from pipeline.quality import validity_problem
+
+    assert validity_problem(question, "Una respuesta que nombra las tablas de salida.", PARAGRAPH, "es") == "points_at_source"
+    assert validity_problem("¿Qué escribe la sentencia table en la tabla de salida?", "Un registro por cada par.",
+                            PARAGRAPH, "es") is None
+
+
 def test_the_filters_count_each_validity_drop_by_reason():
     from pipeline.quality import filter_rows
 

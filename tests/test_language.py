@@ -58,6 +58,14 @@ def test_synthesis_prompts_ask_for_the_documents_language(cfg_factory):
     assert "in Spanish" in answer and "{" not in answer
 
 
+def test_a_spanish_question_prompt_says_how_a_spanish_question_is_written_and_an_english_one_is_unchanged():
+    from pipeline.language import with_question_form
+
+    assert with_question_form("Write a question.\n\nText: x", {"language": "es"}).endswith("starts with ¿ and ends with ?.)")
+    for paragraph in ({"language": "en"}, {"language": None}, {}):
+        assert with_question_form("Write a question.\n\nText: x", paragraph) == "Write a question.\n\nText: x"
+
+
 def make_spanish_pdf(path: Path) -> None:
     from fpdf import FPDF
 

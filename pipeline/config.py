@@ -240,7 +240,7 @@ def validate(cfg: DictConfig) -> None:
                             "bf16 or fp32")
         problems += launch_problems(cfg)
         extra = OmegaConf.select(cfg, "train.extra_seeds", default=None)
-        if extra is None or not all(_non_negative_int(x) for x in extra) or len(set(extra)) != len(extra):
+        if not _seed_list(extra):
             problems.append(f"train.extra_seeds must be a list of distinct non-negative integers, got {extra!r} "
                             "(e.g. -S 'train.extra_seeds=[1,2]')")
         elif cfg.seed in extra:
@@ -248,8 +248,7 @@ def validate(cfg: DictConfig) -> None:
                             "list only the other seeds")
         listed = OmegaConf.select(cfg, "eval.variant_seeds", default=None)
         if listed is not None and not isinstance(listed, DictConfig) or listed and any(
-                not OmegaConf.is_list(v) or not all(_non_negative_int(x) for x in v) or len(set(v)) != len(v)
-                or cfg.seed in v for v in listed.values()):
+                not _seed_list(v) or cfg.seed in v for v in listed.values()):
             problems.append(f"eval.variant_seeds must map variants to lists of distinct non-negative seeds other than "
                             f"seed ({cfg.seed}), got {listed!r} (e.g. 'eval.variant_seeds={{domain_raft:[1,2]}}')")
         if cfg.data.domain_source == "sai_csv" and not cfg.data.sai_csv:
@@ -258,6 +257,12 @@ def validate(cfg: DictConfig) -> None:
     if problems:
         raise ConfigError("invalid configuration (fix it in conf/ or with an override such as -S key=value):\n  - "
                           + "\n  - ".join(problems))
+
+
+def _seed_list(value: Any) -> bool:
+    """A list of distinct non-negative integers: training seeds (train.extra_seeds, eval.variant_seeds' values)."""
+    return (OmegaConf.is_list(value) or isinstance(value, list)) and all(_non_negative_int(x) for x in value) \
+        and len(set(value)) == len(value)
 
 
 def launch_problems(cfg: DictConfig) -> list[str]:

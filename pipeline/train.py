@@ -254,7 +254,7 @@ def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int
 
     t, cuda = cfg.train, torch.cuda.is_available()
     precision = train_precision(t.precision)
-    if t.get("launcher", "none") == "accelerate":
+    if t.launcher == "accelerate":
         # Each batch of train.batch_size rows is split over the processes (accelerate's split_batches): the same
         # sampler, the same global batches and the same steps as one process, whatever the process count.
         overrides.setdefault("accelerator_config", {"split_batches": True})

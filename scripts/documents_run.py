@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from pipeline.paths import (BENCHMARK_METRICS, LEAKAGE_METRICS, PARAGRAPHS, SPLIT, TASKS,  # noqa: E402
+                            answers_path, train_metrics_path)
+
 OUT = ROOT / "results" / "documents"
 
 
@@ -32,8 +35,9 @@ def read(checkout: Path, rel: str):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def pipeline_run(checkout: Path):
-    """The newest finished data=documents pipeline run (MLflow parent) in the checkout's mlflow.db, and its client."""
+def run_times(checkout: Path) -> tuple[float, dict[str, float]]:
+    """The newest finished data=documents pipeline run's length, as its MLflow parent run recorded it (first stage to
+    last), and each stage's wall time in it, from its MLflow stage run (start to end)."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{checkout / 'mlflow.db'}")
@@ -42,38 +46,29 @@ def pipeline_run(checkout: Path):
             if r.data.tags.get("sling.kind") == "pipeline" and r.data.params.get("data.name") == "documents"]
     if not runs or runs[0].info.end_time is None:
         raise SystemExit(f"{checkout / 'mlflow.db'} holds no finished data=documents pipeline run")
-    return client, runs[0]
-
-
-def wall_seconds(checkout: Path) -> float:
-    """The newest documents pipeline run's length, as its MLflow parent run recorded it (first stage to last)."""
-    _, run = pipeline_run(checkout)
-    return (run.info.end_time - run.info.start_time) / 1000
-
-
-def stage_seconds(checkout: Path) -> dict[str, float]:
-    """Each stage's wall time in that run, from its MLflow stage run (start to end)."""
-    client, parent = pipeline_run(checkout)
+    parent = runs[0]
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    return {r.data.tags["sling.stage"]: round((r.info.end_time - r.info.start_time) / 1000, 1)
-            for r in children if r.info.end_time and r.data.tags.get("sling.stage")}
+    stages = {r.data.tags["sling.stage"]: round((r.info.end_time - r.info.start_time) / 1000, 1)
+              for r in children if r.info.end_time and r.data.tags.get("sling.stage")}
+    return (parent.info.end_time - parent.info.start_time) / 1000, stages
 
 
 def work_done(checkout: Path) -> dict:
     """What each stage of the run processed, in the units its rate is measured in (scripts/scale_estimate.py)."""
     ingest, synth = read(checkout, "metrics/ingest.json"), read(checkout, "metrics/synthesize.json")
-    bench, dataset = read(checkout, "metrics/benchmark.json"), read(checkout, "metrics/dataset.json")
+    bench, dataset = read(checkout, BENCHMARK_METRICS), read(checkout, "metrics/dataset.json")
     index = read(checkout, "metrics/index.json")
     trained = {}
     for stage in ("general", "domain"):
-        m = read(checkout, f"metrics/train_{stage}.json")
+        m = read(checkout, train_metrics_path(stage))
         trained[stage] = {"tokens": round(m["tokens_per_s"] * m["wall_time_s"]), "rows": m["train_rows"],
                           "steps": m["steps"], "epochs": m["epochs"], "tokens_per_s": m["tokens_per_s"]}
-    answers = sum(1 for f in (checkout / "results" / "students").rglob("*.jsonl")  # RAG and closed-book answers
+    students = (checkout / answers_path("base", "any")).parent  # every variant's answers, closed-book ones below it
+    answers = sum(1 for f in students.rglob("*.jsonl")
                   for line in f.read_text(encoding="utf-8").splitlines() if line.strip())
-    held_out = set(read(checkout, "data/split/documents.json")["benchmark"])
-    benchmark_paragraphs = sum(1 for line in (checkout / "data/ingested/paragraphs.jsonl").open(encoding="utf-8")
+    held_out = set(read(checkout, SPLIT)["benchmark"])
+    benchmark_paragraphs = sum(1 for line in (checkout / PARAGRAPHS).open(encoding="utf-8")
                                if line.strip() and json.loads(line)["doc_id"] in held_out)
     return {"documents": ingest["documents"], "paragraphs": ingest["paragraphs"],
             "benchmark_paragraphs": benchmark_paragraphs,
@@ -88,11 +83,12 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
     from pipeline.environment import summary
     from pipeline.io import write_json, write_jsonl
 
-    bench, scores = read(checkout, "metrics/benchmark.json"), read(checkout, "metrics/scores.json")
-    leak, ingest = read(checkout, "metrics/leakage.json"), read(checkout, "metrics/ingest.json")
-    tasks = read(checkout, "data/benchmark/tasks.json")["tasks"]
+    bench, scores = read(checkout, BENCHMARK_METRICS), read(checkout, "metrics/scores.json")
+    leak, ingest = read(checkout, LEAKAGE_METRICS), read(checkout, "metrics/ingest.json")
+    tasks = read(checkout, TASKS)["tasks"]
     if set(scores) != set(tasks):  # the run stopped before its score stage: these are an older run's scores
         scores = {}
+    wall, stages = run_times(checkout) if scores else (None, None)
     languages = ingest.get("language_by_document", {})
     documents = [{"document": p.name, "bytes": p.stat().st_size, "language": languages.get(p.name)}
                  for p in sorted(corpus.iterdir()) if p.is_file()]
@@ -104,8 +100,8 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
                     [{k: r[k] for k in ("id", "question", "reference", "document", "language")} for r in rows])
     record = {
         "command": command, "documents": documents, "machine": summary(),
-        "wall_s": round(wall_seconds(checkout), 1) if scores else None,  # None: stopped before it finished
-        "stages": stage_seconds(checkout) if scores else None, "work": work_done(checkout) if scores else None,
+        "wall_s": round(wall, 1) if scores else None,  # None: stopped before it finished
+        "stages": stages if scores else None, "work": work_done(checkout) if scores else None,
         "benchmark": {k: bench[k] for k in ("questions_per_document", "sampled_paragraphs", "rounds", "generated",
                                             "kept", "funnel", "critic", "tasks", "card_samples", "teacher")},
         "split": {k: bench[k] for k in ("documents", "train_documents", "benchmark_documents")},

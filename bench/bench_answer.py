@@ -12,7 +12,7 @@ repetition penalty 1.15.
   notebook did;
 - ours-<dtype>-<prefill>: `pipeline.answer.generate` (near-equal batches of at most `--batch-size`, sorted by
   length, the key/value cache appended in place) on the model cast to each `--dtypes` entry (`rag.dtype`; `auto`,
-  the stage's default, is what pipeline.precision resolves it to on this machine, shown in the table), with each
+  the stage's default, is what sling.models.precision resolves it to on this machine, shown in the table), with each
   `--prefills` entry (`rag.prefill`: auto, the default, per_prompt, batched).
 
 Each side runs in its own child process so that its peak resident memory (ru_maxrss) is its own. Prints
@@ -37,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from sling.paths import BASE_DIR  # noqa: E402
+
 RESULTS = ROOT.parent / "shared" / "seed" / "paper_results"
 PAPER = RESULTS / "single_paper_results_phi-1_5.csv"   # then the joint task's 25, for --questions past 11
 PAPER_JOINT = RESULTS / "joint_paper_results_phi-1_5.csv"
@@ -45,8 +47,8 @@ SAMPLE = ROOT / "corpus" / "sample" / "benchmark" / "joint.jsonl"
 
 def prompts_and_references(n: int) -> tuple[list[str], list[str], str]:
     """The RAG prompts, the reference answer of each (the paper's gpt_response; the sample's source paragraph)."""
-    from pipeline.config import compose
-    from pipeline.io import read_jsonl
+    from sling.config import compose
+    from sling.io import read_jsonl
 
     template = compose([]).rag.prompt_template
     if PAPER.exists():
@@ -68,9 +70,9 @@ def run_side(side: str, args) -> dict:
     """Answer every prompt on one side; returns answers, wall time, tokens and peak RSS."""
     import torch
 
-    from pipeline.answer import generate
-    from pipeline.config import compose
-    from pipeline.models import load_tokenizer, torch_dtype
+    from sling.config import compose
+    from sling.models.loading import load_tokenizer, torch_dtype
+    from sling.retrieval.answering import generate
 
     torch.set_num_threads(args.threads)
     prefill = side.split("-")[2] if side.count("-") == 2 else "auto"
@@ -80,10 +82,10 @@ def run_side(side: str, args) -> dict:
     tokenizer = load_tokenizer()
     from transformers import AutoModelForCausalLM
 
-    from pipeline.precision import decode_dtype
+    from sling.models.precision import decode_dtype
 
     dtype = "float32" if side == "paper" else decode_dtype(side.split("-")[1])
-    model = AutoModelForCausalLM.from_pretrained(str(ROOT / "models" / "base"), dtype=torch_dtype(dtype)).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(ROOT / BASE_DIR), dtype=torch_dtype(dtype)).eval()
     if side == "paper":
         from transformers import pipeline
 
@@ -122,8 +124,8 @@ def main() -> None:
     if args.side:
         print(json.dumps(run_side(args.side, args)))
         return
-    if not (ROOT / "models" / "base" / "config.json").exists():
-        raise SystemExit("models/base is missing: run `python -m pipeline.snapshot_model` first")
+    if not (ROOT / BASE_DIR / "config.json").exists():
+        raise SystemExit(f"{BASE_DIR} is missing: run `python -m pipeline.snapshot_model` first")
     _, references, source = prompts_and_references(args.questions)
     child = [f"--questions={args.questions}", f"--max-new-tokens={args.max_new_tokens}",
              f"--batch-size={args.batch_size}", f"--threads={args.threads}"]
@@ -136,7 +138,7 @@ def main() -> None:
         results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
     import numpy as np
 
-    from pipeline.score import token_f1
+    from sling.scoring.metrics import token_f1
 
     def interval(values: list[float]) -> tuple[float, float]:
         rng = np.random.default_rng(0)

@@ -42,7 +42,7 @@ def run_stage(folder: Path, work: Path, workers: int) -> float:
 
 
 def build_folder(folder: Path, documents: int, sections: int) -> None:
-    from tests.test_ingest import make_pdf
+    from sling.documents.render import make_pdf
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(documents):  # make_pdf is deterministic: distinct (sections, references) give distinct files
@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--documents", type=int, default=50)
     ap.add_argument("--sections", type=int, default=4, help="sections of the smallest rendered PDF (about 3 per page)")
     args = ap.parse_args()
-    from tests.test_ingest import make_pdf
+    from sling.documents.render import make_pdf
 
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         tmp = Path(tmp)

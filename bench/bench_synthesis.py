@@ -94,8 +94,8 @@ def katan_server(workdir: Path, *args: str, model: str = "echo", backend: str = 
 def write_paragraphs(work: Path, n: int, documents: int = 4) -> list[dict]:
     """`n` distinct paragraphs over `documents` documents, as the ingest stage writes them, all of them for training
     (the split the benchmark stage writes when the benchmark's tasks are named)."""
-    from pipeline.io import sha256_text, write_json, write_jsonl
-    from pipeline.paths import PARAGRAPHS, SPLIT
+    from sling.io import sha256_text, write_json, write_jsonl
+    from sling.paths import PARAGRAPHS, SPLIT
 
     rows = []
     for i in range(n):
@@ -113,11 +113,12 @@ def write_paragraphs(work: Path, n: int, documents: int = 4) -> list[dict]:
 def run_synthesize(work: Path, server: KatanServer, concurrency: int, *extra: str) -> dict:
     """The real stage in `work` against `server`; returns its metrics."""
     from pipeline import synthesize
+    from sling.paths import SYNTHESIZE_METRICS
 
     os.environ["SLING_WORKDIR"] = str(work)
     synthesize.main(["teacher=openai", f"teacher.base_url={server.base_url}", "teacher.model=echo",
                      f"teacher.concurrency={concurrency}", "synth.max_paragraphs=null", *extra])
-    return json.loads((work / synthesize.METRICS).read_text())
+    return json.loads((work / SYNTHESIZE_METRICS).read_text())
 
 
 def main() -> None:

@@ -43,9 +43,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pipeline.config import compose  # noqa: E402
-from pipeline.io import read_jsonl  # noqa: E402
-from pipeline.train import IGNORE, CountingCollator, build_model, tokenize, training_args  # noqa: E402
+from sling.config import compose  # noqa: E402
+from sling.io import read_jsonl  # noqa: E402
+from sling.models.training import (  # noqa: E402
+    IGNORE,
+    CountingCollator,
+    build_model,
+    tokenize,
+    training_args,
+)
+from sling.paths import BASE_DIR, GENERAL_DIR, dataset_path, train_metrics_path  # noqa: E402
 
 SAI = ROOT.parent / "shared" / "seed" / "SAI_dataset" / "dataset_train.json"
 SAMPLE = ROOT / "corpus" / "sample" / "general.jsonl"
@@ -55,7 +62,7 @@ log = logging.getLogger("bench_training")
 
 def load_records(path: Path, n: int, cfg) -> list[dict]:
     """prompt/response rows: the paper's `text` split at its response marker, or Alpaca rows formatted as the stage does."""
-    from pipeline.formats import general_prompt
+    from sling.data.formats import general_prompt
 
     rows, skipped = [], 0
     for r in read_jsonl(path):
@@ -95,10 +102,12 @@ def make_base(kind: str, base: str | None, workdir: Path) -> Path:
     path = workdir / "base"
     if kind == "tiny":
         sys.path.insert(0, str(ROOT / "tests"))
-        from test_train import tiny_model  # a random 2-layer Llama; its tokenizer knows only the test's words
+        from test_train import (
+            tiny_model,  # a random 2-layer Llama; its tokenizer knows only the test's words
+        )
 
         return tiny_model(path)
-    from pipeline.snapshot_model import load_source
+    from sling.models.snapshot import load_source
 
     model, tokenizer = load_source(compose([]).model)
     model.save_pretrained(path)
@@ -127,7 +136,7 @@ def eval_loss(model, tokenizer, rows: list[dict], batch_size: int) -> float:
     """Token-weighted mean loss on held-out rows in float32 (no autocast): the same yardstick for every side."""
     import torch
 
-    from pipeline.train import padding_collator
+    from sling.models.training import padding_collator
 
     collate, total, count = padding_collator(tokenizer), 0.0, 0
     model.eval()
@@ -145,7 +154,7 @@ def measure(cfg, base: Path, rows: list[dict], collator: CountingCollator, sampl
     from datasets import Dataset
     from transformers import Trainer, set_seed
 
-    from pipeline.precision import train_precision
+    from sling.models.precision import train_precision
 
     set_seed(cfg.seed)
     model = build_model(cfg, "general", base)
@@ -204,8 +213,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         base = make_base(a.model, a.base, workdir)
-        from pipeline.models import load_tokenizer
-        from pipeline.train import packing_collator, resolve_packing
+        from sling.models.loading import load_tokenizer
+        from sling.models.training import packing_collator, resolve_packing
 
         tokenizer = load_tokenizer(base)
         cfg0 = compose(common)
@@ -266,19 +275,19 @@ def stage_run(work: Path, base: Path, train_rows: list[dict], eval_rows: list[di
     """`python -m pipeline.train general` in its own work directory; returns the metrics it wrote."""
     import subprocess
 
-    from pipeline.io import write_jsonl
+    from sling.io import write_jsonl
 
-    (work / "models").mkdir(parents=True, exist_ok=True)
-    if not (work / "models" / "base").exists():
-        (work / "models" / "base").symlink_to(base, target_is_directory=True)
-    write_jsonl(work / "data" / "datasets" / "general" / "train.jsonl", train_rows)
-    write_jsonl(work / "data" / "datasets" / "general" / "eval.jsonl", eval_rows)
+    (work / BASE_DIR).parent.mkdir(parents=True, exist_ok=True)
+    if not (work / BASE_DIR).exists():
+        (work / BASE_DIR).symlink_to(base, target_is_directory=True)
+    write_jsonl(work / dataset_path(GENERAL_DIR, "train"), train_rows)
+    write_jsonl(work / dataset_path(GENERAL_DIR, "eval"), eval_rows)
     env = {**os.environ, "SLING_WORKDIR": str(work), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     res = subprocess.run([sys.executable, "-m", "pipeline.train", "general", *overrides], cwd=ROOT, env=env,
                          capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"the train stage failed in {work}:\n{res.stderr[-4000:]}")
-    return json.loads((work / "metrics" / "train_general.json").read_text())
+    return json.loads((work / train_metrics_path("general")).read_text())
 
 
 def compare_processes(a) -> None:

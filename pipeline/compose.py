@@ -4,12 +4,11 @@
     python -m pipeline.compose experiment=smoke      # tiny settings
     python -m pipeline.compose model=phi-1_5 lora.r=8
 """
-import sys
-
 from omegaconf import OmegaConf
 
-from pipeline.config import PARAMS, compose, validate
-from pipeline.io import atomic_write_text
+from sling.cli import run
+from sling.config import PARAMS, compose, validate
+from sling.io import atomic_write_text
 
 
 def main(argv: list[str]) -> None:
@@ -20,4 +19,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run(main)

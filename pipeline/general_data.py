@@ -9,32 +9,20 @@ by a seeded shuffle.
 """
 from __future__ import annotations
 
-import logging
 import random
 
-from omegaconf import DictConfig
-
-from pipeline.cli import run
-from pipeline.config import load_config, resolve_path
-from pipeline.formats import general_prompt, record
-from pipeline.importers import read_alpaca_jsonl
-from pipeline.io import provenance, write_json, write_jsonl
-from pipeline.tracking import log_dataset, log_metrics, stage_run
-
-log = logging.getLogger("general_data")
-
-OUT_DIR = "data/datasets/general"
-
-
-def load_rows(cfg: DictConfig) -> tuple[list[dict], int]:
-    if cfg.data.general_source == "hub":
-        from datasets import load_dataset
-
-        ds = load_dataset(cfg.data.general_hub_id, split="train")
-        rows = [{"instruction": r["instruction"], "input": r.get("input") or "", "output": r["output"]} for r in ds]
-        return rows, 0
-    rows, skipped = read_alpaca_jsonl(resolve_path(cfg.data.general_path))
-    return rows, sum(skipped.values())
+from sling.cli import run
+from sling.config import load_config, resolve_path
+from sling.data.formats import general_prompt, record
+from sling.data.general import load_rows, log
+from sling.io import provenance, write_json, write_jsonl
+from sling.paths import (
+    GENERAL_DATA_METRICS,
+    GENERAL_DIR,
+    GENERAL_PROVENANCE,
+    dataset_path,
+)
+from sling.tracking.runs import log_dataset, log_metrics, stage_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,18 +34,19 @@ def main(argv: list[str] | None = None) -> None:
         records = [record(general_prompt(cfg, r["instruction"], r["input"]), r["output"], source=cfg.data.general_source,
                           seed=cfg.seed) for r in rows]
         n_eval = max(1, round(len(records) * cfg.train.eval_fraction)) if len(records) > 1 else 0
-        write_jsonl(resolve_path(f"{OUT_DIR}/train.jsonl"), records[n_eval:])
-        write_jsonl(resolve_path(f"{OUT_DIR}/eval.jsonl"), records[:n_eval])
+        write_jsonl(resolve_path(dataset_path(GENERAL_DIR, "train")), records[n_eval:])
+        write_jsonl(resolve_path(dataset_path(GENERAL_DIR, "eval")), records[:n_eval])
         metrics = {"rows": len(records), "train_rows": len(records) - n_eval, "eval_rows": n_eval, "skipped_malformed": skipped}
-        write_json(resolve_path(f"{OUT_DIR}/provenance.json"), provenance(
+        write_json(resolve_path(GENERAL_PROVENANCE), provenance(
             "general_data", {"source": cfg.data.general_source, "path": cfg.data.general_path, "limit": cfg.data.general_limit,
                              "seed": cfg.seed}, {"source": resolve_path(cfg.data.general_path)} if cfg.data.general_source == "jsonl" else {}))
-        write_json(resolve_path("metrics/general_data.json"), metrics)
+        write_json(resolve_path(GENERAL_DATA_METRICS), metrics)
         log_metrics(metrics, prefix="general_data.")
         for side, context in (("train", "training"), ("eval", "evaluation")):
-            log_dataset(resolve_path(f"{OUT_DIR}/{side}.jsonl"), f"general-{side}", context)
+            log_dataset(resolve_path(dataset_path(GENERAL_DIR, side)), f"general-{side}", context)
         log.info("%s", metrics)
 
 
 if __name__ == "__main__":
     run(main)
+

@@ -11,67 +11,18 @@ only; the sample and paper profiles benchmark documents they may train on, and s
 """
 from __future__ import annotations
 
-import logging
-
-import numpy as np
-from omegaconf import DictConfig
-
-from pipeline.cli import run
-from pipeline.config import UserError, load_config, resolve_path
-from pipeline.embed import embed
-from pipeline.io import read_jsonl, write_json
-from pipeline.paths import DOMAIN_DIR, LEAKAGE_METRICS, questions_path, tasks
-from pipeline.tracking import log_metrics, stage_run
-
-log = logging.getLogger("leakage")
-SHOWN = 20  # pairs written to the metrics file and named in the error
-
-
-class LeakageError(UserError):
-    pass
-
-
-def benchmark_questions() -> list[dict]:
-    """Every benchmark question once (a question in a per-document task and the joint task counts once)."""
-    seen, out = set(), []
-    for name in tasks():
-        for q in read_jsonl(resolve_path(questions_path(name))):
-            key = (q["question"], q.get("paragraph_hash"))
-            if key not in seen:
-                seen.add(key)
-                out.append(q | {"task": name})
-    return out
-
-
-def measure(cfg: DictConfig, train: list[dict], bench: list[dict]) -> dict:
-    cos = cfg.benchmark.leakage.question_cosine
-    pairs = []
-    if train and bench:
-        sim = embed(cfg.dataset.embedder, [q["question"] for q in bench]) @ embed(
-            cfg.dataset.embedder, [r["question"] for r in train]).T
-        for i, j in zip(*np.nonzero(sim >= cos)):
-            pairs.append({"benchmark_id": bench[i]["id"], "benchmark_question": bench[i]["question"],
-                          "training_question": train[j]["question"], "training_document": train[j].get("document"),
-                          "cosine": round(float(sim[i, j]), 4)})
-        max_cos = round(float(sim.max()), 4)
-    else:
-        max_cos = None
-    pairs.sort(key=lambda p: -p["cosine"])
-    train_hashes = {r.get("paragraph_hash") for r in train} - {None}
-    overlap = [{"benchmark_id": q["id"], "document": q.get("document"), "paragraph_hash": q["paragraph_hash"]}
-               for q in bench if q.get("paragraph_hash") in train_hashes]
-    shared_docs = sorted({q.get("document") for q in bench} & {r.get("document") for r in train} - {None, ""})
-    return {"training_questions": len(train), "benchmark_questions": len(bench), "question_cosine": cos,
-            "near_duplicate_questions": len({p["benchmark_id"] for p in pairs}), "near_duplicate_pairs": len(pairs),
-            "max_question_cosine": max_cos, "paragraph_overlap": len(overlap), "shared_documents": shared_docs,
-            "leaked": len({p["benchmark_id"] for p in pairs} | {o["benchmark_id"] for o in overlap}),
-            "threshold": cfg.data.leakage_max, "pairs": pairs[:SHOWN], "overlapping_paragraphs": overlap[:SHOWN]}
+from sling.cli import run
+from sling.config import load_config, resolve_path
+from sling.io import read_jsonl, write_json
+from sling.paths import DOMAIN_DIR, LEAKAGE_METRICS, dataset_path, produced
+from sling.scoring.leakage import LeakageError, benchmark_questions, log, measure
+from sling.tracking.runs import log_metrics, stage_run
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("leakage", cfg):
-        train = [r for side in ("train", "eval") for r in read_jsonl(resolve_path(f"{DOMAIN_DIR}/{side}.jsonl"))]
+        train = [r for side in ("train", "eval") for r in read_jsonl(produced(dataset_path(DOMAIN_DIR, side), "build_dataset"))]
         result = measure(cfg, train, benchmark_questions())
         write_json(resolve_path(LEAKAGE_METRICS), result)
         log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float))}, prefix="leakage.")
@@ -91,3 +42,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     run(main)
+

@@ -3,6 +3,7 @@
     python scripts/check_repro.py              # headline metrics: metrics/*.json against the committed ones (HEAD)
     python scripts/check_repro.py --lock       # dvc.lock against the committed one: stale stages, outputs that differ
     python scripts/check_repro.py --rev main   # against another revision
+    python scripts/check_repro.py --lock --code-changed --rev REV   # after a refactor: the same outputs as REV's run
 
 Headline metrics, each compared with `git show REV:metrics/<file>`: per task and variant (metrics/scores.json)
 cosine, rescaled, token_f1, token_f1_rescaled and grounding; the means of the paired differences of those; retrieval
@@ -25,6 +26,10 @@ outputs differ did not reproduce byte for byte (on the committed run's hardware 
 elsewhere expected: the provenance files name the machine). metrics/ files and the report are left to the metric
 check: the training and answering metrics, and the report that shows them, hold timings, so their hashes differ on
 every run. Exit 1 on either finding.
+
+`--code-changed` is for a change meant to leave every output as it was (a refactor): a stage whose only difference
+from REV's lock is in its code dependencies (`*.py`) is not stale but compared by its outputs, and printed as
+`same outputs` or `not reproduced`.
 """
 from __future__ import annotations
 
@@ -35,10 +40,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sling.paths import METRICS_DIR, REPORTS_DIR, SCORES  # noqa: E402  (the pipeline's paths, named once)
+
 ROOT = Path.cwd()  # set by main(): the git repository the command runs in
 # Outputs that hold wall-clock timings, so their bytes differ on every run: the metrics (compared metric by metric
 # instead) and the report, which shows the answer stage's latency and tokens/s beside the scores.
-TIMED = ("metrics/", "reports/")
+TIMED = (f"{METRICS_DIR}/", f"{REPORTS_DIR}/")
 VARIANT_METRICS = ("cosine", "rescaled", "token_f1", "token_f1_rescaled", "grounding")
 TRAIN_METRICS = ("train_loss", "eval_loss")
 VERDICTS = ("identical", "within the seed band", "outside")
@@ -150,9 +158,9 @@ def verdict(value, committed, band: list[float]) -> str:
 
 
 def check_metrics(rev: str) -> int:
-    committed_files = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "metrics/"], cwd=ROOT,
+    committed_files = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, f"{METRICS_DIR}/"], cwd=ROOT,
                                      capture_output=True, text=True).stdout.split()
-    files = ["metrics/scores.json"] + sorted(f for f in committed_files if Path(f).name.startswith("train_")
+    files = [SCORES] + sorted(f for f in committed_files if Path(f).name.startswith("train_")
                                              and f.endswith(".json"))
     committed = headline(lambda p: committed_text(rev, p), files)
     ours = headline(workspace_text, files)
@@ -186,7 +194,7 @@ def entries(stage: dict, kind: str) -> dict[str, tuple]:
     return {e["path"]: (e.get("md5") or e.get("hash"), e.get("size")) for e in stage.get(kind, [])}
 
 
-def check_lock(rev: str) -> int:
+def check_lock(rev: str, code_changed: bool = False) -> int:
     ours = lock_stages(workspace_text("dvc.lock"), "dvc.lock")
     committed = lock_stages(committed_text(rev, "dvc.lock"), f"{rev}:dvc.lock")
     written = {path for stage in [*ours.values(), *committed.values()] for path in entries(stage, "outs")}
@@ -194,7 +202,7 @@ def check_lock(rev: str) -> int:
     def upstream(path: str) -> bool:
         return any(path == out or path.startswith(out.rstrip("/") + "/") for out in written)
 
-    stale, differ = [], []
+    stale, differ, same = [], [], []
     for name in [*committed, *(n for n in ours if n not in committed)]:
         old, new = committed.get(name), ours.get(name)
         if old is None or new is None:
@@ -210,7 +218,8 @@ def check_lock(rev: str) -> int:
         old_deps, new_deps = entries(old, "deps"), entries(new, "deps")
         why += [f"dep {p}" for p in sorted({*old_deps, *new_deps})
                 if old_deps.get(p) != new_deps.get(p) and not upstream(p)]
-        if why:
+        code_only = code_changed and why and all(w.startswith("dep ") and w.endswith(".py") for w in why)
+        if why and not code_only:
             stale.append(f"{name}: {'; '.join(why)}")
             continue
         old_outs, new_outs = entries(old, "outs"), entries(new, "outs")
@@ -218,17 +227,22 @@ def check_lock(rev: str) -> int:
                 if old_outs.get(p) != new_outs.get(p) and not p.startswith(TIMED)]
         if outs:
             differ.append(f"{name}: {', '.join(outs)}")
+        elif code_only:
+            same.append(f"{name}: {len(why)} code dependencies changed, {len(old_outs)} outputs as committed")
     for line in stale:
         print(f"stale                {line}")
     for line in differ:
         print(f"not reproduced       {line}")
+    for line in same:
+        print(f"same outputs         {line}")
     print(f"check_repro --lock: {len(ours)} stages against {rev}:dvc.lock: {len(stale)} stale, "
-          f"{len(differ)} with inputs as committed but other outputs")
+          f"{len(differ)} with inputs as committed but other outputs"
+          + (f", {len(same)} with other code and the same outputs" if code_changed else ""))
     if stale:
         print("the committed dvc.lock is stale: re-run dvc repro and commit dvc.lock (with metrics/ and plots/)")
     if differ:
         print("outputs differ from the committed run with the same inputs: on the committed run's machine kind "
-              "(its provenance files and python -m pipeline.environment) this is nondeterminism to fix; on another "
+              "(its provenance files and python -m sling.tracking.environment) this is nondeterminism to fix; on another "
               "machine, python scripts/check_repro.py decides")
     return 1 if stale or differ else 0
 
@@ -237,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", default="HEAD", help="the committed revision to compare with (default HEAD)")
     parser.add_argument("--lock", action="store_true", help="compare dvc.lock, not the metrics")
+    parser.add_argument("--code-changed", action="store_true",
+                        help="with --lock: code dependencies may differ (a refactor); compare those stages' outputs")
     args = parser.parse_args(argv)
     global ROOT
     top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True)
@@ -245,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ROOT = Path(top.stdout.strip())
     try:
-        return check_lock(args.rev) if args.lock else check_metrics(args.rev)
+        if args.code_changed and not args.lock:
+            parser.error("--code-changed goes with --lock")
+        return check_lock(args.rev, args.code_changed) if args.lock else check_metrics(args.rev)
     except Missing as e:
         print(f"check_repro: {e}", file=sys.stderr)
         return 2

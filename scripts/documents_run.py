@@ -22,10 +22,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from pipeline.paths import (BENCHMARK_METRICS, LEAKAGE_METRICS, PARAGRAPHS, SPLIT, TASKS,  # noqa: E402
-                            answers_path, train_metrics_path)
+from sling.paths import (  # noqa: E402
+    BENCHMARK_METRICS,
+    DATASET_METRICS,
+    DOCUMENTS_RUN,
+    DOCUMENTS_RUN_DIR,
+    INDEX_METRICS,
+    INGEST_METRICS,
+    LEAKAGE_METRICS,
+    PARAGRAPHS,
+    SCORES,
+    SPLIT,
+    SYNTHESIZE_METRICS,
+    TASKS,
+    answers_path,
+    train_metrics_path,
+)
 
-OUT = ROOT / "results" / "documents"
+OUT = ROOT / DOCUMENTS_RUN_DIR
 
 
 def read(checkout: Path, rel: str):
@@ -56,9 +70,9 @@ def run_times(checkout: Path) -> tuple[float, dict[str, float]]:
 
 def work_done(checkout: Path) -> dict:
     """What each stage of the run processed, in the units its rate is measured in (scripts/scale_estimate.py)."""
-    ingest, synth = read(checkout, "metrics/ingest.json"), read(checkout, "metrics/synthesize.json")
-    bench, dataset = read(checkout, BENCHMARK_METRICS), read(checkout, "metrics/dataset.json")
-    index = read(checkout, "metrics/index.json")
+    ingest, synth = read(checkout, INGEST_METRICS), read(checkout, SYNTHESIZE_METRICS)
+    bench, dataset = read(checkout, BENCHMARK_METRICS), read(checkout, DATASET_METRICS)
+    index = read(checkout, INDEX_METRICS)
     trained = {}
     for stage in ("general", "domain"):
         m = read(checkout, train_metrics_path(stage))
@@ -80,11 +94,11 @@ def work_done(checkout: Path) -> dict:
 
 
 def collect(checkout: Path, corpus: Path, command: str) -> dict:
-    from pipeline.environment import summary
-    from pipeline.io import write_json, write_jsonl
+    from sling.io import write_json, write_jsonl
+    from sling.tracking.environment import summary
 
-    bench, scores = read(checkout, BENCHMARK_METRICS), read(checkout, "metrics/scores.json")
-    leak, ingest = read(checkout, LEAKAGE_METRICS), read(checkout, "metrics/ingest.json")
+    bench, scores = read(checkout, BENCHMARK_METRICS), read(checkout, SCORES)
+    leak, ingest = read(checkout, LEAKAGE_METRICS), read(checkout, INGEST_METRICS)
     tasks = read(checkout, TASKS)["tasks"]
     if set(scores) != set(tasks):  # the run stopped before its score stage: these are an older run's scores
         scores = {}
@@ -113,7 +127,7 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
                          "easy_questions": (s.get("easy_questions") or {}).get("count")}
                   for task, s in scores.items()},
     }
-    write_json(OUT / "run.json", record)
+    write_json(ROOT / DOCUMENTS_RUN, record)
     return record
 
 
@@ -132,7 +146,7 @@ def main() -> None:
         subprocess.run(command.split(), cwd=args.checkout, check=True, env=env)
     record = collect(args.checkout.resolve(), corpus, command)
     took = f"{record['wall_s'] / 60:.1f} min" if record["wall_s"] else "stopped before its score stage"
-    print(f"results/documents/run.json: {len(record['documents'])} documents, {record['benchmark']['kept']} questions "
+    print(f"{DOCUMENTS_RUN}: {len(record['documents'])} documents, {record['benchmark']['kept']} questions "
           f"kept of {record['benchmark']['generated']}, {took}")
 
 

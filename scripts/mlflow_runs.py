@@ -49,7 +49,7 @@ def tree(client, experiment: str = "sling", last: int | None = None, metrics: st
 def main(argv: list[str] | None = None) -> None:
     import mlflow
 
-    from pipeline.tracking import tracking_uri
+    from sling.tracking.runs import tracking_uri
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--experiment", default="sling")
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri())
     if a.url:
-        from pipeline.tracking import landing_url, landing_view
+        from sling.tracking.runs import landing_url, landing_view
 
         exp = client.get_experiment_by_name(a.experiment)
         if exp is None:

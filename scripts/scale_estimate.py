@@ -24,7 +24,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = ROOT / "results" / "documents" / "run.json"
+sys.path.insert(0, str(ROOT))
+from sling.paths import DOCUMENTS_RUN  # noqa: E402  (scripts/documents_run.py writes it)
+
+RUN = ROOT / DOCUMENTS_RUN
 PUBLISHED = ROOT / "bench" / "published.yaml"
 SAI = ROOT.parent / "shared" / "seed" / "SAI_dataset" / "SAI_dataset_0312.csv"
 

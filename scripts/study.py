@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,8 +43,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from pipeline.paths import seeded  # noqa: E402  (the name of a variant's answers from an extra training seed)
-OUT = ROOT / "results" / "study"
+from sling.paths import (  # noqa: E402
+    CHUNKS_DIR,
+    HEADLINE,
+    LEAKAGE_METRICS,
+    LOSS_DIR,
+    METRICS_DIR,
+    PAPER_RESCORED,
+    PER_QUESTION,
+    QUESTIONS_DIR,
+    REFERENCE_DIR,
+    REPORT,
+    SCORES,
+    STUDENTS_DIR,
+    STUDY_DIR,
+    TASKS,
+    answers_path,
+    seeded,
+)
+
+OUT = ROOT / STUDY_DIR
 BASE = ["experiment=study"]
 RECIPES = {"paper": [], "raft": ["dataset.raft.enabled=true"]}
 # One knob moved from the RAFT recipe per point: no rows without the gold paragraph, and the paper's whole-prompt loss.
@@ -51,10 +70,9 @@ SWEEP = {"raft_all_gold": ["dataset.raft.enabled=true", "dataset.raft.no_gold_sh
          "raft_loss_all": ["dataset.raft.enabled=true", "train.domain_loss_on=all"]}
 # What a variant of the combined study is: the run its answers come from and the variant's name in that run.
 SHARED = {"base": ("paper", "base"), "general": ("paper", "general")}
-COLLECT = ["results/students", "results/reference", "metrics", "plots/loss"]
+COLLECT = [STUDENTS_DIR, REFERENCE_DIR, METRICS_DIR, LOSS_DIR]
 # What the score and report stages read besides the answers (from the first run: the benchmark is the same in all).
-CONTEXT = ["data/benchmark/tasks.json", "data/benchmark/questions", "metrics/leakage.json",
-           "metrics/paper_rescored.json", "index/chunks"]
+CONTEXT = [TASKS, QUESTIONS_DIR, LEAKAGE_METRICS, PAPER_RESCORED, CHUNKS_DIR]
 
 
 def venv_env() -> dict:
@@ -113,25 +131,24 @@ def combine(names: list[str], extra: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         copy(OUT / "context", work)
-        tasks = json.loads((work / "data/benchmark/tasks.json").read_text())["tasks"]
+        tasks = json.loads((work / TASKS).read_text())["tasks"]
         # the references are the same in every run (the paper's gpt-3.5 answers): the first run's that has them here
-        have = [n for n in names if (OUT / "runs" / n / "results/reference").is_dir()]
+        have = [n for n in names if (OUT / "runs" / n / REFERENCE_DIR).is_dir()]
         if not have:
-            raise SystemExit(f"no run in {OUT / 'runs'} holds results/reference (kept out of git): run one of "
+            raise SystemExit(f"no run in {OUT / 'runs'} holds {REFERENCE_DIR} (kept out of git): run one of "
                              f"{', '.join(names)} again with --runs, and the rest are combined with it")
-        copy(OUT / "runs" / have[0] / "results/reference", work / "results/reference")
+        copy(OUT / "runs" / have[0] / REFERENCE_DIR, work / REFERENCE_DIR)
         # each variant's answers (and closed-book answers, where its run made them) under the variant's name, with
         # those of its run's extra training seeds as <variant>-seed<N>
         seeds = {v: (run_seeds(run) if source != "base" else []) for v, (run, source) in variants.items()}
-        arms = ["", "closed_book/"]
         for variant, (run, source) in variants.items():
             for task in tasks:
-                for arm in arms:
+                for closed in (False, True):
                     for s in [None, *seeds[variant]]:
-                        copy(OUT / "runs" / run / f"results/students/{arm}{seeded(source, s)}_{task}.jsonl",
-                             work / f"results/students/{arm}{seeded(variant, s)}_{task}.jsonl")
+                        copy(OUT / "runs" / run / answers_path(seeded(source, s), task, closed),
+                             work / answers_path(seeded(variant, s), task, closed))
         # runs collected before the closed-book arm existed have no closed-book answers: score without that arm
-        closed_book = all((work / f"results/students/closed_book/{v}_{t}.jsonl").exists() for v in variants for t in tasks)
+        closed_book = all((work / answers_path(v, t, closed_book=True)).exists() for v in variants for t in tasks)
         listing = "[" + ",".join(variants) + "]"
         pooled = "{" + ",".join(f"{v}:[{','.join(map(str, s))}]" for v, s in seeds.items() if s) + "}"
         env = {"SLING_WORKDIR": str(work), "DVC_EXP_NAME": "study-combined"}
@@ -139,13 +156,12 @@ def combine(names: list[str], extra: list[str]) -> None:
         settings += [f"eval.variant_seeds={pooled}"] if any(seeds.values()) else []
         sh([sys.executable, "-m", "pipeline.score", *settings], env)
         sh([sys.executable, "-m", "pipeline.report", *settings], env)
-        for rel, dst in (("metrics/scores.json", "scores.json"), ("results/per_question.json", "per_question.json"),
-                         ("reports/report.html", "report.html")):
+        for rel, dst in ((SCORES, "scores.json"), (PER_QUESTION, "per_question.json"), (REPORT, "report.html")):
             copy(work / rel, OUT / dst)
         shutil.rmtree(OUT / "answers", ignore_errors=True)
-        copy(work / "results/students", OUT / "answers")
+        copy(work / STUDENTS_DIR, OUT / "answers")
         for task in tasks:
-            copy(work / f"results/reference/{task}.jsonl", OUT / "answers" / f"reference_{task}.jsonl")
+            copy(work / answers_path("reference", task), OUT / "answers" / f"reference_{task}.jsonl")
     runs = {n: json.loads((OUT / "runs" / n / "run.json").read_text()) for n in names}
     commit = head_commit()
     sweep = [n for n in names if n in SWEEP]
@@ -169,7 +185,7 @@ def experiments_table(names: list[str]) -> None:
     """`dvc exp show` of the study's experiments (the settings they changed and their domain scores), as markdown in
     results/study/experiments.md: the same rows `dvc exp show` lists in this checkout."""
     keep = (r"^(Experiment|dataset\.raft\.(enabled|no_gold_share|distractors)|train\.domain_loss_on|"
-            r"adapters\.domain\.eval_loss|(metrics/report\.json:)?(single|joint)\.domain\.(rescaled|token_f1_rescaled))$")
+            rf"adapters\.domain\.eval_loss|({re.escape(HEADLINE)}:)?(single|joint)\.domain\.(rescaled|token_f1_rescaled))$")
     cmd = ["dvc", "exp", "show", "--md", "--precision", "3", "--drop", ".*", "--keep", keep]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=venv_env())
     if proc.returncode:

@@ -23,7 +23,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-sys.path.insert(0, str(ROOT))  # pipeline.config and pipeline.stats, run from anywhere
+sys.path.insert(0, str(ROOT))  # sling.config and sling.scoring.stats, run from anywhere
+from sling.paths import (  # noqa: E402
+    DOCUMENTS_RUN,
+    PAPER_RESCORED,
+    SCORES,
+    STUDY_DIR,
+    train_metrics_path,
+)
 
 
 def run(cmd: list[str]) -> str:
@@ -41,8 +48,8 @@ def replace(text: str, name: str, body: str, cmd: str) -> str:
 
 def scores_table() -> str:
     """metrics/scores.json and the training metrics as one compact markdown table per task."""
-    scores = json.loads((ROOT / "metrics/scores.json").read_text())
-    train = {s: json.loads((ROOT / f"metrics/train_{s}.json").read_text()) for s in ("general", "domain")}
+    scores = json.loads((ROOT / SCORES).read_text())
+    train = {s: json.loads((ROOT / train_metrics_path(s)).read_text()) for s in ("general", "domain")}
     lines = ["| task | variant | cosine | rescaled | token F1 | token F1 rescaled |",
              "| --- | --- | --- | --- | --- | --- |"]
     for task, node in scores.items():
@@ -56,7 +63,7 @@ def scores_table() -> str:
     return "\n".join(lines)
 
 
-STUDY = ROOT / "results" / "study"
+STUDY = ROOT / STUDY_DIR
 VERDICT = {1: "beats the base", -1: "is worse than the base", 0: "is not distinguishable from the base"}
 
 
@@ -79,7 +86,7 @@ def study_section() -> str:
     study = json.loads((STUDY / "study.json").read_text())
     scores = json.loads((STUDY / "scores.json").read_text())
     published = {}
-    rescored = STUDY / "context" / "metrics" / "paper_rescored.json"
+    rescored = STUDY / "context" / PAPER_RESCORED
     if rescored.exists():
         published = json.loads(rescored.read_text())
     main = ["base", "general", "domain", "domain_raft"]
@@ -109,8 +116,8 @@ def study_section() -> str:
             lines.append(f"| {task} | paper: {name} | {m['rescaled']:.3f} {interval(m['rescaled_ci'])} | "
                          f"{m['token_f1_rescaled']:.3f} {interval(m['token_f1_rescaled_ci'])} | "
                          f"{1 - m['grounding']:.2f} | |")
-    from pipeline.config import compose
-    from pipeline.stats import detectable_difference, questions_for
+    from sling.config import compose
+    from sling.scoring.stats import detectable_difference, questions_for
 
     ev = compose([]).eval
     seed_counts = {len(p["rescaled"].get("per_seed") or [None]) for s in scores.values()
@@ -186,9 +193,10 @@ def study_section() -> str:
 
 def documents_section() -> str:
     """results/documents/run.json (scripts/documents_run.py): the run's benchmark card and verdicts."""
-    from pipeline.report import FILTER_GROUP, VERDICT as SAID, power_line
+    from sling.scoring.report import FILTER_GROUP, power_line
+    from sling.scoring.report import VERDICT as SAID
 
-    r = json.loads((ROOT / "results/documents/run.json").read_text())
+    r = json.loads((ROOT / DOCUMENTS_RUN).read_text())
     b = r["benchmark"]
     docs = ", ".join(f"{d['document']} ({d['bytes'] // 1000} kB, {d['language'] or 'language not detected'})"
                      for d in r["documents"])

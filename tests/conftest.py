@@ -45,7 +45,7 @@ def _mlflow_tmp(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def cfg_factory():
     """Compose conf/ with overrides, as `dvc exp run -S` would."""
-    from pipeline.config import compose
+    from sling.config import compose
 
     return lambda *overrides: compose(list(overrides))
 

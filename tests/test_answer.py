@@ -30,7 +30,7 @@ def student(tmp_path, monkeypatch):
 
 @pytest.fixture
 def cfg():
-    from pipeline.config import compose
+    from sling.config import compose
 
     return compose(["rag.max_new_tokens=6", "rag.repetition_penalty=1.15"])
 
@@ -54,7 +54,7 @@ PROMPTS = [" ".join(WORDS[i:i + n]) for i, n in [(0, 9), (3, 2), (5, 12), (1, 4)
 
 @pytest.mark.parametrize("prefill", ["per_prompt", "batched"])
 def test_batched_answers_equal_one_at_a_time_in_input_order(student, cfg, prefill):
-    from pipeline.answer import generate
+    from sling.retrieval.answering import generate
 
     model, tok = student
     cfg.rag.batch_size, cfg.rag.prefill = 4, prefill  # 6 prompts: batches of 3 and 3
@@ -69,7 +69,7 @@ def test_batched_answers_equal_one_at_a_time_in_input_order(student, cfg, prefil
 def test_buffered_cache_grows_past_its_capacity(student):
     import torch
 
-    from pipeline.decoding import kv_cache
+    from sling.models.decoding import kv_cache
 
     model, tok = student
     enc = tok([PROMPTS[2]], return_tensors="pt")
@@ -84,7 +84,7 @@ def test_buffered_cache_grows_past_its_capacity(student):
 def test_student_is_cast_to_rag_dtype(student, cfg):
     import torch
 
-    from pipeline.answer import load_answerer
+    from sling.retrieval.answering import load_answerer
 
     cfg.rag.dtype = "bfloat16"
     assert next(load_answerer(cfg, "base").parameters()).dtype == torch.bfloat16
@@ -93,7 +93,7 @@ def test_student_is_cast_to_rag_dtype(student, cfg):
 
 
 def test_prompt_holds_question_and_every_retrieved_chunk(cfg):
-    from pipeline.answer import build_prompt
+    from sling.retrieval.answering import build_prompt
 
     prompt = build_prompt(cfg, "How often?", [{"text": "Feed it daily."}, {"text": "Bake when doubled."}])
     assert "Feed it daily.\n\nBake when doubled." in prompt and "### Input: How often?" in prompt
@@ -101,7 +101,7 @@ def test_prompt_holds_question_and_every_retrieved_chunk(cfg):
 
 
 def test_reference_column_must_be_filled(cfg):
-    from pipeline.answer import reference_answers
+    from sling.retrieval.answering import reference_answers
 
     cfg.data.reference = "column"
     rows = reference_answers(cfg, [{"id": "q1", "reference": " An answer. ", "reference_source": "hand-written"}], ["p"])
@@ -111,7 +111,8 @@ def test_reference_column_must_be_filled(cfg):
 
 
 def test_invalid_answer_dtype_is_named(cfg_factory):
-    from pipeline.config import ConfigError, validate
+    from sling.config import validate
+    from sling.errors import ConfigError
 
     with pytest.raises(ConfigError, match="rag.dtype"):
         validate(cfg_factory("rag.dtype=int8"))

@@ -126,7 +126,7 @@ def test_error_rate_is_survived_and_a_rerun_asks_nothing(work, tmp_path):
 
 
 def test_failures_end_the_stage_clearly_and_a_rerun_resumes_from_the_cache(work, tmp_path):
-    from pipeline.answer import AnswerError
+    from sling.retrieval.answering import AnswerError
 
     total = len(VARIANTS) * CALLS
     with katan_server(tmp_path / "failing", "--error-rate", "0.5") as server:
@@ -148,7 +148,7 @@ def test_failures_end_the_stage_clearly_and_a_rerun_resumes_from_the_cache(work,
 
 def test_openai_engine_needs_a_served_name_for_every_variant(work):
     from pipeline.answer import main
-    from pipeline.config import ConfigError
+    from sling.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"rag\.server\.models\.domain"):
         main(["students", *overrides(work, "rag.engine=openai", "~rag.server.models.domain")])
@@ -157,8 +157,8 @@ def test_openai_engine_needs_a_served_name_for_every_variant(work):
 
 
 def test_a_variant_may_have_its_own_server(work):
-    from pipeline.answer import server_calls
-    from pipeline.config import load_config
+    from sling.config import load_config
+    from sling.retrieval.answering import server_calls
 
     cfg = load_config(overrides(work, "rag.engine=openai", "rag.server.base_url=http://127.0.0.1:8000/v1",
                                 "+rag.server.base_urls.base=http://127.0.0.1:8001/v1"))
@@ -167,9 +167,9 @@ def test_a_variant_may_have_its_own_server(work):
 
 
 def test_missing_api_key_names_the_variable(work, monkeypatch):
-    from pipeline.answer import server_calls
-    from pipeline.config import load_config
-    from pipeline.teacher import TeacherError
+    from sling.config import load_config
+    from sling.retrieval.answering import server_calls
+    from sling.teacher.client import TeacherError
 
     monkeypatch.delenv("OPENAI_API_KEY")
     cfg = load_config(overrides(work, "rag.engine=openai", "rag.server.api_key_env=SLING_STUDENT_KEY"))

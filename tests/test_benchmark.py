@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from pipeline.config import ConfigError, compose
+from sling.config import compose
+from sling.errors import ConfigError
 
 
 def docs(n: int) -> list[dict]:
@@ -23,7 +24,7 @@ def cfg(*overrides: str):
 
 
 def test_split_is_seeded_by_document_and_moves_one_document_at_most_when_one_is_added():
-    from pipeline.benchmark import split_documents
+    from sling.data.benchmark import split_documents
 
     train, bench = split_documents(cfg(), docs(8))
     assert len(bench) == 2 and len(train) == 6 and not {d["doc_id"] for d in train} & {d["doc_id"] for d in bench}
@@ -35,7 +36,7 @@ def test_split_is_seeded_by_document_and_moves_one_document_at_most_when_one_is_
 
 
 def test_split_by_name_and_its_errors():
-    from pipeline.benchmark import BenchmarkError, split_documents
+    from sling.data.benchmark import BenchmarkError, split_documents
 
     train, bench = split_documents(cfg("data.split.benchmark_documents=[paper3.pdf]"), docs(4))
     assert [d["document"] for d in bench] == ["paper3.pdf"] and len(train) == 3
@@ -48,7 +49,7 @@ def test_split_by_name_and_its_errors():
 @pytest.fixture
 def leakage_workdir(tmp_path, monkeypatch):
     """A training set and a two-question benchmark, one of whose questions is in the training set almost verbatim."""
-    from pipeline.io import write_jsonl
+    from sling.io import write_jsonl
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     train = [{"question": "How many quantization levels does NF4 use?", "paragraph_hash": "aaa", "document": "a.pdf"},
@@ -66,7 +67,8 @@ def leakage_workdir(tmp_path, monkeypatch):
 
 
 def test_leakage_above_the_limit_stops_the_run_and_names_the_pairs(leakage_workdir):
-    from pipeline.leakage import LeakageError, main
+    from pipeline.leakage import main
+    from sling.scoring.leakage import LeakageError
 
     with pytest.raises(LeakageError) as err:
         main(["data=documents", "data.corpus_dir=papers", "data.leakage_max=0"])
@@ -86,14 +88,14 @@ def test_leakage_within_the_limit_is_reported(leakage_workdir):
 
 
 def paragraphs_of(doc: str, texts: list[str]) -> list[dict]:
-    from pipeline.io import sha256_text
+    from sling.io import sha256_text
 
     return [{"doc_id": f"id-{doc}", "document": doc, "page": 1, "para_num": i, "text": t,
              "paragraph_hash": sha256_text(t)[:16]} for i, t in enumerate(texts, 1)]
 
 
 def test_documents_that_copy_each_other_stay_on_one_side_of_the_split():
-    from pipeline.benchmark import split_documents
+    from sling.data.benchmark import split_documents
 
     # paper1.pdf reprints all of paper0.pdf (a paper inside its proceedings); the others share one boilerplate line
     shared = [f"Section {i} of the first paper, on adapters and their ranks." for i in range(6)]
@@ -118,7 +120,7 @@ def test_a_document_short_of_questions_after_the_filters_gets_more_paragraphs(tm
     """Against a real OpenAI-compatible server (llm-katan's echo backend repeats the prompt): the benchmark document's
     paragraphs that read like a refusal are dropped by the refusal filter, and further rounds sample others."""
     from bench.bench_synthesis import katan_server
-    from pipeline.benchmark import write_questions
+    from sling.data.benchmark import write_questions
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path / "work"))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-local")
@@ -182,20 +184,20 @@ VALID = [
 
 @pytest.mark.parametrize("question,answer,why", INVALID)
 def test_validity_checks_name_what_is_wrong_with_real_invalid_questions(question, answer, why):
-    from pipeline.quality import validity_problem
+    from sling.teacher.quality import validity_problem
 
     assert validity_problem(question, answer, PARAGRAPH) == why
 
 
 @pytest.mark.parametrize("question,answer", VALID)
 def test_validity_checks_pass_real_questions(question, answer):
-    from pipeline.quality import validity_problem
+    from sling.teacher.quality import validity_problem
 
     assert validity_problem(question, answer, PARAGRAPH) is None
 
 
 def test_validity_checks_in_other_languages_ask_only_for_the_question_mark():
-    from pipeline.quality import validity_problem
+    from sling.teacher.quality import validity_problem
 
     assert validity_problem("¿Qué lee ABINIT al empezar?", "Su archivo de entrada.", PARAGRAPH, "es") is None
     assert validity_problem("ABINIT lee su archivo de entrada.", "Sí.", PARAGRAPH, "es") == "not_a_question"
@@ -206,7 +208,7 @@ def test_validity_checks_in_other_languages_ask_only_for_the_question_mark():
                                       "¿Cómo se dice la texto en escritura de registros en la tabla de salida?",
                                       "¿Qué describe este párrafo sobre las tablas?"])
 def test_a_spanish_question_that_points_at_its_source_is_caught(question):
-    from pipeline.quality import validity_problem
+    from sling.teacher.quality import validity_problem
 
     assert validity_problem(question, "Una respuesta que nombra las tablas de salida.", PARAGRAPH, "es") == "points_at_source"
     assert validity_problem("¿Qué escribe la sentencia table en la tabla de salida?", "Un registro por cada par.",
@@ -214,7 +216,7 @@ def test_a_spanish_question_that_points_at_its_source_is_caught(question):
 
 
 def test_the_filters_count_each_validity_drop_by_reason():
-    from pipeline.quality import filter_rows
+    from sling.teacher.quality import filter_rows
 
     rows = [{"doc_id": "d", "paragraph": PARAGRAPH, "question": q, "answer": a} for q, a, _ in INVALID] + [
         {"doc_id": "d", "paragraph": PARAGRAPH + " " + a, "question": q, "answer": a} for q, a in VALID[:1]]
@@ -229,7 +231,7 @@ def test_the_filters_count_each_validity_drop_by_reason():
 
 
 def test_the_critics_rating_parses_or_is_none():
-    from pipeline.benchmark import parse_rating
+    from sling.data.benchmark import parse_rating
 
     assert parse_rating("clarity: 4\nanswerable: 5\nfaithful: 3") == {"clarity": 4, "answerable": 5, "faithful": 3}
     assert parse_rating("**Clarity**: 2\n**Answerable** - 4\n**Faithful**: 5") == {"clarity": 2, "answerable": 4,
@@ -244,7 +246,7 @@ def test_the_critic_drops_low_scores_and_unparsable_replies_through_a_real_serve
     """llm-katan's echo backend repeats the prompt, so the critic prompt set here decides its reply: each paragraph
     starts with the faithfulness rating the critic will give (or none), the other two ratings are 5."""
     from bench.bench_synthesis import katan_server
-    from pipeline.benchmark import write_questions
+    from sling.data.benchmark import write_questions
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path / "work"))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-local")
@@ -272,9 +274,9 @@ def test_the_critic_drops_low_scores_and_unparsable_replies_through_a_real_serve
 
 def test_the_critic_runs_on_the_embedded_teacher(tmp_path, monkeypatch, base_dir):
     """The packaged SmolLM2 as critic: every candidate ends rated or counted as unparsable, never a crash."""
-    from pipeline.benchmark import criticise
-    from pipeline.config import resolve_path
-    from pipeline.teacher import CachedCalls, make_teacher
+    from sling.config import resolve_path
+    from sling.data.benchmark import criticise
+    from sling.teacher.client import CachedCalls, make_teacher
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     (tmp_path / "models").mkdir()

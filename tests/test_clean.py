@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.clean import join_broken, kind, vocabulary
+from sling.documents.clean import join_broken, kind, vocabulary
 from tests.test_ingest import SEED, read, run_ingest
 
 PROSE = [

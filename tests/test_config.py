@@ -8,7 +8,8 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline.config import CONF_DIR, PARAMS, ConfigError, compose, flatten, load_config, validate
+from sling.config import CONF_DIR, PARAMS, compose, flatten, load_config, validate
+from sling.errors import ConfigError
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "experiment")
 
@@ -97,7 +98,7 @@ def test_extra_seeds_become_one_dvc_stage_per_adapter_and_seed(tmp_path):
     import shutil
     from pathlib import Path
 
-    from pipeline.config import ROOT
+    from sling.config import ROOT
 
     dvc = str(Path(sys.executable).with_name("dvc"))
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from pipeline import build_dataset
-from pipeline.io import write_jsonl
+from sling.data.dataset import split_by_document
+from sling.io import write_jsonl
 
 LONG = ("Low-rank adaptation keeps the pretrained weights frozen and learns two small matrices whose product "
         "corrects selected weight matrices of the attention layers during fine-tuning. ")
@@ -70,8 +71,8 @@ def test_split_is_by_document_seeded_with_a_manifest(work):
     assert {r["doc_id"] for r in train}.isdisjoint({r["doc_id"] for r in eval_})
     assert set(split["train"]) == {r["doc_id"] for r in train} and set(split["eval"]) == {r["doc_id"] for r in eval_}
     assert len(split["eval"]) == 1  # 20% of 5 documents
-    other = build_dataset.split_by_document([f"d{i}" for i in range(5)], 0.2, seed=7)
-    again = build_dataset.split_by_document([f"d{i}" for i in range(5)], 0.2, seed=7)
+    other = split_by_document([f"d{i}" for i in range(5)], 0.2, seed=7)
+    again = split_by_document([f"d{i}" for i in range(5)], 0.2, seed=7)
     assert other == again
 
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.fidelity import check, reading_vocabulary, repair_from_reading, repair_ligatures, second_reading
+from sling.documents.fidelity import (
+    check,
+    reading_vocabulary,
+    repair_from_reading,
+    repair_ligatures,
+    second_reading,
+)
 from tests.test_clean import make_typeset_pdf
 
 CNFSAT = Path("/usr/share/doc/glpk-doc/cnfsat.pdf")
@@ -91,7 +97,7 @@ def test_second_reading_spells_out_ligature_glyphs(tmp_path):
 
 @pytest.mark.skipif(not CNFSAT.exists(), reason="Debian's glpk-doc is not installed (apt-get install glpk-doc)")
 def test_real_manual_with_dropped_ligatures_reads_as_the_page_shows(cfg_factory):
-    from pipeline.ingest import ingest_document
+    from sling.documents.read import ingest_document
 
     paragraphs, stats = ingest_document(CNFSAT, cfg_factory())
     text = " ".join(p["text"] for p in paragraphs)

@@ -16,7 +16,7 @@ def synthetic(question: str, answer: str) -> str:
 
 
 def test_sai_csv_counts_every_malformed_row(tmp_path):
-    from pipeline.importers import read_sai_csv
+    from sling.data.importers import read_sai_csv
 
     path = tmp_path / "sai.csv"
     with open(path, "w", newline="") as f:
@@ -37,7 +37,7 @@ def test_sai_csv_counts_every_malformed_row(tmp_path):
 
 
 def test_sai_csv_without_usable_rows_fails_naming_the_file(tmp_path):
-    from pipeline.importers import read_sai_csv
+    from sling.data.importers import read_sai_csv
 
     path = tmp_path / "bad.csv"
     path.write_text("page,para_num\n1,2\n")
@@ -47,7 +47,7 @@ def test_sai_csv_without_usable_rows_fails_naming_the_file(tmp_path):
 
 @pytest.mark.skipif(not SAI.exists(), reason=f"{SAI} not on this machine")
 def test_paper_sai_csv_rows_are_all_accounted_for():
-    from pipeline.importers import read_sai_csv
+    from sling.data.importers import read_sai_csv
 
     rows, skipped = read_sai_csv(SAI)
     with open(SAI, encoding="utf-8", newline="") as f:
@@ -57,7 +57,7 @@ def test_paper_sai_csv_rows_are_all_accounted_for():
 
 
 def test_alpaca_jsonl_and_json_array(tmp_path):
-    from pipeline.importers import read_alpaca_jsonl
+    from sling.data.importers import read_alpaca_jsonl
 
     good = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
     lines = tmp_path / "a.jsonl"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.index import chunk_sections, histogram, window
+from sling.retrieval.chunking import chunk_sections, histogram, window
 
 DOCS = {
     "lora.md": """# Low-rank adapters
@@ -175,10 +175,10 @@ def test_by_title_chunks_never_cut_a_section_that_fits(workdir):
 
 
 def test_retrieval_finds_the_known_source_paragraph(workdir):
-    from pipeline.answer import retrieve
-    from pipeline.config import load_config
-    from pipeline.index import qdrant_client
-    from pipeline.score import retrieval_metrics
+    from sling.config import load_config
+    from sling.retrieval.answering import retrieve
+    from sling.retrieval.store import qdrant_client
+    from sling.scoring.metrics import retrieval_metrics
 
     main(overrides(workdir))
     cfg = load_config(overrides(workdir, "rag.top_k=2"))

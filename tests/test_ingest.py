@@ -10,17 +10,15 @@ import json
 import logging
 import re
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from sling.documents.render import HEADER, make_pdf, section_text
 from tests.conftest import mlflow_db
 
 SEED = Path(__file__).resolve().parent.parent.parent / "shared" / "seed"
 
-HEADER = "Journal of Test Documents, vol. 3"
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon".split()
 BAD = {  # file -> the words its skip reason must contain
     "encrypted.pdf": "encrypted PDF",
     "truncated.pdf": "corrupt or unreadable PDF",
@@ -28,45 +26,6 @@ BAD = {  # file -> the words its skip reason must contain
     "scanned.pdf": "no text layer",
     "rule.md": "unstructured returned no elements",
 }
-
-
-def section_text(i: int) -> str:
-    return " ".join(f"Sentence {j} of section {i} talks about {WORDS[(i + j) % 20]} and {WORDS[(i * 3 + j) % 20]} "
-                    "in detail." for j in range(8))
-
-
-def make_pdf(path: Path, sections: int = 12, references: bool = True) -> None:
-    """Three pages with a running header, page-number footers, titled sections and a references list."""
-    from fpdf import FPDF
-
-    class Doc(FPDF):
-        def header(self):
-            self.set_font("Helvetica", "I", 8)
-            self.cell(0, 8, HEADER, align="C")
-            self.ln(12)
-
-        def footer(self):
-            self.set_y(-15)
-            self.set_font("Helvetica", "I", 8)
-            self.cell(0, 10, str(self.page_no()), align="C")
-
-    pdf = Doc()
-    pdf.set_creation_date(datetime(2026, 1, 1, tzinfo=timezone.utc))
-    pdf.add_page()
-    for i in range(1, sections + 1):
-        pdf.set_font("Helvetica", "B", 14)
-        pdf.multi_cell(0, 8, f"Section {i}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 11)
-        pdf.multi_cell(0, 6, section_text(i), new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(4)
-    if references:
-        pdf.set_font("Helvetica", "B", 14)
-        pdf.multi_cell(0, 8, "References", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 11)
-        for k in range(1, 6):
-            pdf.multi_cell(0, 6, f"[{k}] A. Author. A cited work number {k} with a long enough title to be a "
-                                 "paragraph of its own. Publisher, 2020.", new_x="LMARGIN", new_y="NEXT")
-    path.write_bytes(bytes(pdf.output()))
 
 
 def make_bad_files(folder: Path, good_pdf: Path) -> None:
@@ -206,7 +165,7 @@ def test_markdown_text_and_html(ingested):
 
 def test_extraction_check_sees_lost_text(corpus, tmp_path):
     """The coverage check must drop when text is lost: cut most paragraphs and compare."""
-    from pipeline.ingest import coverage, raw_text, tfidf_cosine
+    from sling.documents.read import coverage, raw_text, tfidf_cosine
 
     pages = raw_text(corpus / "paper.pdf")
     full = [{"text": " ".join(pages)}]
@@ -217,7 +176,7 @@ def test_extraction_check_sees_lost_text(corpus, tmp_path):
 
 @pytest.mark.parametrize("bad", sorted(BAD))
 def test_on_error_fail_names_the_file(corpus, tmp_path, bad):
-    from pipeline.ingest import DocumentError
+    from sling.documents.read import DocumentError
 
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -241,7 +200,7 @@ def test_skip_is_logged_with_the_file_name(corpus, tmp_path, caplog):
 
 
 def test_only_bad_documents_fail_loudly(corpus, tmp_path):
-    from pipeline.ingest import DocumentError
+    from sling.documents.read import DocumentError
 
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -264,7 +223,7 @@ JOINT = SEED / "benchmark_data" / "joint_paper" / "joint_paper.pdf"
 def test_joint_paper_passes_the_complexity_trap(cfg_factory):
     """The 68-page joint paper has a page that unstructured's default "too complex" check rejects (and then
     returns nothing offline); with ingest.max_graphics_ops it yields paragraphs from almost every page."""
-    from pipeline.ingest import ingest_document
+    from sling.documents.read import ingest_document
 
     paragraphs, stats = ingest_document(JOINT, cfg_factory())
     assert stats["pages"] == 68

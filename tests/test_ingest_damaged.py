@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ingest import make_pdf, read, run_ingest, section_text
+from sling.documents.render import make_pdf, section_text
+from tests.test_ingest import read, run_ingest
 
 
 def make_truncated_pdf(folder: Path) -> int:
@@ -68,7 +69,7 @@ def test_a_scanned_pdf_is_read_by_ocr_and_skipped_with_ocr_off(tmp_path):
     recovered = sum(w.strip(".,") in words for w in expected) / len(expected)
     assert recovered >= 0.9, (recovered, words)
 
-    from pipeline.ingest import DocumentError
+    from sling.documents.read import DocumentError
 
     with pytest.raises(DocumentError, match="no text layer.*ingest.ocr=auto reads it by OCR"):
         run_ingest(tmp_path / "scans", tmp_path / "off", "ingest.ocr=off", "ingest.on_error=fail")
@@ -94,7 +95,7 @@ def garble_text_layer(src: Path, dst: Path) -> None:
 def test_a_pdf_whose_text_layer_is_illegible_is_read_by_ocr(tmp_path):
     from pypdf import PdfReader
 
-    from pipeline.ingest import DocumentError, symbol_share
+    from sling.documents.read import DocumentError, symbol_share
 
     make_pdf(tmp_path / "plain.pdf", sections=2, references=False)
     (tmp_path / "docs").mkdir()

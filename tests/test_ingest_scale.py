@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ingest import make_bad_files, make_pdf, make_text_files, run_ingest
+from sling.documents.render import make_pdf
+from tests.test_ingest import make_bad_files, make_text_files, run_ingest
 
 OUTPUTS = ("data/ingested/paragraphs.jsonl", "data/ingested/manifest.json", "metrics/ingest.json")
 
@@ -58,7 +59,7 @@ def test_rerun_partitions_nothing_and_a_new_file_only_itself(folder, tmp_path, c
 
 
 def test_workers_must_be_positive(folder, tmp_path):
-    from pipeline.config import UserError
+    from sling.errors import UserError
 
     with pytest.raises(UserError, match="ingest.workers"):
         run_ingest(folder, tmp_path, "ingest.workers=0")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.language import detect_language, language_name
+from sling.documents.language import detect_language, language_name
 from tests.test_clean import font
 from tests.test_ingest import read, run_ingest
 
@@ -48,7 +48,8 @@ def test_language_name():
 
 
 def test_synthesis_prompts_ask_for_the_documents_language(cfg_factory):
-    from pipeline.synthesize import prompt_language, question_prompt
+    from sling.data.synthesis import question_prompt
+    from sling.documents.language import prompt_language
 
     cfg = cfg_factory()
     assert prompt_language({"language": "es"}) == "Spanish"
@@ -59,7 +60,7 @@ def test_synthesis_prompts_ask_for_the_documents_language(cfg_factory):
 
 
 def test_a_spanish_question_prompt_says_how_a_spanish_question_is_written_and_an_english_one_is_unchanged():
-    from pipeline.language import with_question_form
+    from sling.documents.language import with_question_form
 
     assert with_question_form("Write a question.\n\nText: x", {"language": "es"}).endswith("starts with ¿ and ends with ?.)")
     for paragraph in ({"language": "en"}, {"language": None}, {}):

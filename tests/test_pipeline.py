@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.quality import validity_problem
+from sling.teacher.quality import validity_problem
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration]
@@ -53,7 +53,7 @@ def copy_tree(dst: Path) -> None:
 
 def materialise_inputs(repo: Path) -> None:
     """What scripts/install.sh does on a fresh clone: data.dvc from the bundled remote, models.dvc rebuilt and verified."""
-    sh(f"dvc pull -q -r sample data.dvc && {sys.executable} -m pipeline.pretrained model=smollm2", repo)
+    sh(f"dvc pull -q -r sample data.dvc && {sys.executable} -m sling.models.pretrained model=smollm2", repo)
 
 
 def build_documents(folder: Path) -> None:

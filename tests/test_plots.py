@@ -50,12 +50,12 @@ def trainer_log_history(steps: int, start: float) -> list[dict]:
 
 def write_run(shift: float) -> None:
     """One pipeline run's plot files, each by the function its stage writes it with (under SLING_WORKDIR)."""
-    from pipeline.index import chunk_histogram
-    from pipeline.io import write_json
-    from pipeline.paths import CHUNK_LENGTHS, QUESTION_SCORES_PLOT, VARIANT_SCORES_PLOT
-    from pipeline.config import resolve_path
-    from pipeline.score import question_points, variant_bars
-    from pipeline.train import loss_curves, write_curves
+    from sling.config import resolve_path
+    from sling.io import write_json
+    from sling.models.training import loss_curves, write_curves
+    from sling.paths import CHUNK_LENGTHS, QUESTION_SCORES_PLOT, VARIANT_SCORES_PLOT
+    from sling.retrieval.chunking import chunk_histogram
+    from sling.scoring.metrics import question_points, variant_bars
 
     for stage, start in (("general", 2.4), ("domain", 1.9)):
         write_curves(loss_curves(trainer_log_history(12, start + shift)), stage)

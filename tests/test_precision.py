@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.config import ConfigError
+from sling.errors import ConfigError
 from tests.test_train import records, tiny_model
 
 
@@ -24,7 +24,7 @@ def cpu_flags() -> set[str]:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU rule; a GPU resolves by torch.cuda")
 def test_auto_resolves_to_bf16_exactly_where_the_cpu_has_native_bf16():
-    from pipeline.precision import decode_dtype, train_precision
+    from sling.models.precision import decode_dtype, train_precision
 
     native = bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile"})
     assert train_precision("auto") == ("bf16" if native else "fp32")
@@ -38,9 +38,9 @@ def test_the_run_environment_names_the_cpu_versions_and_auto_precision_and_is_th
     import peft
     import transformers
 
-    from pipeline.environment import run_environment, summary
-    from pipeline.io import provenance
-    from pipeline.precision import decode_dtype, train_precision
+    from sling.io import provenance
+    from sling.models.precision import decode_dtype, train_precision
+    from sling.tracking.environment import run_environment, summary
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-not-for-provenance")
     monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
@@ -66,7 +66,7 @@ def test_the_run_environment_names_the_cpu_versions_and_auto_precision_and_is_th
 def test_the_default_profile_computes_in_float32_and_the_real_run_presets_keep_auto():
     """README "Reproducibility": the default profile decodes and trains in float32, so its results do not depend on
     which bf16 kernels a CPU has; the real-run presets keep `auto` (their committed runs used it)."""
-    from pipeline.config import compose
+    from sling.config import compose
 
     default = compose([])
     assert (default.train.precision, default.teacher.dtype, default.rag.dtype) == ("fp32", "float32", "float32")
@@ -77,8 +77,8 @@ def test_the_default_profile_computes_in_float32_and_the_real_run_presets_keep_a
 
 
 def test_a_forced_setting_is_kept_and_fp16_training_on_a_cpu_is_refused(cfg_factory):
-    from pipeline.config import validate
-    from pipeline.precision import decode_dtype, train_precision
+    from sling.config import validate
+    from sling.models.precision import decode_dtype, train_precision
 
     assert train_precision("fp32") == "fp32"
     assert train_precision("bf16") == "bf16"
@@ -91,8 +91,8 @@ def test_a_forced_setting_is_kept_and_fp16_training_on_a_cpu_is_refused(cfg_fact
 
 
 def test_training_args_follow_the_resolved_precision(cfg_factory, tmp_path):
-    from pipeline.precision import train_precision
-    from pipeline.train import training_args
+    from sling.models.precision import train_precision
+    from sling.models.training import training_args
 
     auto = training_args(cfg_factory("train.precision=auto"), tmp_path, 2, False)
     assert auto.bf16 == (train_precision("auto") == "bf16") and not auto.fp16
@@ -101,8 +101,8 @@ def test_training_args_follow_the_resolved_precision(cfg_factory, tmp_path):
 
 
 def tokenised(tok_dir: Path, loss_on: str = "response") -> list[dict]:
-    from pipeline.models import load_tokenizer
-    from pipeline.train import tokenize
+    from sling.models.loading import load_tokenizer
+    from sling.models.training import tokenize
 
     rows = [{"prompt": r["prompt"], "response": " ".join([r["response"]] * (i + 1))}  # four lengths
             for i, r in enumerate(records()[:4])]
@@ -113,8 +113,12 @@ def tokenised(tok_dir: Path, loss_on: str = "response") -> list[dict]:
 def test_a_packed_batch_gives_the_loss_of_the_padded_batch(tmp_path, attention):
     from transformers import AutoModelForCausalLM
 
-    from pipeline.models import load_tokenizer
-    from pipeline.train import packing_collator, packing_keeps_rows_apart, padding_collator
+    from sling.models.loading import load_tokenizer
+    from sling.models.training import (
+        packing_collator,
+        packing_keeps_rows_apart,
+        padding_collator,
+    )
 
     path = tiny_model(tmp_path / "tiny")
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attention).eval()
@@ -140,7 +144,7 @@ def test_a_packed_batch_gives_the_loss_of_the_padded_batch(tmp_path, attention):
 
 
 def test_response_only_labels_survive_packing(tmp_path):
-    from pipeline.train import IGNORE, packing_collator
+    from sling.models.training import IGNORE, packing_collator
 
     path = tiny_model(tmp_path / "tiny")
     rows = tokenised(path)
@@ -161,8 +165,8 @@ def test_response_only_labels_survive_packing(tmp_path):
 def test_packing_auto_pads_on_sdpa_and_on_packs_there(tmp_path, cfg_factory):
     from transformers import AutoModelForCausalLM
 
-    from pipeline.models import load_tokenizer
-    from pipeline.train import resolve_packing
+    from sling.models.loading import load_tokenizer
+    from sling.models.training import resolve_packing
 
     path = tiny_model(tmp_path / "tiny")
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa")
@@ -173,7 +177,7 @@ def test_packing_auto_pads_on_sdpa_and_on_packs_there(tmp_path, cfg_factory):
 
 
 def test_the_train_stage_packs_and_learns(tmp_path, monkeypatch, cfg_factory):
-    from pipeline.train import train
+    from sling.models.training import train
     from tests.test_train import config, dataset
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
@@ -187,10 +191,10 @@ def test_the_train_stage_packs_and_learns(tmp_path, monkeypatch, cfg_factory):
     assert m["train_loss"] < m["train_loss_first"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() and not __import__("pipeline.precision").precision.cpu_native_bf16(),
+@pytest.mark.skipif(not torch.cuda.is_available() and not __import__("importlib").import_module("sling.models.precision").cpu_native_bf16(),
                     reason="bf16 autocast is the auto choice only where bfloat16 is native")
 def test_bf16_training_ends_within_2_percent_of_fp32_eval_loss(tmp_path, monkeypatch, cfg_factory):
-    from pipeline.train import train
+    from sling.models.training import train
     from tests.test_train import config, dataset
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))

@@ -51,7 +51,7 @@ def test_the_real_documents_benchmark_is_well_formed():
     verbatim-copy check ran in the pipeline only)."""
     import json
 
-    from pipeline.quality import validity_problem
+    from sling.teacher.quality import validity_problem
 
     rows = [json.loads(line) for path in sorted((ROOT / "results/documents/questions").glob("*.jsonl"))
             for line in path.read_text().splitlines()]

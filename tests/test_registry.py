@@ -1,7 +1,7 @@
-"""The Model Registry: a tiny student trained here is registered by `pipeline.registry`, loaded back through MLflow's own
+"""The Model Registry: a tiny student trained here is registered by `sling.tracking.registry`, loaded back through MLflow's own
 API (`models:/sling-domain/1`) from a real SQLite backend, and answers a question as it learned to.
 
-The base is the 2-layer model of tests/test_train.py; both adapters are trained by the real `pipeline.train.train` on
+The base is the 2-layer model of tests/test_train.py; both adapters are trained by the real `sling.models.training.train` on
 its colour questions, so the loaded model answers in the learned form ("It is ... .") only with the registered adapters
 merged in; the same version loaded with no adapters answers otherwise.
 """
@@ -23,8 +23,8 @@ def student(tmp_path_factory):
     """A tiny base and its general and domain adapters, trained on the colour questions."""
     from omegaconf import OmegaConf
 
-    from pipeline.config import compose
-    from pipeline.train import train
+    from sling.config import compose
+    from sling.models.training import train
 
     root = tmp_path_factory.mktemp("student")
     base = tiny_model(root / "base")
@@ -44,7 +44,7 @@ def student(tmp_path_factory):
 def test_registered_student_loads_by_the_mlflow_api_and_answers(student, tmp_path, monkeypatch):
     import mlflow
 
-    from pipeline.registry import MODEL_NAME, register_student
+    from sling.tracking.registry import MODEL_NAME, register_student
 
     cfg, base, adapters = student
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))  # no models/merged here: one version only
@@ -79,8 +79,8 @@ def test_registered_student_loads_by_the_mlflow_api_and_answers(student, tmp_pat
 
 
 def test_a_pipeline_run_without_its_adapter_is_an_error(student, tmp_path, monkeypatch):
-    from pipeline.config import InputError
-    from pipeline.registry import register_student
+    from sling.errors import InputError
+    from sling.tracking.registry import register_student
 
     cfg, base, adapters = student
     with pytest.raises(InputError, match="adapter 'domain' not found"):
@@ -91,7 +91,7 @@ def test_a_pipeline_run_without_its_adapter_is_an_error(student, tmp_path, monke
 def test_an_unreachable_registry_is_a_warning_not_a_failed_report(student, monkeypatch, caplog):
     import mlflow
 
-    from pipeline import registry
+    from sling.tracking import registry
 
     cfg, base, adapters = student
     monkeypatch.setenv("SLING_MLFLOW_PARENT", "0" * 32)
@@ -107,7 +107,7 @@ def test_landing_view_lists_the_pipeline_runs_with_their_headline_columns(tmp_pa
 
     import mlflow
 
-    from pipeline.tracking import LANDING_VIEW, VIEW_TAG, landing_url, landing_view
+    from sling.tracking.runs import LANDING_VIEW, VIEW_TAG, landing_url, landing_view
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.create_experiment("sling")

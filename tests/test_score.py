@@ -12,10 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.score import (bootstrap_ci, check_references, despaced_overlap, grounding, paired_differences,
-                            reference_problem, rouge_l, score_answers, score_controls, shuffled, source_rank,
-                            summarise, token_f1)
-from pipeline.text import support
+from sling.scoring.metrics import (
+    check_references,
+    despaced_overlap,
+    grounding,
+    paired_differences,
+    reference_problem,
+    rouge_l,
+    score_answers,
+    score_controls,
+    shuffled,
+    source_rank,
+    summarise,
+    token_f1,
+)
+from sling.scoring.stats import bootstrap_ci
+from sling.scoring.text import support
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"  # the paper's files, beside the repository
 
@@ -37,7 +49,7 @@ CHUNKS = [[r] for r in REFERENCES]
 
 @pytest.fixture(scope="module")
 def cfg():
-    from pipeline.config import compose
+    from sling.config import compose
 
     return compose(["eval.bootstrap=500"])
 
@@ -175,7 +187,7 @@ def test_rescore_paper_names_a_task_the_benchmark_lacks(tmp_path, monkeypatch):
 
 
 def test_rescore_paper_names_a_missing_column(tmp_path, monkeypatch):
-    from pipeline.rescore_paper import read_results
+    from sling.scoring.published import read_results
 
     path = tmp_path / "x_results_m.csv"
     path.write_text("question,model_response\nq,a\n")
@@ -185,9 +197,8 @@ def test_rescore_paper_names_a_missing_column(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (SEED / "paper_results").exists(), reason="the paper's files are not in ../shared/seed")
 def test_rescoring_the_real_paper_files_separates_what_cosine_hides(tmp_path, monkeypatch):
-    from pipeline.rescore_paper import main
-
     from pipeline.benchmark import main as benchmark
+    from pipeline.rescore_paper import main
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     benchmark(["data=paper", f"data.seed_dir={SEED}"])
@@ -215,9 +226,9 @@ def test_reference_checks_name_what_is_wrong():
 
 def test_a_degenerate_reference_is_counted_excluded_and_named(tmp_path, monkeypatch, caplog):
     """The score stage leaves a bad reference out of every variant's scores and the controls, naming its id."""
-    from pipeline.config import compose
-    from pipeline.io import write_jsonl
     from pipeline.score import main
+    from sling.config import compose
+    from sling.io import write_jsonl
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     (tmp_path / "data/benchmark").mkdir(parents=True)
@@ -264,7 +275,7 @@ def test_a_degenerate_reference_is_counted_excluded_and_named(tmp_path, monkeypa
 def test_lexical_metrics_are_rescaled_by_their_own_shuffled_baseline_and_a_failing_floor_is_flagged(cfg):
     """References that share their vocabulary put raw token F1 of a wrong answer well above 0; rescaled, it sits at
     about 0 and a right answer above it. A model below the shuffled-reference floor makes the metric unsound."""
-    from pipeline.score import soundness
+    from sling.scoring.metrics import soundness
 
     refs = [f"The adapter of model {w} is trained with LoRA at rank sixteen on the attention projections." for w in
             ("alpha", "beta", "gamma", "delta", "epsilon")]
@@ -281,7 +292,7 @@ def test_lexical_metrics_are_rescaled_by_their_own_shuffled_baseline_and_a_faili
 
 
 def test_two_level_bootstrap_is_the_question_bootstrap_for_one_seed_and_widens_with_seed_noise():
-    from pipeline.stats import bootstrap_ci, two_level_ci
+    from sling.scoring.stats import bootstrap_ci, two_level_ci
 
     rng = np.random.default_rng(0)
     questions = rng.normal(0.1, 0.3, size=40)
@@ -297,7 +308,11 @@ def test_two_level_bootstrap_is_the_question_bootstrap_for_one_seed_and_widens_w
 
 
 def test_what_a_question_count_can_detect():
-    from pipeline.stats import detectable_difference, questions_for, questions_needed
+    from sling.scoring.stats import (
+        detectable_difference,
+        questions_for,
+        questions_needed,
+    )
 
     # 0.1 at 80% power with a per-question spread of 0.4: ((1.96 + 0.84) * 0.4 / 0.1)^2 = 125.6
     assert questions_needed(0.1, 0.4, 0.95) == 126
@@ -308,7 +323,7 @@ def test_what_a_question_count_can_detect():
 
 def one_task_with_answers(tmp_path, monkeypatch, answers: dict[str, list[str]]) -> None:
     """A work root with one task `t1` over REFERENCES: its hand-written references and each named answer set."""
-    from pipeline.io import write_jsonl
+    from sling.io import write_jsonl
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     (tmp_path / "data/benchmark").mkdir(parents=True)
@@ -344,10 +359,10 @@ def test_extra_seeds_pool_into_the_scores_with_intervals_over_seeds(tmp_path, mo
 def test_one_question_has_no_spread_so_the_count_needed_comes_from_the_prior():
     """A task left with one question has an interval of no width: it must not read as 'detects 0.00, needs 1 more'
     (a real documents run's held-out Markdown page kept one question)."""
-    from pipeline.config import compose
-    from pipeline.report import power_line
-    from pipeline.score import power
-    from pipeline.stats import questions_needed
+    from sling.config import compose
+    from sling.scoring.metrics import power
+    from sling.scoring.report import power_line
+    from sling.scoring.stats import questions_needed
 
     cfg = compose([])
     one = {"questions": 1, "paired": {"domain-base": {"rescaled": {"mean": -0.1, "ci": [-0.1, -0.1], "detectable": 0.0}}}}

@@ -20,10 +20,10 @@ pytestmark = pytest.mark.skipif(not (SEED / "SAI_dataset").exists(), reason="the
 
 
 def test_the_raft_recipe_on_the_papers_sai_set(tmp_path, monkeypatch):
-    from pipeline import build_dataset, synthesize
-    from pipeline.config import compose
     from transformers import AutoTokenizer
 
+    from pipeline import build_dataset, synthesize
+    from sling.config import compose
     from tests.conftest import ROOT
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))

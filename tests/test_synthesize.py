@@ -70,7 +70,7 @@ def test_every_paragraph_exactly_once_despite_errors_and_rerun_asks_nothing(work
 
 @pytest.mark.slow
 def test_rate_limited_run_fails_clearly_keeps_finished_calls_and_resumes(work, tmp_path):
-    from pipeline.synthesize import SynthesisError
+    from sling.data.synthesis import SynthesisError
 
     paragraphs = write_paragraphs(work, 6)
     with katan_server(tmp_path / "limited", "--rate-limit-after", "5", "--max-concurrent", "4") as server:
@@ -120,7 +120,7 @@ def test_kill_9_mid_run_then_resume_repeats_no_finished_call(work, tmp_path):
 
 
 def test_missing_api_key_names_the_variable(work, monkeypatch):
-    from pipeline.teacher import TeacherError
+    from sling.teacher.client import TeacherError
 
     write_paragraphs(work, 2)
     monkeypatch.delenv("OPENAI_API_KEY")
@@ -131,7 +131,7 @@ def test_missing_api_key_names_the_variable(work, monkeypatch):
 
 
 def test_cache_key_changes_with_every_part():
-    from pipeline.cache import ReplyCache
+    from sling.teacher.cache import ReplyCache
 
     base = dict(teacher="openai:m", prompt_version="v1", prompt="p", max_new_tokens=8, temperature=0.0)
     keys = {ReplyCache.key(**base)}
@@ -145,8 +145,7 @@ def test_cache_key_changes_with_every_part():
 def base_snapshot(tmp_path_factory) -> Path:
     """The packaged SmolLM2 dequantised into a tmp work dir (the snapshot_model stage, for real)."""
     from pipeline import snapshot_model
-
-    from pipeline.config import ROOT
+    from sling.config import ROOT
 
     work = tmp_path_factory.mktemp("snapshot")
     (work / "models").mkdir()
@@ -182,7 +181,7 @@ def test_embedded_teacher_generates_for_real_and_deterministically(work, base_sn
 
 
 def test_the_paragraph_cap_is_spread_over_every_document():
-    from pipeline.synthesize import spread
+    from sling.data.synthesis import spread
 
     paragraphs = [{"doc_id": d, "para_num": i} for d, n in (("a", 5), ("b", 1), ("c", 3)) for i in range(n)]
     picked = spread(paragraphs, 5)

@@ -22,8 +22,8 @@ def runs(client) -> list:
 
 
 def test_one_parent_per_pipeline_run_with_its_stages_nested(client, cfg_factory, monkeypatch, tmp_path):
-    from pipeline.environment import run_environment, summary
-    from pipeline.tracking import log_dataset, log_headline, log_metrics, stage_run
+    from sling.tracking.environment import run_environment, summary
+    from sling.tracking.runs import log_dataset, log_headline, log_metrics, stage_run
 
     cfg = cfg_factory("lora.r=8")
     data = tmp_path / "rows.jsonl"
@@ -71,7 +71,7 @@ def test_one_parent_per_pipeline_run_with_its_stages_nested(client, cfg_factory,
 
 
 def test_a_failing_stage_marks_its_pipeline_run_failed(client, cfg_factory, monkeypatch):
-    from pipeline.tracking import stage_run
+    from sling.tracking.runs import stage_run
 
     monkeypatch.setenv("SLING_PIPELINE_RUN", "run-failing")
     with pytest.raises(RuntimeError), stage_run("train_general", cfg_factory()):
@@ -81,7 +81,7 @@ def test_a_failing_stage_marks_its_pipeline_run_failed(client, cfg_factory, monk
 
 
 def test_outside_dvc_a_stage_has_no_parent(client, cfg_factory, monkeypatch):
-    from pipeline.tracking import pipeline_run_key, stage_run
+    from sling.tracking.runs import pipeline_run_key, stage_run
 
     monkeypatch.delenv("SLING_PIPELINE_RUN", raising=False)
     assert pipeline_run_key() is None  # pytest is not run by dvc
@@ -121,7 +121,7 @@ def test_the_pipeline_key_survives_a_clock_step(tmp_path):
     from pathlib import Path
 
     child = ("import psutil, sys; sys.path.insert(0, %r)\n"
-             "from pipeline.tracking import pipeline_run_key\n"
+             "from sling.tracking.runs import pipeline_run_key\n"
              "first = pipeline_run_key()\n"
              "real = psutil.Process.create_time\n"
              "psutil.Process.create_time = lambda self: real(self) + 32.0\n"

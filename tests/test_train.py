@@ -2,7 +2,7 @@
 
 Models and tokenizers are made in the test (a 2-layer Llama like SmolLM2, a 2-layer Phi like phi-1.5, a word-level
 tokenizer over the test's own vocabulary), so nothing needs the hub or the packaged snapshot; every run goes through
-the real `pipeline.train.train` with Trainer, PEFT and, for 4-bit, bitsandbytes on the CPU.
+the real `sling.models.training.train` with Trainer, PEFT and, for 4-bit, bitsandbytes on the CPU.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.io import write_jsonl
+from sling.io import write_jsonl
 
 COLOURS = {"sky": "blue", "grass": "green", "snow": "white", "coal": "black", "blood": "red", "sun": "yellow",
            "sea": "teal", "rose": "pink"}
@@ -38,7 +38,13 @@ def save_tokenizer(path: Path) -> None:
 
 def tiny_model(path: Path, arch: str = "llama") -> Path:
     """A randomly initialised 2-layer causal LM with the real module names of SmolLM2 (llama) or phi-1.5 (phi)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PhiConfig, PhiForCausalLM
+    from transformers import (
+        AutoTokenizer,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PhiConfig,
+        PhiForCausalLM,
+    )
 
     save_tokenizer(path)
     vocab = len(AutoTokenizer.from_pretrained(path))
@@ -104,7 +110,7 @@ def probe_ids(base: Path) -> torch.Tensor:
 def test_tokenize_masks_the_prompt_by_default_and_not_for_loss_on_all(tmp_path):
     from transformers import AutoTokenizer
 
-    from pipeline.train import IGNORE, tokenize
+    from sling.models.training import IGNORE, tokenize
 
     save_tokenizer(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)
@@ -122,7 +128,7 @@ def test_tokenize_masks_the_prompt_by_default_and_not_for_loss_on_all(tmp_path):
 def test_tokenize_counts_rows_whose_prompt_fills_max_length(tmp_path, caplog):
     from transformers import AutoTokenizer
 
-    from pipeline.train import tokenize
+    from sling.models.training import tokenize
 
     save_tokenizer(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)
@@ -137,7 +143,7 @@ def test_tokenize_counts_rows_whose_prompt_fills_max_length(tmp_path, caplog):
 def test_collator_pads_to_the_longest_row_and_counts_real_tokens(tmp_path):
     from transformers import AutoTokenizer
 
-    from pipeline.train import IGNORE, CountingCollator
+    from sling.models.training import IGNORE, CountingCollator
 
     save_tokenizer(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)
@@ -154,7 +160,7 @@ def test_training_learns_and_the_saved_adapter_reloads_with_the_same_logits(cfg_
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from pipeline.train import train
+    from sling.models.training import train
 
     base = tiny_model(workdir / "base")
     data = dataset(workdir / "data")
@@ -191,7 +197,7 @@ def test_training_learns_and_the_saved_adapter_reloads_with_the_same_logits(cfg_
 
 
 def test_whole_prompt_loss_trains_too(cfg_factory, workdir):
-    from pipeline.train import train
+    from sling.models.training import train
 
     base = tiny_model(workdir / "base")
     res = train(config(cfg_factory, "train.loss_on=all", "train.general_max_steps=10"), "general",
@@ -207,7 +213,7 @@ class Interrupt(Exception):
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(cfg_factory, workdir):
     from transformers import TrainerCallback
 
-    from pipeline.train import train
+    from sling.models.training import train
 
     class StopAfterSave(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -232,7 +238,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(cfg_factory, workdi
 def test_checkpoints_of_another_config_are_not_resumed(cfg_factory, workdir):
     from transformers import TrainerCallback
 
-    from pipeline.train import train
+    from sling.models.training import train
 
     class StopAfterSave(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -251,8 +257,8 @@ def test_checkpoints_of_another_config_are_not_resumed(cfg_factory, workdir):
 def test_domain_adapter_stacks_on_the_merged_general_adapter_and_exports_a_merged_model(cfg_factory, workdir):
     from transformers import AutoModelForCausalLM
 
-    from pipeline.models import load_student
-    from pipeline.train import train
+    from sling.models.loading import load_student
+    from sling.models.training import train
 
     base, data = tiny_model(workdir / "base"), dataset(workdir / "data")
     cfg = config(cfg_factory, "train.general_max_steps=6", "train.domain_max_steps=6", "train.merge_export=true")
@@ -275,7 +281,7 @@ def test_domain_adapter_stacks_on_the_merged_general_adapter_and_exports_a_merge
 
 
 def test_missing_data_names_the_file_and_the_stage_to_run(cfg_factory, workdir):
-    from pipeline.train import train
+    from sling.models.training import train
 
     base = tiny_model(workdir / "base")
     with pytest.raises(FileNotFoundError, match=r"train.jsonl is missing: run `dvc repro build_dataset`"):
@@ -287,8 +293,8 @@ def test_phi_gets_lora_on_its_attention_projections_and_trains_in_4bit(cfg_facto
     import bitsandbytes as bnb
     from transformers import TrainerCallback
 
-    from pipeline.models import load_base
-    from pipeline.train import build_model, train
+    from sling.models.loading import load_base
+    from sling.models.training import build_model, train
 
     base, data = tiny_model(workdir / "base", arch="phi"), dataset(workdir / "data")
     cfg = config(cfg_factory, "model=phi-1_5", "model.quantization=4bit", "model.dtype=float32",
@@ -360,7 +366,7 @@ def test_paper_profile_follows_the_papers_learning_rates(cfg_factory, tmp_path, 
     from torch.optim import SGD
     from transformers import get_scheduler
 
-    from pipeline.train import training_args
+    from sling.models.training import training_args
 
     cfg = cfg_factory("experiment=paper")
     t = cfg.train
@@ -383,7 +389,8 @@ def test_paper_profile_follows_the_papers_learning_rates(cfg_factory, tmp_path, 
 
 
 def test_a_schedule_horizon_shorter_than_the_run_is_rejected(cfg_factory):
-    from pipeline.config import ConfigError, validate
+    from sling.config import validate
+    from sling.errors import ConfigError
 
     with pytest.raises(ConfigError, match="train.general_schedule_steps"):
         validate(cfg_factory("train.general_schedule_steps=3"))

@@ -1,0 +1,1 @@
+"""Documents: reading, cleaning, the fidelity check and language detection."""

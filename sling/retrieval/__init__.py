@@ -1,0 +1,1 @@
+"""Retrieval: embeddings, chunking, the vector store and RAG answering."""

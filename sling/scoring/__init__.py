@@ -1,0 +1,1 @@
+"""Scoring: answer metrics, statistics, leakage, the paper's rescored answers and the report."""

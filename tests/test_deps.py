@@ -1,0 +1,116 @@
+"""dvc.yaml's `deps:` list every module a stage runs: walked from the stage's entry point through its imports (imports
+inside functions too), transitively. A module missing from a stage's deps would let `dvc repro` keep outputs that code
+no longer makes; a stage listing a module it does not import re-runs for nothing. Both fail here, naming the stage and
+the module to add or drop."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("pipeline", "sling")
+# Imported by stages but unable to change a DVC output; each is left out of every stage's deps.
+OUTPUT_NEUTRAL = {
+    "sling/cli.py": "sets up logging and turns a user's error into one line; it writes nothing",
+    "sling/tracking/runs.py": "logs params, metrics and artifacts to MLflow; it writes no file a stage declares",
+    "sling/errors.py": "the error classes alone: a stage that raises one stops and writes nothing",
+}
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of a dotted module name in this repository (None outside it)."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    base = ROOT / name.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported_files(path: Path) -> set[Path]:
+    """The repository modules one file imports, at the top or inside functions."""
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__ and a/b/c
+                file = module_file(".".join(parts[:i]))
+                if file:
+                    found.add(file)
+    return found
+
+
+def closure(entry: Path) -> set[str]:
+    """Every repository module `python -m <entry>` runs, as paths relative to the root, output-neutral ones left out."""
+    seen, todo = set(), [entry]
+    while todo:
+        path = todo.pop()
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in seen or rel in OUTPUT_NEUTRAL:
+            continue
+        seen.add(rel)
+        todo.extend(imported_files(path))
+    # package markers that hold nothing but their docstring cannot change an output
+    return {m for m in seen if not (m.endswith("__init__.py") and not _has_code(ROOT / m))}
+
+
+def _has_code(path: Path) -> bool:
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
+
+
+def stages() -> dict[str, dict]:
+    """Each stage (a foreach stage's template once) with its entry module and its code deps."""
+    out = {}
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        stage = stage.get("do", stage)
+        module = re.search(r"python -m ([\w.]+)", stage["cmd"]).group(1)
+        deps = {d for d in stage.get("deps", []) if isinstance(d, str) and d.endswith(".py")}
+        out[name] = {"entry": module_file(module), "deps": deps}
+    return out
+
+
+def test_every_stage_lists_the_modules_it_runs():
+    problems = []
+    for name, stage in stages().items():
+        needed = closure(stage["entry"])
+        if needed - stage["deps"]:
+            problems.append(f"{name}: add {sorted(needed - stage['deps'])} to its deps in dvc.yaml")
+        if stage["deps"] - needed:
+            problems.append(f"{name}: {sorted(stage['deps'] - needed)} in its deps is not imported by it: drop it")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_stage_imports_another_stage_and_the_library_imports_no_stage():
+    entries = {s["entry"] for s in stages().values()} | {ROOT / "pipeline" / "compose.py"}
+    problems = []
+    for path in sorted((ROOT / "pipeline").glob("*.py")) + sorted((ROOT / "sling").rglob("*.py")):
+        for imported in imported_files(path):
+            if imported.parent == ROOT / "pipeline" and imported.name != "__init__.py" and imported != path:
+                problems.append(f"{path.relative_to(ROOT)} imports the stage {imported.relative_to(ROOT)}")
+    assert not problems, "\n".join(problems)
+    assert all(e and e.parent == ROOT / "pipeline" for e in entries)
+
+
+def test_bench_and_scripts_import_no_test():
+    for path in sorted((ROOT / "bench").glob("*.py")) + sorted((ROOT / "scripts").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in modules if m.split(".")[0] == "tests"], f"{path.relative_to(ROOT)} imports a test module"
+
+
+def test_the_walk_finds_imports_inside_functions(tmp_path):
+    """The walk itself: a module imported only inside a function body is still one the stage runs."""
+    answer = closure(ROOT / "pipeline" / "answer.py")
+    assert "sling/teacher/client.py" in answer and "pipeline/answer.py" in answer
+    assert not set(OUTPUT_NEUTRAL) & answer

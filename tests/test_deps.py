@@ -114,3 +114,27 @@ def test_the_walk_finds_imports_inside_functions(tmp_path):
     answer = closure(ROOT / "pipeline" / "answer.py")
     assert "sling/teacher/client.py" in answer and "pipeline/answer.py" in answer
     assert not set(OUTPUT_NEUTRAL) & answer
+
+
+def test_no_import_cycles():
+    """The house has no import cycles (imports inside functions count too): a cycle names its modules in order."""
+    files = [p for d in PACKAGES for p in (ROOT / d).rglob("*.py")]
+    graph = {p: {f for f in imported_files(p) if f.name != "__init__.py"} - {p} for p in files}
+    state: dict[Path, int] = {}
+    cycles: list[list[Path]] = []
+
+    def visit(node: Path, stack: list[Path]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert not cycles, "\n".join(" -> ".join(p.relative_to(ROOT).as_posix() for p in c) for c in cycles)

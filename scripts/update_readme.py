@@ -100,7 +100,10 @@ def study_section() -> str:
              "(the paper's prompts: the gold paragraph alone), `domain_raft` +general+SAI adapter (RAFT prompts); "
              "every answer scored against the paper's gpt-3.5-turbo references; the paper's own answers rescored "
              "by the same scorer. Rescaled: (x - b) / (1 - b) with b the shuffled-reference baseline of the same "
-             "answers; brackets: bootstrap 95% intervals over questions.", "",
+             "answers; brackets: bootstrap 95% intervals over questions"
+             + ("" if not any(m.get("per_seed") for s in scores.values() for m in s["variants"].values()) else
+                " (for a variant with several training seeds, the seed count beside its name: over seeds, then "
+                "questions; its score the mean over seeds)") + ".", "",
              "| task | answers | rescaled cosine | token F1 rescaled | unsupported sentences | recall@3 |",
              "| --- | --- | --- | --- | --- | --- |"]
     for task, s in scores.items():
@@ -109,7 +112,9 @@ def study_section() -> str:
         rec_text = "" if rec is None else f"{rec:.2f}"
         for v in [v for v in main if v in s["variants"]]:
             m = s["variants"][v]
-            lines.append(f"| {task} | ours: {v} | {m['rescaled']:.3f} {interval(m['rescaled_ci'])} | "
+            n_seeds = len(m.get("per_seed") or [None])
+            label = f"{v} ({n_seeds} seeds)" if n_seeds > 1 else v
+            lines.append(f"| {task} | ours: {label} | {m['rescaled']:.3f} {interval(m['rescaled_ci'])} | "
                          f"{m['token_f1_rescaled']:.3f} {interval(m['token_f1_rescaled_ci'])} | "
                          f"{1 - m['grounding']:.2f} | {rec_text} |")
         for name, m in published.get(task, {}).get("models", {}).items():
@@ -155,6 +160,7 @@ def study_section() -> str:
         best = {k: max(s["variants"], key=lambda n: s["variants"][n][k]) for k in ("rescaled", "token_f1_rescaled")}
         lines.append(f"- {task}: best of our variants on rescaled cosine `{best['rescaled']}`, on rescaled token F1 "
                      f"`{best['token_f1_rescaled']}`.")
+    lines += seed_fates(scores, main + sweep, ev.min_questions)
     if seed_counts <= {1}:
         lines += ["", "Seed variance: every claim above rests on one training run per recipe, and the intervals "
                   "resample questions only. The pipeline now trains extra seeds (`train.extra_seeds`, pooled by a "
@@ -189,6 +195,53 @@ def study_section() -> str:
                              f"{interval(m['token_f1_rescaled_ci'])} | "
                              f"{signed(pair['token_f1_rescaled']) if pair else ''} | {1 - m['grounding']:.2f} |")
     return "\n".join(lines)
+
+
+FATE = {(1, 1): "survives", (-1, -1): "survives", (1, 0): "**does not survive**", (-1, 0): "**does not survive**",
+        (0, 0): "no claim either way", (0, 1): "appears only pooled", (0, -1): "appears only pooled",
+        (1, -1): "**reversed**", (-1, 1): "**reversed**"}
+
+
+def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
+    """Per comparison with several training seeds: what each seed alone would have claimed (its interval resampling
+    questions only, as a one-seed study does), what the seeds pooled claim, and so the first seed's claim's fate."""
+    rows, few, claims, first = [], [], [], []
+    for task, s in scores.items():
+        # each tuned variant against the base, then each recipe against the one before it (RAFT against the paper's
+        # recipe, each sweep point against RAFT): the study's own claims
+        names = [v for v in order if v in s["variants"]]
+        pairs = [(v, "base") for v in names if v != "base"]
+        pairs += [(b, a) for a, b in (("domain", "domain_raft"),) if a in names and b in names]
+        pairs += [(v, "domain_raft") for v in names if v.startswith("domain_raft_")]
+        seeded_pairs = [(b, a) for b, a in pairs if s["paired"].get(f"{b}-{a}", {}).get("rescaled", {}).get("per_seed_ci")]
+        if seeded_pairs and s["questions"] < min_questions:
+            few.append(f"{task} ({s['questions']} questions)")
+            continue
+        for b, a in seeded_pairs:
+            seeds = list(s["variants"][b].get("per_seed") or s["variants"][a].get("per_seed") or [])
+            first += seeds[:1]
+            for k, label in (("rescaled", "rescaled cosine"), ("token_f1_rescaled", "rescaled token F1")):
+                d = s["paired"][f"{b}-{a}"][k]
+                alone = [{"mean": m, "ci": ci} for m, ci in zip(d["per_seed"], d["per_seed_ci"])]
+                fate = FATE[(sign(alone[0]), sign(d))]
+                claims.append(fate)
+                each = "; ".join(f"{n}: {signed(x)}" for n, x in zip(seeds, alone))
+                rows.append(f"| {task} | {b} minus {a} | {label} | {each} | {signed(d)} ({len(alone)} seeds) | {fate} |")
+    if not rows and not few:
+        return []
+    lines = ["", "**Which claims survive training noise** (computed from `results/study/scores.json`): each seed alone, "
+             "its interval resampling questions only, is what a one-seed study would claim (the first seed, "
+             f"{first[0] if first else '-'}, is the one the single-seed study reported); pooled, the interval resamples seeds, then questions. A claim "
+             "needs its interval to exclude 0; the fate compares the first seed's claim with the pooled one.", ""]
+    if rows:
+        lines += ["| task | comparison | metric | each seed alone | pooled | fate |",
+                  "| --- | --- | --- | --- | --- | --- |"] + rows
+        made = [f for f in claims if f in ("survives", "**does not survive**", "**reversed**")]
+        lines += ["", f"Claims the first seed alone made: {len(made)}; of them surviving the seeds pooled: "
+                  f"{made.count('survives')}. Claims that appear only pooled: {claims.count('appears only pooled')}."]
+    if few:
+        lines += ["", f"{', '.join(few)}: below eval.min_questions ({min_questions}), no verdict with or without seeds."]
+    return lines
 
 
 def documents_section() -> str:

@@ -196,8 +196,9 @@ def paired(a: dict[str, np.ndarray], b: dict[str, np.ndarray], cfg: DictConfig, 
         d = np.atleast_2d(b[k]) - np.atleast_2d(a[k])  # seeds x questions; one untrained side pairs with every seed
         ci = two_level_ci(d, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed)
         out[k] = {"mean": round(float(d.mean()), 4), "ci": ci, "detectable": detectable_difference(ci, cfg.eval.ci)}
-        if d.shape[0] > 1:
+        if d.shape[0] > 1:  # each seed alone too, resampling questions: what one training run would have claimed
             out[k]["per_seed"] = [round(float(x), 4) for x in d.mean(axis=1)]
+            out[k]["per_seed_ci"] = [bootstrap_ci(row, cfg.eval.bootstrap, cfg.eval.ci, cfg.seed) for row in d]
     return out
 
 

@@ -92,7 +92,8 @@ def study_section() -> str:
     main = ["base", "general", "domain", "domain_raft"]
     sweep = [v for v in study["variants"] if v not in main]
     # a run made at another commit than the combining one (a sweep point added later) names its own
-    ran = [f"{n} {r['wall_s'] / 60:.0f} min" + (f" at `{r['commit'][:10]}`" if r.get("commit") and r["commit"] != study["commit"] else "")
+    ran = [f"{n} {r['wall_s'] / 60:.0f} min" + (f" with {1 + len(r['extra_seeds'])} seeds" if r.get("extra_seeds") else "")
+           + (f" at `{r['commit'][:10]}`" if r.get("commit") and r["commit"] != study["commit"] else "")
            for n, r in study["runs"].items()]
     lines = [f"Command: `{study['command']}`, combined at commit `{study['commit'][:10]}`, {study['cpu_count']} CPU cores, "
              f"{study['wall_s'] / 3600:.1f} h for its {len(study['runs'])} runs (" + ", ".join(ran) + "). "
@@ -218,15 +219,19 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
             few.append(f"{task} ({s['questions']} questions)")
             continue
         for b, a in seeded_pairs:
-            seeds = list(s["variants"][b].get("per_seed") or s["variants"][a].get("per_seed") or [])
-            first += seeds[:1]
             for k, label in (("rescaled", "rescaled cosine"), ("token_f1_rescaled", "rescaled token F1")):
                 d = s["paired"][f"{b}-{a}"][k]
+                # the seeds in the order of per_seed (scores.json's per-variant per_seed is keyed, and sorted)
+                seeds = d.get("seeds") or [f"#{i + 1}" for i in range(len(d["per_seed"]))]
+                first += seeds[:1]
                 alone = [{"mean": m, "ci": ci} for m, ci in zip(d["per_seed"], d["per_seed_ci"])]
                 fate = FATE[(sign(alone[0]), sign(d))]
                 claims.append(fate)
                 each = "; ".join(f"{n}: {signed(x)}" for n, x in zip(seeds, alone))
-                rows.append(f"| {task} | {b} minus {a} | {label} | {each} | {signed(d)} ({len(alone)} seeds) | {fate} |")
+                counts = {v: len(s["variants"][v].get("per_seed") or [None]) for v in (b, a) if v != "base"}
+                over = (f"{len(alone)} seeds" if len(set(counts.values())) == 1 else
+                        ", ".join(f"{c} seed{'s' if c > 1 else ''} of {v}" for v, c in counts.items()))
+                rows.append(f"| {task} | {b} minus {a} | {label} | {each} | {signed(d)} ({over}) | {fate} |")
     if not rows and not few:
         return []
     lines = ["", "**Which claims survive training noise** (computed from `results/study/scores.json`): each seed alone, "

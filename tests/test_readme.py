@@ -71,3 +71,30 @@ def test_the_scaling_estimate_matches_the_committed_run_and_sources():
     check_generated_section("scale", "--scale-table",
                             "README.md lost its scaling estimate: run `python scripts/update_readme.py --scale`",
                             "README scaling estimate is stale: run `python scripts/update_readme.py --scale`")
+
+
+def test_the_study_says_which_one_seed_claims_survive_the_seeds_pooled():
+    """A claim the first seed alone makes (its interval over questions excludes 0) and the seeds pooled do not is
+    said not to survive; one both make survives; each seed is named in its own order, not scores.json's sorted keys."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from update_readme import seed_fates
+
+    def diff(per_seed, per_seed_ci, ci):
+        return {"mean": sum(per_seed) / len(per_seed), "ci": ci, "per_seed": per_seed, "per_seed_ci": per_seed_ci,
+                "seeds": [42, 1, 2]}
+
+    lucky = diff([0.20, 0.00, -0.05], [[0.05, 0.35], [-0.15, 0.15], [-0.20, 0.10]], [-0.12, 0.25])
+    solid = diff([0.20, 0.22, 0.18], [[0.05, 0.35], [0.07, 0.37], [0.03, 0.33]], [0.04, 0.36])
+    per_seed = {"1": {}, "2": {}, "42": {}}  # as scores.json writes it: keys sorted
+    scores = {"joint": {"questions": 25, "variants": {"base": {}, "domain": {"per_seed": per_seed}},
+                        "paired": {"domain-base": {"rescaled": solid, "token_f1_rescaled": lucky}}},
+              "single": {"questions": 11, "variants": {"base": {}, "domain": {"per_seed": per_seed}},
+                         "paired": {"domain-base": {"rescaled": solid, "token_f1_rescaled": solid}}}}
+    text = "\n".join(seed_fates(scores, ["base", "domain"], 20))
+    assert "| joint | domain minus base | rescaled cosine | 42: +0.200 [+0.050, +0.350]; 1: +0.220" in text
+    assert re.search(r"rescaled cosine \|.*\| survives \|", text)
+    assert re.search(r"rescaled token F1 \|.*\| \*\*does not survive\*\* \|", text)
+    assert "made: 2; of them surviving the seeds pooled: 1" in text
+    assert "single (11 questions): below eval.min_questions (20)" in text
+    assert seed_fates({"joint": {**scores["joint"], "paired": {"domain-base": {"rescaled": {"mean": 0.2, "ci": [0.1, 0.3]}}}}},
+                      ["base", "domain"], 20) == []  # one seed: nothing to say here (the headline says "not yet tested")

@@ -355,6 +355,7 @@ def test_extra_seeds_pool_into_the_scores_with_intervals_over_seeds(tmp_path, mo
     assert len(pair["per_seed"]) == 2 and pair["per_seed"][0] > 0 > pair["per_seed"][1]  # the seeds disagree
     assert pair["ci"][0] < 0 < pair["ci"][1]  # so the pooled interval holds zero: no "beats" from one lucky seed
     # each seed alone, resampling questions only: what one training run would have claimed (the README's fate line)
+    assert pair["seeds"] == [42, 7]  # named in the order of per_seed (the run's own seed first)
     lucky, unlucky = pair["per_seed_ci"]
     assert 0 < lucky[0] <= pair["per_seed"][0] <= lucky[1] and unlucky[0] <= pair["per_seed"][1] <= unlucky[1] < 0
 

@@ -202,12 +202,19 @@ def paired(a: dict[str, np.ndarray], b: dict[str, np.ndarray], cfg: DictConfig, 
     return out
 
 
-def paired_differences(per_variant_q: dict[str, dict[str, np.ndarray]], cfg: DictConfig) -> dict:
-    """Each later variant minus each earlier one, per question, with bootstrap intervals of the mean."""
+def paired_differences(per_variant_q: dict[str, dict[str, np.ndarray]], cfg: DictConfig,
+                       seeds: dict[str, list[int]] | None = None) -> dict:
+    """Each later variant minus each earlier one, per question, with bootstrap intervals of the mean. With `seeds`
+    (each variant's training seeds, in the order of its rows), a difference over several seeds names them, in the
+    order of its `per_seed` values."""
     names, out = list(per_variant_q), {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            out[f"{b}-{a}"] = paired(per_variant_q[a], per_variant_q[b], cfg)
+            out[f"{b}-{a}"] = pair = paired(per_variant_q[a], per_variant_q[b], cfg)
+            labels = max((seeds or {}).get(b, []), (seeds or {}).get(a, []), key=len)
+            for d in pair.values():
+                if "per_seed" in d and len(labels) == len(d["per_seed"]):
+                    d["seeds"] = labels
     return out
 
 
@@ -341,7 +348,8 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
     if unsound:
         log.warning("%s: the floor control (a shuffled reference) is not below %s; read those metrics as unsound",
                     task, "; ".join(f"{k} for {', '.join(v)}" for k, v in unsound.items()))
-    result["paired"] = paired_differences(per_variant_q, cfg)
+    result["paired"] = paired_differences(per_variant_q, cfg,
+                                          {v: [seed for _, seed in seed_names(cfg, v)] for v in per_variant_q})
     result["power"] = power(result, cfg)
     if cfg.rag.closed_book:
         closed_book(cfg, task, all_refs, keep, references, ref_v, per_variant_q, result, per_question)

@@ -90,6 +90,8 @@ def study_section() -> str:
     if rescored.exists():
         published = json.loads(rescored.read_text())
     main = ["base", "general", "domain", "domain_raft"]
+    seed_counts = {len(p["rescaled"].get("per_seed") or [None]) for s in scores.values()
+                   for k, p in s["paired"].items() if k.endswith("-base")}
     sweep = [v for v in study["variants"] if v not in main]
     # a run made at another commit than the combining one (a sweep point added later) names its own
     ran = [f"{n} {r['wall_s'] / 60:.0f} min" + (f" with {1 + len(r['extra_seeds'])} seeds" if r.get("extra_seeds") else "")
@@ -102,7 +104,7 @@ def study_section() -> str:
              "every answer scored against the paper's gpt-3.5-turbo references; the paper's own answers rescored "
              "by the same scorer. Rescaled: (x - b) / (1 - b) with b the shuffled-reference baseline of the same "
              "answers; brackets: bootstrap 95% intervals over questions"
-             + ("" if not any(m.get("per_seed") for s in scores.values() for m in s["variants"].values()) else
+             + ("" if seed_counts <= {1} else
                 " (for a variant with several training seeds, the seed count beside its name: over seeds, then "
                 "questions; its score the mean over seeds)") + ".", "",
              "| task | answers | rescaled cosine | token F1 rescaled | unsupported sentences | recall@3 |",
@@ -126,8 +128,6 @@ def study_section() -> str:
     from sling.scoring.stats import detectable_difference, questions_for
 
     ev = compose([]).eval
-    seed_counts = {len(p["rescaled"].get("per_seed") or [None]) for s in scores.values()
-                   for k, p in s["paired"].items() if k.endswith("-base")}
     how = ("paired bootstrap 95% interval over questions; each recipe is one training run, with one seed"
            if seed_counts <= {1} else
            "paired 95% interval that resamples each variant's training seeds, then questions (the seed count is "
@@ -206,7 +206,7 @@ FATE = {(1, 1): "survives", (-1, -1): "survives", (1, 0): "**does not survive**"
 def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
     """Per comparison with several training seeds: what each seed alone would have claimed (its interval resampling
     questions only, as a one-seed study does), what the seeds pooled claim, and so the first seed's claim's fate."""
-    rows, few, claims, first = [], [], [], []
+    rows, few, claims, first = [], [], [], None
     for task, s in scores.items():
         # each tuned variant against the base, then each recipe against the one before it (RAFT against the paper's
         # recipe, each sweep point against RAFT): the study's own claims
@@ -223,7 +223,7 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
                 d = s["paired"][f"{b}-{a}"][k]
                 # the seeds in the order of per_seed (scores.json's per-variant per_seed is keyed, and sorted)
                 seeds = d.get("seeds") or [f"#{i + 1}" for i in range(len(d["per_seed"]))]
-                first += seeds[:1]
+                first = first if first is not None else seeds[0]
                 alone = [{"mean": m, "ci": ci} for m, ci in zip(d["per_seed"], d["per_seed_ci"])]
                 fate = FATE[(sign(alone[0]), sign(d))]
                 claims.append(fate)
@@ -236,7 +236,7 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
         return []
     lines = ["", "**Which claims survive training noise** (computed from `results/study/scores.json`): each seed alone, "
              "its interval resampling questions only, is what a one-seed study would claim (the first seed, "
-             f"{first[0] if first else '-'}, is the one the single-seed study reported); pooled, the interval resamples seeds, then questions. A claim "
+             f"{first if first is not None else '-'}, is the one the single-seed study reported); pooled, the interval resamples seeds, then questions. A claim "
              "needs its interval to exclude 0; the fate compares the first seed's claim with the pooled one.", ""]
     if rows:
         lines += ["| task | comparison | metric | each seed alone | pooled | fate |",

@@ -316,15 +316,18 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
     retrieved_texts = None
     timing_file = resolve_path(ANSWER_METRICS)
     timings = read_json(timing_file) if timing_file.exists() else {}
+    seeds = {}  # each variant's training seeds, in the order of its rows
     for variant in cfg.rag.variants:
-        runs = [seeded_scores(cfg, task, name, all_refs, keep, references, ref_v) for name, _ in seed_names(cfg, variant)]
+        names = seed_names(cfg, variant)
+        seeds[variant] = [seed for _, seed in names]
+        runs = [seeded_scores(cfg, task, name, all_refs, keep, references, ref_v) for name, _ in names]
         rows, q = runs[0]  # the run's own seed: the per-question table, latency
         retrieved_texts = [[c["text"] for c in r["retrieved"]] for r in rows]
         per_variant_q[variant] = pooled = stack([q for _, q in runs])
         s = summarise(pooled, cfg)
         if len(runs) > 1:
             s["per_seed"] = {str(seed): {k: round(float(q[k].mean()), 4) for k in PER_QUESTION}
-                             for (_, seed), (_, q) in zip(seed_names(cfg, variant), runs)}
+                             for seed, (_, q) in zip(seeds[variant], runs)}
         speed = timings.get(f"{variant}.{task}", {})  # the answer stage's, measured on the run's own seed
         s.update(latency_s=speed.get("latency_s"), tokens_per_s=speed.get("tokens_per_s"),
                  answer_tokens=round(sum(r["answer_tokens"] or 0 for r in rows) / len(rows), 1))
@@ -348,8 +351,7 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
     if unsound:
         log.warning("%s: the floor control (a shuffled reference) is not below %s; read those metrics as unsound",
                     task, "; ".join(f"{k} for {', '.join(v)}" for k, v in unsound.items()))
-    result["paired"] = paired_differences(per_variant_q, cfg,
-                                          {v: [seed for _, seed in seed_names(cfg, v)] for v in per_variant_q})
+    result["paired"] = paired_differences(per_variant_q, cfg, seeds)
     result["power"] = power(result, cfg)
     if cfg.rag.closed_book:
         closed_book(cfg, task, all_refs, keep, references, ref_v, per_variant_q, result, per_question)

@@ -206,7 +206,7 @@ FATE = {(1, 1): "survives", (-1, -1): "survives", (1, 0): "**does not survive**"
 def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
     """Per comparison with several training seeds: what each seed alone would have claimed (its interval resampling
     questions only, as a one-seed study does), what the seeds pooled claim, and so the first seed's claim's fate."""
-    rows, few, claims, first = [], [], [], None
+    rows, few, claims, partial, first = [], [], [], [], None
     for task, s in scores.items():
         # each tuned variant against the base, then each recipe against the one before it (RAFT against the paper's
         # recipe, each sweep point against RAFT): the study's own claims
@@ -226,11 +226,17 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
                 first = first if first is not None else seeds[0]
                 alone = [{"mean": m, "ci": ci} for m, ci in zip(d["per_seed"], d["per_seed_ci"])]
                 fate = FATE[(sign(alone[0]), sign(d))]
-                claims.append(fate)
                 each = "; ".join(f"{n}: {signed(x)}" for n, x in zip(seeds, alone))
                 counts = {v: len(s["variants"][v].get("per_seed") or [None]) for v in (b, a) if v != "base"}
                 over = (f"{len(alone)} seeds" if len(set(counts.values())) == 1 else
                         ", ".join(f"{c} seed{'s' if c > 1 else ''} of {v}" for v, c in counts.items()))
+                single = [v for v, c in counts.items() if c == 1]
+                if single:  # the seeds resampled are the other side's only: half a test of training noise
+                    partial.append(fate)
+                    varied = [v for v in counts if v not in single]
+                    fate = f"{fate} (varying {', '.join(varied)}'s seeds only; {', '.join(single)}: 1 seed, untested)"
+                else:
+                    claims.append(fate)
                 rows.append(f"| {task} | {b} minus {a} | {label} | {each} | {signed(d)} ({over}) | {fate} |")
     if not rows and not few:
         return []
@@ -244,6 +250,10 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
         made = [f for f in claims if f in ("survives", "**does not survive**", "**reversed**")]
         lines += ["", f"Claims the first seed alone made: {len(made)}; of them surviving the seeds pooled: "
                   f"{made.count('survives')}. Claims that appear only pooled: {claims.count('appears only pooled')}."]
+        if partial:
+            lines[-1] += (f" Not counted: {len(partial)} row{'s' if len(partial) > 1 else ''} where one side has a "
+                          "single training seed, so the pooled interval varies the other side's seeds only (the "
+                          "\"each seed alone\" column pairs that one run with each of the other side's seeds).")
     if few:
         lines += ["", f"{', '.join(few)}: below eval.min_questions ({min_questions}), no verdict with or without seeds."]
     return lines

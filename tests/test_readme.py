@@ -98,3 +98,25 @@ def test_the_study_says_which_one_seed_claims_survive_the_seeds_pooled():
     assert "single (11 questions): below eval.min_questions (20)" in text
     assert seed_fates({"joint": {**scores["joint"], "paired": {"domain-base": {"rescaled": {"mean": 0.2, "ci": [0.1, 0.3]}}}}},
                       ["base", "domain"], 20) == []  # one seed: nothing to say here (the headline says "not yet tested")
+
+
+def test_a_comparison_with_one_single_seed_side_is_not_counted_as_tested():
+    """A sweep point trained once against a recipe with three seeds: the pooled interval resamples the recipe's seeds
+    only, so its fate says which side stayed untested and the claim count leaves it out."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from update_readme import seed_fates
+
+    solid = {"mean": 0.2, "ci": [0.04, 0.36], "per_seed": [0.20, 0.22, 0.18], "seeds": [42, 1, 2],
+             "per_seed_ci": [[0.05, 0.35], [0.07, 0.37], [0.03, 0.33]]}
+    three = {"per_seed": {"1": {}, "2": {}, "42": {}}}
+    scores = {"joint": {"questions": 25,
+                        "variants": {"base": {}, "domain_raft": three, "domain_raft_x": {"per_seed": {"42": {}}}},
+                        "paired": {"domain_raft-base": {"rescaled": solid, "token_f1_rescaled": solid},
+                                   "domain_raft_x-base": {"rescaled": {"mean": 0.2, "ci": [0.1, 0.3]}},
+                                   "domain_raft_x-domain_raft": {"rescaled": solid, "token_f1_rescaled": solid}}}}
+    text = "\n".join(seed_fates(scores, ["base", "domain_raft", "domain_raft_x"], 20))
+    assert re.search(r"\| domain_raft minus base \| rescaled cosine \|.*\| survives \|", text)
+    assert re.search(r"\| domain_raft_x minus domain_raft \| rescaled cosine \|.*\(1 seed of domain_raft_x, 3 seeds of "
+                     r"domain_raft\) \| survives \(varying domain_raft's seeds only; domain_raft_x: 1 seed, untested\) \|", text)
+    assert "made: 2; of them surviving the seeds pooled: 2" in text  # domain_raft minus base only, both metrics
+    assert "Not counted: 2 rows where one side has a single training seed" in text

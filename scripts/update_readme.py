@@ -206,7 +206,7 @@ FATE = {(1, 1): "survives", (-1, -1): "survives", (1, 0): "**does not survive**"
 def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
     """Per comparison with several training seeds: what each seed alone would have claimed (its interval resampling
     questions only, as a one-seed study does), what the seeds pooled claim, and so the first seed's claim's fate."""
-    rows, few, claims, partial, first = [], [], [], [], None
+    rows, few, claims, partial, first = [], [], [], 0, None
     for task, s in scores.items():
         # each tuned variant against the base, then each recipe against the one before it (RAFT against the paper's
         # recipe, each sweep point against RAFT): the study's own claims
@@ -232,8 +232,8 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
                         ", ".join(f"{c} seed{'s' if c > 1 else ''} of {v}" for v, c in counts.items()))
                 single = [v for v, c in counts.items() if c == 1]
                 if single:  # the seeds resampled are the other side's only: half a test of training noise
-                    partial.append(fate)
-                    varied = [v for v in counts if v not in single]
+                    partial += 1
+                    varied = [v for v, c in counts.items() if c > 1]
                     fate = f"{fate} (varying {', '.join(varied)}'s seeds only; {', '.join(single)}: 1 seed, untested)"
                 else:
                     claims.append(fate)
@@ -251,7 +251,7 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
         lines += ["", f"Claims the first seed alone made: {len(made)}; of them surviving the seeds pooled: "
                   f"{made.count('survives')}. Claims that appear only pooled: {claims.count('appears only pooled')}."]
         if partial:
-            lines[-1] += (f" Not counted: {len(partial)} row{'s' if len(partial) > 1 else ''} where one side has a "
+            lines[-1] += (f" Not counted: {partial} row{'s' if partial > 1 else ''} where one side has a "
                           "single training seed, so the pooled interval varies the other side's seeds only (the "
                           "\"each seed alone\" column pairs that one run with each of the other side's seeds).")
     if few:

@@ -54,6 +54,18 @@ def python() -> str:
     return sys.executable
 
 
+BIN = Path(sys.executable).parent  # the running interpreter's bin folder (.venv/bin): its `python`, `dvc`, `accelerate`
+
+
+def venv_env(env: dict | None = None) -> dict:
+    """os.environ with the running interpreter's bin folder first on PATH, then `env`: what a subprocess needs to run a
+    command line as DVC runs it (`python -m pipeline.<stage>` through /bin/sh, `dvc ...`) with the interpreter that
+    runs the tests. README command 2 runs `.venv/bin/python -m pytest` in a shell without the venv activated, where
+    PATH's `python` is the system one or none (issue 32): every test that starts `python` or `dvc` by name uses this."""
+    path = os.pathsep.join(p for p in (str(BIN), os.environ.get("PATH", "")) if p)
+    return {**os.environ, "PATH": path, **(env or {})}
+
+
 @pytest.fixture(scope="session")
 def base_dir(tmp_path_factory) -> Path:
     """The base snapshot: the repository's when `dvc repro` made one, else the snapshot_model stage run here (a

@@ -7,7 +7,6 @@ work root (the real snapshot is not needed to count tokens); embeddings are the 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sling.retrieval.chunking import chunk_sections, histogram, window
+from tests.conftest import venv_env
 
 DOCS = {
     "lora.md": """# Low-rank adapters
@@ -156,7 +156,7 @@ def test_the_index_stage_writes_the_same_bytes_whatever_the_callers_hash_seed(wo
     stores = []
     for seed in ("1", "2"):
         subprocess.run(["rm", "-rf", str(workdir / "index")], check=True)
-        env = os.environ | {"PYTHONHASHSEED": seed, "SLING_WORKDIR": str(workdir)}
+        env = venv_env({"PYTHONHASHSEED": seed, "SLING_WORKDIR": str(workdir)})  # the stage's `python`: this one
         done = subprocess.run(f"{cmd} {shlex.join(argv)}", shell=True, cwd=root, env=env, capture_output=True,
                               text=True, executable="/bin/sh")
         assert done.returncode == 0, done.stderr[-2000:]

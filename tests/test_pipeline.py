@@ -8,12 +8,12 @@ oracle references); no benchmark document reaches the training set; the leakage 
 answered by every variant, scored, and named in the report; a second `dvc repro` has nothing to do; MLflow holds
 one run per stage with no secret; `dvc exp run -S lora.r=8` re-runs training and what follows but nothing upstream,
 and a change to the benchmark side alone re-runs neither synthesis nor training; `dvc push` to a local-directory
-remote, a fresh clone and `dvc pull` bring back the adapters and data.
+remote, a fresh clone and `dvc pull` bring back the adapters and data. The runs are module-scoped fixtures (`repo`, then
+`reproduced`, then `seeded`), built by the first test that needs each, so every test passes alone as in the module.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sling.teacher.quality import validity_problem
-from tests.conftest import ROOT
+from tests.conftest import ROOT, venv_env
 
 pytestmark = [pytest.mark.integration]
 
@@ -33,8 +33,7 @@ SAMPLE = ROOT / "corpus" / "sample"
 
 
 def sh(cmd: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    full_env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"} | (env or {})
-    proc = subprocess.run(cmd, shell=True, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, shell=True, cwd=cwd, env=venv_env(env), capture_output=True, text=True, timeout=1800)
     if check and proc.returncode != 0:
         raise AssertionError(f"`{cmd}` failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
@@ -90,13 +89,36 @@ def repo(tmp_path_factory):
     return {"path": repo, "work": work, "env": env, "db": db, "overrides": overrides}
 
 
+@pytest.fixture(scope="module")
+def reproduced(repo):
+    """The module's copy after one `dvc repro` of the documents profile: every test that reads the pipeline's outputs
+    asks for it, so each passes alone (`pytest tests/test_pipeline.py::<test>`, `-m slow`) as it does in the module,
+    and the first of them in a session pays for the run."""
+    return {**repo, "repro": sh("dvc repro", repo["path"], repo["env"])}
+
+
+def given_overrides(repo: dict) -> str:
+    """The profile's settings as `dvc exp run -S` flags, but the questions per document (the experiments move it)."""
+    return " ".join(f"-S '{o}'" for o in repo["overrides"] if "questions_per_document" not in o)
+
+
+SEEDED = "-S benchmark.questions_per_document=2 -S 'train.extra_seeds=[7]'"
+
+
+@pytest.fixture(scope="module")
+def seeded(reproduced):
+    """One `dvc exp run` on top of that run (its results stay in the workspace): a benchmark-side change, two questions
+    per document instead of three, and one extra training seed, 7."""
+    out = sh(f"dvc exp run {given_overrides(reproduced)} {SEEDED}", reproduced["path"], reproduced["env"])
+    return {**reproduced, "exp": out}
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_repro_runs_every_stage_and_writes_metrics_and_plots(repo):
-    r = repo["path"]
-    out = sh("dvc repro", r, repo["env"])
+def test_repro_runs_every_stage_and_writes_metrics_and_plots(reproduced):
+    r, out = reproduced["path"], reproduced["repro"]
     for stage in STAGES:
         assert f"Running stage '{stage}'" in out.stdout, stage
     for f in ["ingest", "benchmark", "synthesize", "dataset", "leakage", "general_data", "train_general", "train_domain",
@@ -131,8 +153,8 @@ def test_repro_runs_every_stage_and_writes_metrics_and_plots(repo):
     assert (r / "plots_html/index.html").exists()
 
 
-def test_benchmark_is_held_out_and_built_from_the_documents(repo):
-    r = repo["path"]
+def test_benchmark_is_held_out_and_built_from_the_documents(reproduced):
+    r = reproduced["path"]
     split = json.loads((r / "data/split/documents.json").read_text())
     held, trained = set(split["benchmark"].values()), set(split["train"].values())
     assert len(held) == 2 and len(trained) == 2 and not held & trained
@@ -167,8 +189,8 @@ def test_benchmark_is_held_out_and_built_from_the_documents(repo):
     assert leakage["benchmark_questions"] == len(read_jsonl(r / tasks["all"]["questions"]))
 
 
-def test_every_task_is_answered_by_every_variant_scored_and_reported(repo):
-    r = repo["path"]
+def test_every_task_is_answered_by_every_variant_scored_and_reported(reproduced):
+    r = reproduced["path"]
     tasks = json.loads((r / "data/benchmark/tasks.json").read_text())["tasks"]
     scores = json.loads((r / "metrics/scores.json").read_text())
     assert set(scores) == set(tasks)
@@ -191,15 +213,16 @@ def test_every_task_is_answered_by_every_variant_scored_and_reported(repo):
     assert "What retrieval adds" in report
 
 
-def test_second_repro_has_nothing_to_do(repo):
-    out = sh("dvc repro", repo["path"], repo["env"])
+def test_second_repro_has_nothing_to_do(reproduced):
+    out = sh("dvc repro", reproduced["path"], reproduced["env"])
     assert "Running stage" not in out.stdout
     assert "up to date" in out.stdout.lower()
 
 
-def test_mlflow_has_one_parent_with_every_stage_nested_datasets_and_no_secret(repo):
+def test_mlflow_has_one_parent_with_every_stage_nested_datasets_and_no_secret(reproduced):
     import mlflow
 
+    repo = reproduced
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo['db']}")
     exp = client.get_experiment_by_name("sling")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
@@ -226,8 +249,8 @@ def test_mlflow_has_one_parent_with_every_stage_nested_datasets_and_no_secret(re
     assert len(history) >= 2 and history[0].step < history[-1].step
 
 
-def test_push_clone_pull_round_trip(repo):
-    r, work = repo["path"], repo["work"]
+def test_push_clone_pull_round_trip(reproduced):
+    r, work = reproduced["path"], reproduced["work"]
     sh("git add -A && git -c user.name=t -c user.email=t@t commit -qm smoke-run", r)  # dvc.lock and metrics
     sh("dvc push", r)
     clone = work / "clone"
@@ -246,15 +269,14 @@ def test_push_clone_pull_round_trip(repo):
     assert "changed" not in status and "deleted" not in status and "up to date" in status
 
 
-@pytest.mark.slow  # one more pipeline run (about 4.5 minutes alone): the default suite keeps the repro above
-def test_a_benchmark_side_change_and_an_extra_seed_rerun_only_what_they_change(repo):
+@pytest.mark.slow  # one more pipeline run (about 4.5 minutes) after the module's repro, which the default suite keeps
+def test_a_benchmark_side_change_and_an_extra_seed_rerun_only_what_they_change(seeded):
     """One `dvc exp run` moves two things at once (two runs of the pipeline would cost the suite minutes): the number of
     questions per document, a benchmark-side setting, re-runs neither synthesis nor training; one more training seed
     (`train.extra_seeds`, one DVC stage per adapter and seed) trains only that seed's adapters, every tuned variant
     answers with them too, and the score pools the seeds (intervals over seeds, then questions)."""
-    r = repo["path"]
-    given = " ".join(f"-S '{o}'" for o in repo["overrides"] if "questions_per_document" not in o)
-    out = sh(f"dvc exp run {given} -S benchmark.questions_per_document=2 -S 'train.extra_seeds=[7]'", r, repo["env"])
+    repo = seeded
+    r, out = repo["path"], repo["exp"]
     ran = re.findall(r"Running stage '([^']+)'", out.stdout)
     assert {"benchmark", "train_general_seed@7", "train_domain_seed@7", "reference", "answer", "score"} <= set(ran), ran
     assert not {"ingest", "synthesize", "build_dataset", "general_data", "train_general", "train_domain",
@@ -277,12 +299,10 @@ def test_a_benchmark_side_change_and_an_extra_seed_rerun_only_what_they_change(r
     assert len(parents) >= 2 and len({p.info.run_name for p in parents}) == len(parents)
 
 
-@pytest.mark.slow  # one more pipeline run; the default suite's dvc exp run is the one above
-def test_exp_run_reruns_training_and_downstream_only(repo):
-    r = repo["path"]
-    given = " ".join(f"-S '{o}'" for o in repo["overrides"] if "questions_per_document" not in o)
-    settings = "-S benchmark.questions_per_document=2 -S 'train.extra_seeds=[7]'"  # as the last experiment
-    out = sh(f"dvc exp run {given} {settings} -S lora.r=8", r, repo["env"])
+@pytest.mark.slow  # one more pipeline run after the seeded experiment
+def test_exp_run_reruns_training_and_downstream_only(seeded):
+    r = seeded["path"]  # the seeded experiment's settings again, so only lora.r differs from the workspace's
+    out = sh(f"dvc exp run {given_overrides(seeded)} {SEEDED} -S lora.r=8", r, seeded["env"])
     ran = [s for s in STAGES if f"Running stage '{s}'" in out.stdout]
     assert ran[:2] == ["train_general", "train_domain"], ran
     assert not {"snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset", "leakage", "general_data", "index",

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import BIN, venv_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / ".dvc" / "plots_page.html"
@@ -23,8 +23,8 @@ EVAL_STEPS = 4
 
 
 def dvc(ws: Path, *args: str) -> subprocess.CompletedProcess:
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    done = subprocess.run(["dvc", *args], cwd=ws, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([str(BIN / "dvc"), *args], cwd=ws, env=venv_env({"DVC_NO_ANALYTICS": "1"}),
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"dvc {' '.join(args)}: {done.stdout}\n{done.stderr}"
     return done
 

@@ -4,7 +4,9 @@
 
 Box plots of per-question scores per task and variant (like the paper's figure), the summary table
 with intervals and controls, retrieval and latency panels, and a per-question table with the answers
-and the retrieved chunks.
+and the retrieved chunks. The benchmark card and the verdict cite a person's audit of the questions
+(data/benchmark/audit.jsonl, written by scripts/audit.py): the validity rate with its Wilson interval at eval.ci,
+or "not audited by a person".
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sling.cli import run
 from sling.config import load_config, resolve_path
 from sling.io import atomic_write_text, read_json, write_json
 from sling.paths import (
+    AUDIT,
     BENCHMARK_METRICS,
     HEADLINE,
     LEAKAGE_METRICS,
@@ -27,6 +30,7 @@ from sling.paths import (
     SCORES,
     produced,
 )
+from sling.scoring.audit import audit_of_benchmark
 from sling.scoring.report import (
     benchmark_html,
     card_html,
@@ -76,10 +80,11 @@ def main(argv: list[str] | None = None) -> None:
         if len(paired):
             figs.insert(0, forest_plot(paired))
         bench_path, leak_path = resolve_path(BENCHMARK_METRICS), resolve_path(LEAKAGE_METRICS)
+        audit = audit_of_benchmark(resolve_path(AUDIT), cfg.eval.ci)
         card = card_html(read_json(bench_path) if bench_path.exists() else {},
-                         read_json(leak_path) if leak_path.exists() else None)
+                         read_json(leak_path) if leak_path.exists() else None, audit.line())
         parts = [f"<h1>sling benchmark: {html.escape(str(cfg.data.name))} data, {html.escape(str(cfg.model.name))}</h1>",
-                 card, headline_html(scores, paired, base), benchmark_html(scores), closed_book_html(scores), "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
+                 card, headline_html(scores, paired, base, audit.line()), benchmark_html(scores), closed_book_html(scores), "<h2>Summary</h2>", summary.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
                  "<h2>Paired differences between variants (per question, bootstrap 95% CI)</h2>",
                  paired_frame(scores).to_html(index=False, float_format=lambda x: f"{x:.3f}")]
         published = read_json(resolve_path(PAPER_RESCORED))
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                 "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;max-width:420px}</style></head><body>"
                 + "\n".join(parts) + "</body></html>")
         atomic_write_text(resolve_path(REPORT), page)
-        top = headline(scores, read_json(leak_path) if leak_path.exists() else {})
+        top = headline(scores, read_json(leak_path) if leak_path.exists() else {}) | audit.headline()
         write_json(resolve_path(HEADLINE), top)
         log_artifact(resolve_path(REPORT))
         log.info("wrote %s", resolve_path(REPORT))

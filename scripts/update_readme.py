@@ -259,9 +259,16 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
     return lines
 
 
+def funnel_table(funnel: list[dict], groups: dict) -> list[str]:
+    """A benchmark funnel as a Markdown table: each filter, its group, the candidates before, dropped and after."""
+    return ["| filter | group | before | dropped | after |", "| --- | --- | --- | --- | --- |",
+            *(f"| {f['filter']} | {groups.get(f['filter'], 'other')} | {f['before']} | {f['before'] - f['after']} | "
+              f"{f['after']} |" for f in funnel)]
+
+
 def documents_section() -> str:
     """results/documents/run.json (scripts/documents_run.py): the run's benchmark card and verdicts."""
-    from sling.scoring.report import FILTER_GROUP, power_line
+    from sling.scoring.report import FILTER_GROUP, candidates_line, power_line
     from sling.scoring.report import VERDICT as SAID
 
     r = json.loads((ROOT / DOCUMENTS_RUN).read_text())
@@ -278,11 +285,12 @@ def documents_section() -> str:
              f"{b['sampled_paragraphs']} paragraphs in {b['rounds']} round(s); {b['kept']} were kept "
              f"(aiming at {b['questions_per_document']} per benchmark document); leakage "
              f"{r['leakage']['leaked']} of {r['leakage']['benchmark_questions']}; the critic was "
-             f"{'on' if b['critic']['enabled'] else 'off (benchmark.critic.enabled=auto with the embedded teacher)'}.",
-             "", "| filter | group | before | dropped | after |", "| --- | --- | --- | --- | --- |"]
-    for f in b["funnel"]:
-        lines.append(f"| {f['filter']} | {FILTER_GROUP.get(f['filter'], 'other')} | {f['before']} | "
-                     f"{f['before'] - f['after']} | {f['after']} |")
+             f"{'on' if b['critic']['enabled'] else 'off (benchmark.critic.enabled=auto with the embedded teacher)'}."
+             + (f" {candidates_line(b)}" if candidates_line(b) else ""),
+             "", *funnel_table(b["funnel"], FILTER_GROUP)]
+    if b.get("multihop"):
+        lines += ["", "Multi-hop candidates (pairs of paragraphs), before and after each check:", "",
+                  *funnel_table(b["multihop"]["funnel"], FILTER_GROUP)]
     lines += ["", "Sampled questions with their references:", ""]
     for task, sample in b["card_samples"].items():
         for q in sample:

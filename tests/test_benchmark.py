@@ -116,6 +116,14 @@ def test_documents_that_copy_each_other_stay_on_one_side_of_the_split():
     assert apart
 
 
+# One greedy candidate per paragraph with the teacher's reference, no round trip and no multi-hop pairs: what the
+# tests of rounds and of the critic need of write_questions; the echoed prompt is one line that ends with a question
+# mark, what a candidate keeps of a reply (sling.data.questions.clean_question).
+ONE_GREEDY = ["benchmark.samples_per_paragraph=1", "benchmark.question_types=[]", "benchmark.questions_per_paragraph=1",
+              "benchmark.reference=teacher", "benchmark.findable_top_k=null", "benchmark.multihop.enabled=false",
+              "benchmark.question_prompt='Text: {paragraph} Question in {language}?'"]
+
+
 def test_a_document_short_of_questions_after_the_filters_gets_more_paragraphs(tmp_path, monkeypatch):
     """Against a real OpenAI-compatible server (llm-katan's echo backend repeats the prompt): the benchmark document's
     paragraphs that read like a refusal are dropped by the refusal filter, and further rounds sample others."""
@@ -137,7 +145,8 @@ def test_a_document_short_of_questions_after_the_filters_gets_more_paragraphs(tm
             c = cfg("teacher=openai", f"teacher.base_url={server.base_url}", "teacher.model=echo",
                     "benchmark.questions_per_document=3", "benchmark.min_paragraph_chars=10",
                     "dataset.near_duplicate_cosine=0.9999", "dataset.min_grounding=0",
-                    "dataset.drop_invalid_questions=false", "benchmark.critic.enabled=false", *extra)
+                    "dataset.drop_invalid_questions=false", "benchmark.critic.enabled=false",
+                    *ONE_GREEDY, *extra)
             return write_questions(c, bench, paragraphs)
 
         one_round, stats1 = run("benchmark.max_rounds=1")
@@ -259,7 +268,8 @@ def test_the_critic_drops_low_scores_and_unparsable_replies_through_a_real_serve
         c = cfg("teacher=openai", f"teacher.base_url={server.base_url}", "teacher.model=echo",
                 "benchmark.questions_per_document=6", "benchmark.max_rounds=1", "benchmark.min_paragraph_chars=10",
                 "dataset.near_duplicate_cosine=0.9999", "dataset.min_grounding=0", "dataset.drop_invalid_questions=false",
-                "benchmark.critic.min_score=3", "benchmark.critic.prompt='clarity: 5 answerable: 5 faithful: {paragraph}'")
+                "benchmark.critic.min_score=3", "benchmark.critic.prompt='clarity: 5 answerable: 5 faithful: {paragraph}'",
+                *ONE_GREEDY)
         rows, stats = write_questions(c, bench, paragraphs)
         again, stats2 = write_questions(c, bench, paragraphs)
     assert sorted(r["paragraph"][0] for r in rows) == ["3", "4", "5"]
@@ -267,7 +277,8 @@ def test_the_critic_drops_low_scores_and_unparsable_replies_through_a_real_serve
     assert stats["dropped"]["critic_low_score"] == 2 and stats["dropped"]["critic_unparsed"] == 1
     assert stats["critic"] == {"enabled": True, "min_score": 3, "scores": {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1,
                                                                            "unparsed": 1}}
-    assert [f["filter"] for f in stats["funnel"]][-3:] == ["critic_low_score", "critic_unparsed", "target"]
+    assert [f["filter"] for f in stats["funnel"]][-4:] == ["critic_low_score", "critic_unparsed", "per_paragraph",
+                                                           "target"]
     assert stats["funnel"][-1]["after"] == 3
     assert again == rows and stats2["calls"] == 0  # every teacher call, the critic's too, came from the cache
 

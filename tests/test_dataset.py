@@ -1,5 +1,6 @@
-"""build_dataset: each filter drops what it should and counts it; the split is by document and seeded;
-every row carries lineage and both formats; a re-run writes identical bytes."""
+"""build_dataset: each filter drops what it should and counts it; the eval split is seeded, by document where whole
+documents fit within dataset.eval_max_share and by paragraph otherwise; every row carries lineage and both formats; a
+re-run writes identical bytes."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ import json
 import pytest
 
 from pipeline import build_dataset
-from sling.data.dataset import split_by_document
+from sling.data.dataset import split_eval
 from sling.io import write_jsonl
 
 LONG = ("Low-rank adaptation keeps the pretrained weights frozen and learns two small matrices whose product "
@@ -71,9 +72,76 @@ def test_split_is_by_document_seeded_with_a_manifest(work):
     assert {r["doc_id"] for r in train}.isdisjoint({r["doc_id"] for r in eval_})
     assert set(split["train"]) == {r["doc_id"] for r in train} and set(split["eval"]) == {r["doc_id"] for r in eval_}
     assert len(split["eval"]) == 1  # 20% of 5 documents
-    other = split_by_document([f"d{i}" for i in range(5)], 0.2, seed=7)
-    again = split_by_document([f"d{i}" for i in range(5)], 0.2, seed=7)
-    assert other == again
+    assert "by" not in split  # a by-document manifest: the documents of each side
+    metrics = json.loads((work / "metrics/dataset.json").read_text())
+    assert metrics["split"] == {"by": "document", "eval_share": 0.2, "eval_max_share": 0.3}
+    rows = [{"doc_id": f"d{d}", "paragraph_hash": f"p{n}"} for d in range(5) for n in range(4)]
+    assert split_eval(rows, 0.2, 0.3, seed=7) == split_eval(rows, 0.2, 0.3, seed=7)
+
+
+def small_folder(sizes: dict[str, list[int]]) -> list[dict]:
+    """Kept rows of a folder: per document, the number of rows of each of its paragraphs."""
+    return [{"doc_id": d, "paragraph_hash": f"{d}-p{p}"} for d, paragraphs in sizes.items()
+            for p, n in enumerate(paragraphs) for _ in range(n)]
+
+
+def test_a_small_folder_is_split_by_paragraph_within_the_share():
+    """Issue 30's folder: 36 kept rows, a document of 24 and one of 12, where the split by document took 24 for eval.
+    No whole document fits within 30% of the rows, so whole paragraphs go to eval instead: about eval_fraction of the
+    rows, never past the share, no paragraph on both sides."""
+    rows = small_folder({"manual": [3, 2, 4, 3, 2, 3, 4, 3], "guide": [2, 3, 2, 1, 2, 2]})
+    assert len(rows) == 36
+    for seed in range(20):
+        split = split_eval(rows, 0.2, 0.3, seed)
+        eval_rows = split.sides.count("eval")
+        assert split.by == "paragraph" and 5 <= eval_rows <= 10  # target round(0.2 * 36) = 7, cap int(0.3 * 36) = 10
+        sides = {}
+        for r, side in zip(rows, split.sides):
+            assert sides.setdefault(r["paragraph_hash"], side) == side  # all of a paragraph's rows on one side
+        assert sorted(h for h, s in sides.items() if s == "eval") == split.eval_paragraphs
+    assert len({tuple(split_eval(rows, 0.2, 0.3, seed).sides) for seed in range(20)}) > 1  # seeded, not fixed
+    # one document alone: by paragraph as well (before, its eval split was empty)
+    alone = split_eval(small_folder({"thesis": [2] * 10}), 0.2, 0.3, seed=1)
+    assert alone.by == "paragraph" and alone.sides.count("eval") == 4
+    # too few rows for the share to hold a paragraph: nothing held out, rather than a third of the rows
+    assert split_eval(small_folder({"a": [2], "b": [1]}), 0.2, 0.3, seed=1).by == "none"
+
+
+def test_the_share_is_respected_and_documents_that_fit_are_preferred():
+    """A document too large for the share is passed over for the next one in the seeded order that fits; the eval
+    side never holds more than eval_max_share of the rows, whatever the seed and the share."""
+    rows = small_folder({"big": [10, 10], "a": [2, 2], "b": [3], "c": [2, 1]})  # 33 rows: big alone is 61%
+    for seed in range(30):
+        split = split_eval(rows, 0.25, 0.3, seed)
+        assert split.by == "document" and split.documents(rows, "eval") != ["big"]
+        assert "big" in split.documents(rows, "train") and split.sides.count("eval") <= 9
+    for share in (0.05, 0.1, 0.2, 0.3, 0.5):
+        for seed in range(10):
+            split = split_eval(rows, 0.2, share, seed)
+            assert split.sides.count("eval") <= share * len(rows)
+
+
+def test_a_folder_of_many_documents_splits_by_document():
+    """Forty documents of 3 to 8 rows: the split holds out whole documents, 20% of them, as before the cap."""
+    rows = small_folder({f"doc{i:02d}": [1 + i % 3, 2 + i % 6] for i in range(40)})
+    split = split_eval(rows, 0.2, 0.3, seed=42)
+    eval_docs, train_docs = split.documents(rows, "eval"), split.documents(rows, "train")
+    assert split.by == "document" and len(eval_docs) == 8 and not set(eval_docs) & set(train_docs)
+    assert split.sides.count("eval") <= 0.3 * len(rows) and split.eval_paragraphs == []
+
+
+def test_build_dataset_records_a_split_by_paragraph(work):
+    """The stage on a folder whose documents are each too large for the share: the manifest lists the held-out
+    paragraphs and metrics/dataset.json says how it split."""
+    build_dataset.main(["dataset.eval_max_share=0.1"])  # 20 kept rows: a document (4 rows) is above 2
+    metrics = json.loads((work / "metrics/dataset.json").read_text())
+    assert metrics["split"] == {"by": "paragraph", "eval_share": 0.1, "eval_max_share": 0.1}
+    assert (metrics["train_rows"], metrics["eval_rows"]) == (18, 2)
+    split = json.loads((work / "data/datasets/domain/split.json").read_text())
+    eval_ = read(work / "data/datasets/domain/eval.jsonl")
+    assert split["by"] == "paragraph" and split["eval_paragraphs"] == sorted({r["paragraph_hash"] for r in eval_})
+    train_paragraphs = {r["paragraph_hash"] for r in read(work / "data/datasets/domain/train.jsonl")}
+    assert not train_paragraphs & set(split["eval_paragraphs"])
 
 
 def test_rows_carry_lineage_and_both_formats(work):

@@ -48,23 +48,28 @@ def test_language_name():
 
 
 def test_synthesis_prompts_ask_for_the_documents_language(cfg_factory):
-    from sling.data.synthesis import question_prompt
+    from sling.data.questions import QUESTION_TYPES, type_prompt
     from sling.documents.language import prompt_language
 
     cfg = cfg_factory()
     assert prompt_language({"language": "es"}) == "Spanish"
     assert prompt_language({"language": None}) == prompt_language({}) == "the language of the text"
-    assert "in Spanish" in question_prompt(cfg, "Texto.", 0, "Spanish")
+    for name in ["plain", *QUESTION_TYPES]:
+        assert "in Spanish" in type_prompt(name, cfg.synth.question_prompt).format(paragraph="Texto.", language="Spanish")
     answer = cfg.synth.answer_prompt.format(paragraph="Texto.", question="¿Qué?", language="Spanish")
     assert "in Spanish" in answer and "{" not in answer
 
 
-def test_a_spanish_question_prompt_says_how_a_spanish_question_is_written_and_an_english_one_is_unchanged():
-    from sling.documents.language import with_question_form
+def test_no_prompt_holds_text_written_for_one_language():
+    """Any language, no per-language prompt text: every question prompt is one text whatever the language, which
+    enters only by its name; the form to follow comes from questions already kept in that language."""
+    from sling.data.questions import EXAMPLES, MULTIHOP_PROMPT, QUESTION_TYPES, with_examples
 
-    assert with_question_form("Write a question.\n\nText: x", {"language": "es"}).endswith("starts with ¿ and ends with ?.)")
-    for paragraph in ({"language": "en"}, {"language": None}, {}):
-        assert with_question_form("Write a question.\n\nText: x", paragraph) == "Write a question.\n\nText: x"
+    for prompt in [*QUESTION_TYPES.values(), MULTIHOP_PROMPT, EXAMPLES]:
+        assert "Spanish" not in prompt and "¿" not in prompt and "{language}" in prompt
+    shown = with_examples("Write.", "German", ["Wie groß ist die Datei?"])
+    assert shown.startswith("Write.") and "- Wie groß ist die Datei?" in shown and "in German" in shown
+    assert with_examples("Write.", "German", []) == "Write."
 
 
 def make_spanish_pdf(path: Path) -> None:

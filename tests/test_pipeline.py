@@ -165,8 +165,9 @@ def test_benchmark_is_held_out_and_built_from_the_documents(reproduced):
     assert synthetic and training
     assert not {row["document"] for row in synthetic + training} & held
     tasks = json.loads((r / "data/benchmark/tasks.json").read_text())["tasks"]
-    # one task per benchmark document that kept a question (the tiny teacher may leave one with none), one over both
-    assert "all" in tasks and 2 <= len(tasks) <= 3
+    # one task per benchmark document that kept a question (the tiny teacher may leave one with none), one over both,
+    # and the multi-hop task where a question over two paragraphs passed the hop check
+    assert "all" in tasks and 2 <= len(tasks) <= 4 and set(tasks) - {"all", "multihop"}
     assert sorted(Path(d).name for d in tasks["all"]["documents"]) == sorted(held)
     paragraphs = {p["paragraph_hash"]: p for p in read_jsonl(r / "data/ingested/paragraphs.jsonl")}
     for name, task in tasks.items():
@@ -174,19 +175,26 @@ def test_benchmark_is_held_out_and_built_from_the_documents(reproduced):
         assert questions, name
         for q in questions:
             assert q["question"].strip() and q["reference"].strip() and q["document"] in held
-            assert q["reference_source"].startswith("oracle:embedded:")
+            assert q["reference_source"].startswith(("oracle:embedded:", "extractive:"))
             assert paragraphs[q["paragraph_hash"]]["text"] == q["text"]  # the source paragraph, as ingested
             assert re.fullmatch(r"[a-z0-9-]+-\d\d", q["id"])
             # what the validity checks promise of every kept question: a real question naming its subject, with a
             # reference that does not repeat it
-            assert q["question"].endswith("?") and validity_problem(q["question"], q["reference"], q["text"]) is None
+            source = "\n\n".join(h["text"] for h in q["hops"]) if q.get("hops") else q["text"]
+            assert q["question"].endswith("?") and validity_problem(q["question"], q["reference"], source) is None
+            assert (name == "multihop") == bool(q.get("hops"))
+            for h in q.get("hops", []):  # both paragraphs of a multi-hop question are the held-out documents' own
+                assert paragraphs[h["paragraph_hash"]]["text"] == h["text"] and h["document"] in held
     card = json.loads((r / "metrics/benchmark.json").read_text())
     assert card["funnel"][0]["before"] == card["generated"] and card["funnel"][-1]["after"] == card["kept"]
     assert {f["filter"] for f in card["funnel"]} >= {"not_a_question", "points_at_source", "ungrounded_answer"}
     assert set(card["card_samples"]) == set(tasks) and all(card["card_samples"].values())
     leakage = json.loads((r / "metrics/leakage.json").read_text())
     assert leakage["paragraph_overlap"] == 0 and leakage["shared_documents"] == []
-    assert leakage["benchmark_questions"] == len(read_jsonl(r / tasks["all"]["questions"]))
+    hop_questions = len(read_jsonl(r / tasks["multihop"]["questions"])) if "multihop" in tasks else 0
+    assert leakage["benchmark_questions"] == len(read_jsonl(r / tasks["all"]["questions"])) + hop_questions
+    assert set(card["question_types"]) == {"factoid", "definition", "how_why", "comparison"}
+    assert card["multihop"]["candidates"] >= card["multihop"]["kept"] == hop_questions
 
 
 def test_every_task_is_answered_by_every_variant_scored_and_reported(reproduced):
@@ -204,7 +212,7 @@ def test_every_task_is_answered_by_every_variant_scored_and_reported(reproduced)
             assert scores[name]["retrieval_gain"][variant]["rescaled"]["ci"]
         # a handful of questions: the verdict is withheld and says how many would tell
         assert not scores[name]["power"]["verdict_allowed"]
-        assert scores[name]["references"]["source"].startswith("oracle:embedded:")
+        assert scores[name]["references"]["source"].startswith(("oracle:embedded:", "extractive:"))
         assert f"Per question: {name}" in report
     assert "Leakage between the training set and the benchmark" in report
     assert "<h2>Headline</h2>" in report and "Tuned variant minus base" in report  # computed headline, forest plot

@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 from sling.config import resolve_path, work_root
 from sling.data.importers import read_benchmark
-from sling.documents.language import prompt_language, with_question_form
+from sling.data.multihop import HOP_DROPS
+from sling.documents.language import prompt_language
 from sling.documents.read import find_documents
 from sling.errors import ConfigError, UserError
 from sling.io import read_json, read_jsonl, sha256_text
@@ -200,10 +201,105 @@ def questions_per_document(cfg: DictConfig, n_documents: int) -> int:
     return max(1, math.ceil(need / max(n_documents, 1)))
 
 
+def reference_kind(cfg: DictConfig) -> str:
+    """`benchmark.reference`: auto is extractive for the embedded teacher, the teacher's own answer behind an API."""
+    setting = cfg.benchmark.reference
+    return ("extractive" if cfg.teacher.kind == "embedded" else "teacher") if setting == "auto" else setting
+
+
+def references(cfg: DictConfig, calls, kind: str, asked: list[tuple[list[dict], str]], desc: str) -> list[str | None]:
+    """The reference of each (source paragraphs, question): the sources' sentences closest to the question
+    (extractive), or the teacher's answer from the sources (`benchmark.answer_prompt`)."""
+    return [None if parts is None else " ".join(parts) for parts in reference_parts(cfg, calls, kind, asked, desc)]
+
+
+def reference_parts(cfg: DictConfig, calls, kind: str, asked: list[tuple[list[dict], str]],
+                    desc: str) -> list[list[str] | None]:
+    """`references`, extractive ones as one part per source paragraph (the hop check reads them); a teacher's answer
+    is one part."""
+    from sling.data.questions import extractive_parts
+
+    if kind == "extractive":
+        return extractive_parts(cfg.rag.embedder, [q for _, q in asked], [[p["text"] for p in ps] for ps, _ in asked])
+    replies = calls.run([cfg.benchmark.answer_prompt.format(paragraph="\n\n".join(p["text"] for p in ps), question=q,
+                                                            language=prompt_language(ps[0])) for ps, q in asked], desc)
+    return [None if a is None else [a] for a in replies]
+
+
+def write_candidates(cfg: DictConfig, calls, sampled: list[dict], examples: dict, kind: str, label: str) -> list[dict]:
+    """Every candidate question of the sampled paragraphs (sling.data.questions.plan: the question types in turn,
+    greedy then sampled), with its reference; one row each."""
+    from sling.data.questions import ask, clean_question, plan, type_prompt, with_examples
+
+    b = cfg.benchmark
+    items, meta = [], []
+    for p in sampled:
+        language = prompt_language(p)
+        for qtype, sample in plan(b.samples_per_paragraph, list(b.question_types), p["para_num"]):
+            prompt = type_prompt(qtype, b.question_prompt).format(paragraph=p["text"], language=language)
+            items.append((with_examples(prompt, language, examples.get(p.get("language") or "", [])), sample))
+            meta.append((p, qtype, sample))
+    questions = [clean_question(q) if q else q for q in ask(calls, items, b.sample_temperature,
+                                                             "benchmark questions" + label)]
+    asked = [(m, q) for m, q in zip(meta, questions) if q]
+    answers = references(cfg, calls, kind, [([m[0]], q) for m, q in asked], "oracle answers" + label)
+    return [{"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
+             "paragraph": p["text"], "paragraph_hash": p["paragraph_hash"], "language": p.get("language"),
+             "question_type": qtype, "sample": sample, "question": q, "answer": a.strip()}
+            for ((p, qtype, sample), q), a in zip(asked, answers) if a is not None]
+
+
+def findable(cfg: DictConfig, lexical, rows: list[dict], dropped: Counter) -> list[dict]:
+    """The rows whose source paragraph(s) an independent BM25 retriever ranks within `benchmark.findable_top_k` for
+    their question, each with its `findable_rank` (the worst of its sources'); the others counted `not_findable`."""
+    from sling.retrieval.lexical import findable_rank
+
+    k = cfg.benchmark.findable_top_k
+    if lexical is None or k is None:
+        return rows
+    kept = []
+    for r, found in zip(rows, lexical.ranks([r["question"] for r in rows], k)):
+        rank = findable_rank(found, r.get("sources") or [r["paragraph_hash"]])
+        if rank is None:
+            dropped["not_findable"] += 1
+        else:
+            kept.append(r | {"findable_rank": rank})
+    return kept
+
+
+def screen(cfg: DictConfig, rows: list[dict], lexical, critic, label: str, check=None) -> tuple[list[dict], dict, Counter]:
+    """The candidates that pass the quality and validity filters, `check` (a row's drop reason or None), the
+    round trip through BM25 and, where enabled, the critic; the drops by reason and the critic's scores."""
+    kept, dropped, _ = filter_rows(cfg.dataset, rows, percentile=0)
+    dropped = Counter(dropped)
+    if check is not None:
+        passed = []
+        for r in kept:
+            why = check(r)
+            if why:
+                dropped[why] += 1
+            else:
+                passed.append(r)
+        kept = passed
+    dropped["not_findable"] += 0
+    kept = findable(cfg, lexical, kept, dropped)
+    scores: Counter = Counter()
+    if critic is not None:  # every round rates every candidate again: the earlier ones come from the cache
+        kept, critic_drops, scores = criticise(cfg, critic, kept, label)
+        dropped.update(critic_drops)
+    return kept, dict(dropped), scores
+
+
 def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) -> tuple[list[dict], dict]:
-    """The teacher's questions and oracle answers for the benchmark documents' sampled paragraphs, filtered. A
-    document short of `benchmark.questions_per_document` kept questions after the filters gets more paragraphs (the
-    shortfall over the share the filters kept so far), in up to `benchmark.max_rounds` rounds, while it has any left."""
+    """The teacher's questions and references for the benchmark documents' sampled paragraphs: several candidates
+    per paragraph (question types, samples), filtered, found again by BM25, and the best `questions_per_paragraph`
+    of each paragraph kept. A document short of `benchmark.questions_per_document` kept questions gets more
+    paragraphs (the shortfall over the share of paragraphs that gave a question so far), in up to
+    `benchmark.max_rounds` rounds, while it has any left; a later round's prompts show questions already kept in the
+    paragraph's language (`benchmark.examples`). Returns the kept single-paragraph questions and the card's counts;
+    multi-hop questions are `write_multihop`'s."""
+    from sling.data.questions import examples_by_language, select, type_mix
+    from sling.retrieval.lexical import Lexical
     from sling.teacher.client import CachedCalls, make_teacher, server_hint
 
     held = {d["doc_id"] for d in bench}
@@ -214,45 +310,43 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
             log.warning("%s: every paragraph is also in a training document, so none is asked about",
                         d["document"])
     teacher = make_teacher(cfg)
-    calls = CachedCalls(cfg, teacher, cfg.benchmark.prompt_version)
     b = cfg.benchmark
+    calls = CachedCalls(cfg, teacher, b.prompt_version)
     critic = CachedCalls(cfg, teacher, b.critic.prompt_version) if critic_enabled(cfg) else None
+    kind = reference_kind(cfg)
+    pool = [p for p in paragraphs if p["doc_id"] in held]
+    lexical = Lexical(pool) if b.findable_top_k and pool else None
     target = questions_per_document(cfg, len(bench))
+    per_paragraph = b.questions_per_paragraph
     used = {d["doc_id"]: 0 for d in bench}
     rows: list[dict] = []
     kept: list[dict] = []
     dropped: dict = {}
     scores: Counter = Counter()
+    examples: dict = {}
     rounds = 0
     for rounds in range(1, b.max_rounds + 1):
         have = {d["doc_id"]: 0 for d in bench}
         for r in kept:
             have[r["doc_id"]] += 1
-        # after the first round, ask for the shortfall over the share of rows the filters kept so far (at most 4x)
-        factor = 1.0 if rounds == 1 else min(4.0, len(rows) / len(kept)) if kept else 4.0
+        # after the first round, ask for the shortfall over the share of paragraphs that gave a question (at most 4x)
+        gave = len({r["paragraph_hash"] for r in kept})
+        factor = 1.0 if rounds == 1 else min(4.0, sum(used.values()) / gave) if gave else 4.0
         sampled = []
         for d in bench:
             i, short = used[d["doc_id"]], max(0, target - have[d["doc_id"]])
-            take = math.ceil(short * factor)
+            take = math.ceil(short * factor / per_paragraph)
             sampled += order[d["doc_id"]][i:i + take]
             used[d["doc_id"]] = min(i + take, len(order[d["doc_id"]]))
         if not sampled:
             rounds -= 1
             break
         label = "" if rounds == 1 else f" (round {rounds})"
-        questions = calls.run([with_question_form(b.question_prompt.format(paragraph=p["text"],
-                                                                            language=prompt_language(p)), p)
-                               for p in sampled], "benchmark questions" + label)
-        asked = [(p, q) for p, q in zip(sampled, questions) if q]
-        answers = calls.run([b.answer_prompt.format(paragraph=p["text"], question=q, language=prompt_language(p))
-                             for p, q in asked], "oracle answers" + label)
-        rows += [{"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
-                  "paragraph": p["text"], "paragraph_hash": p["paragraph_hash"], "language": p.get("language"),
-                  "question": " ".join(q.split()), "answer": a.strip()} for (p, q), a in zip(asked, answers) if a is not None]
-        kept, dropped, _ = filter_rows(cfg.dataset, rows, percentile=0)
-        if critic is not None:  # every round rates every candidate again: the earlier ones come from the cache
-            kept, critic_drops, scores = criticise(cfg, critic, kept, label)
-            dropped = dict(dropped) | dict(critic_drops)
+        rows += write_candidates(cfg, calls, sampled, examples, kind, label)
+        passed, dropped, scores = screen(cfg, rows, lexical, critic, label)
+        kept = select(passed, per_paragraph, rank="findable_rank")
+        dropped["per_paragraph"] = len(passed) - len(kept)
+        examples = examples_by_language(kept, b.examples)
         failures = calls.failures + (critic.failures if critic else [])
         if failures:
             done = calls.usage["calls"] + (critic.usage["calls"] if critic else 0)
@@ -261,23 +355,87 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
     per_doc: dict[str, list[dict]] = {}
     for r in kept:  # in the order asked: a later round's surplus beyond the target is left out
         per_doc.setdefault(r["doc_id"], []).append(r)
-    kept = [r for d in bench for r in sorted(per_doc.get(d["doc_id"], [])[:target], key=lambda r: r["para_num"])]
-    usage = calls.usage + (critic.usage if critic else Counter())
+    kept = [r for d in bench for r in sorted(per_doc.get(d["doc_id"], [])[:target],
+                                            key=lambda r: (r["para_num"], r.get("question_type") or ""))]
+    mix_asked, mix_kept = type_mix(rows), type_mix(kept)
     stats = {"questions_per_document": target, "sampled_paragraphs": sum(used.values()), "rounds": rounds,
              "generated": len(rows), "kept": len(kept), "dropped": dict(dropped),
              "funnel": funnel(len(rows), dropped, len(kept)),
+             "question_types": {t: {"candidates": n, "kept": mix_kept.get(t, 0)} for t, n in mix_asked.items()},
+             "reference": kind, "findable_top_k": b.findable_top_k,
+             "samples_per_paragraph": b.samples_per_paragraph, "questions_per_paragraph": per_paragraph,
              "critic": {"enabled": critic is not None, "min_score": b.critic.min_score if critic else None,
                         "scores": {k: scores[k] for k in sorted(scores)}},
-             "teacher": teacher.name, "calls": usage["calls"], "cache_hits": usage["cache_hits"],
-             "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"]}
+             "teacher": teacher.name}
+    if b.multihop.enabled and kept:
+        hop_rows, stats["multihop"] = write_multihop(cfg, calls, critic, lexical, kind, pool, order, kept, examples)
+        kept = kept + hop_rows
+    failures = calls.failures + (critic.failures if critic else [])
+    if failures:
+        raise BenchmarkError(f"{len(failures)} teacher calls failed (first: {failures[0]}){server_hint(teacher)}; "
+                             f"the finished calls are cached, re-run to retry")
+    usage = calls.usage + (critic.usage if critic else Counter())
+    stats |= {"calls": usage["calls"], "cache_hits": usage["cache_hits"], "prompt_tokens": usage["prompt_tokens"],
+              "completion_tokens": usage["completion_tokens"]}
     return kept, stats
+
+
+def write_multihop(cfg: DictConfig, calls, critic, lexical, kind: str, pool: list[dict], order: dict,
+                   single: list[dict], examples: dict) -> tuple[list[dict], dict]:
+    """Questions over pairs of benchmark paragraphs (sling.data.multihop), aiming at `benchmark.multihop.share` of
+    the benchmark: candidates, filters, the hop check, the BM25 round trip (both paragraphs found), one per pair.
+    Returns the kept rows (each with `hops`, its two paragraphs) and the card's counts."""
+    from sling.data.multihop import hop_problem, pairs
+    from sling.data.questions import MULTIHOP_PROMPT, ask, clean_question, select, with_examples
+
+    m = cfg.benchmark.multihop
+    aim = math.ceil(m.share / (1 - m.share) * len(single))
+    eligible = {p["paragraph_hash"] for ps in order.values() for p in ps}
+    candidates = [p for p in pool if p["paragraph_hash"] in eligible]
+    linked = pairs(cfg.rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim)
+    items, meta = [], []
+    for a, b in linked:
+        language = prompt_language(a)
+        prompt = MULTIHOP_PROMPT.format(first=a["text"], second=b["text"], language=language)
+        for sample in range(m.samples_per_pair):
+            items.append((with_examples(prompt, language, examples.get(a.get("language") or "", [])), sample))
+            meta.append((a, b, sample))
+    questions = [clean_question(q) if q else q for q in ask(calls, items, cfg.benchmark.sample_temperature,
+                                                             "multi-hop questions")]
+    asked = [(mt, q) for mt, q in zip(meta, questions) if q]
+    answers = reference_parts(cfg, calls, kind, [([mt[0], mt[1]], q) for mt, q in asked], "multi-hop references")
+    rows = [{"doc_id": a["doc_id"], "document": a["document"], "page": a["page"], "para_num": a["para_num"],
+             "paragraph": f"{a['text']}\n\n{b['text']}", "paragraph_hash": a["paragraph_hash"],
+             "language": a.get("language"), "question_type": "multihop", "sample": sample,
+             "pair": f"{a['paragraph_hash']}+{b['paragraph_hash']}", "sources": [a["paragraph_hash"], b["paragraph_hash"]],
+             "hops": [hop(a), hop(b)], "question": q, "answer": " ".join(parts).strip(), "parts": parts}
+            for ((a, b, sample), q), parts in zip(asked, answers) if parts is not None]
+    by_pair = {f"{a['paragraph_hash']}+{b['paragraph_hash']}": (a, b) for a, b in linked}
+
+    def check(r: dict) -> str | None:
+        a, b = by_pair[r["pair"]]
+        return hop_problem(r["question"], r["parts"], a["text"], b["text"], m.max_single_support)
+
+    passed, dropped, _ = screen(cfg, rows, lexical, critic, " (multi-hop)", check)
+    kept = select(passed, 1, group="pair", rank="findable_rank")[:aim]
+    dropped["per_pair"] = len(passed) - len(kept)
+    stats = {"aimed": aim, "pairs": len(linked), "candidates": len(rows), "kept": len(kept), "dropped": dropped,
+             "dropped_by_hop_check": sum(dropped.get(k, 0) for k in HOP_DROPS),
+             "funnel": funnel(len(rows), dropped, len(kept))}
+    return kept, stats
+
+
+def hop(p: dict) -> dict:
+    """One paragraph of a multi-hop question, as its record keeps it."""
+    return {"document": p["document"], "doc_id": p["doc_id"], "page": p["page"], "para_num": p["para_num"],
+            "paragraph_hash": p["paragraph_hash"], "text": p["text"]}
 
 
 def funnel(generated: int, dropped: dict, kept: int) -> list[dict]:
     """The candidates left before and after each filter, in the order they apply (the benchmark card); the last
     step, `target`, is what the per-document cap and round surplus leave out."""
     steps, left = [], generated
-    for reason in [*FILTERS, *CRITIC_DROPS]:
+    for reason in [*FILTERS, *HOP_DROPS, "not_findable", *CRITIC_DROPS, "per_paragraph", "per_pair"]:
         if reason in dropped:
             steps.append({"filter": reason, "before": left, "after": left - dropped[reason]})
             left -= dropped[reason]
@@ -289,7 +447,7 @@ def question_record(r: dict, qid: str, source: str) -> dict:
     return {"id": qid, "question": r["question"], "text": r["paragraph"], "document": r["document"],
             "doc_id": r["doc_id"], "page": r["page"], "para_num": r["para_num"], "paragraph_hash": r["paragraph_hash"],
             "language": r.get("language"), "reference": r["answer"], "reference_source": source,
-            **({"critic": r["critic"]} if r.get("critic") else {})}
+            **{k: r[k] for k in ("question_type", "findable_rank", "hops", "critic") if r.get(k)}}
 
 
 def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
@@ -300,15 +458,18 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
     paragraphs = read_jsonl(resolve_path(PARAGRAPHS))
     train, bench = split_documents(cfg, docs, paragraphs)
     rows, stats = write_questions(cfg, bench, paragraphs)
-    source = f"oracle:{stats['teacher']}"
+    source = f"oracle:{stats['teacher']}" if stats["reference"] == "teacher" else f"extractive:{cfg.rag.embedder}"
     corpus = resolve_path(cfg.data.corpus_dir)
+    hop_rows = [r for r in rows if r.get("hops")]
+    rows = [r for r in rows if not r.get("hops")]
     per_doc: dict[str, list[dict]] = {d["doc_id"]: [] for d in bench}
     for r in rows:
         per_doc[r["doc_id"]].append(r)
     names: dict[str, str] = {}
+    reserved = {cfg.benchmark.joint_task, cfg.benchmark.multihop.task}
     for d in bench:
         name, k = slug(d["document"]), 2
-        while name in names.values() or name == cfg.benchmark.joint_task:
+        while name in names.values() or name in reserved:
             name, k = f"{slug(d['document'])}-{k}", k + 1
         names[d["doc_id"]] = name
     questions = {d["doc_id"]: [question_record(r, f"{names[d['doc_id']]}-{i:02d}", source)
@@ -329,6 +490,11 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
     if cfg.benchmark.joint_task:
         tasks[str(cfg.benchmark.joint_task)] = {"documents": [d["document"] for d in bench],
                                                "rows": [q for d in bench for q in questions[d["doc_id"]]]}
+    if hop_rows:  # questions that need two paragraphs: a task of their own, over the documents they span
+        hop_task = str(cfg.benchmark.multihop.task)
+        spanned = {h["document"] for r in hop_rows for h in r["hops"]}
+        tasks[hop_task] = {"documents": [d["document"] for d in bench if d["document"] in spanned],
+                           "rows": [question_record(r, f"{hop_task}-{i:02d}", source) for i, r in enumerate(hop_rows, 1)]}
     for t in tasks.values():
         t["documents"] = [shown(corpus / name) for name in t["documents"]]
     split = {"mode": "held_out", "train": {d["doc_id"]: d["document"] for d in train},

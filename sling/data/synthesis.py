@@ -8,9 +8,21 @@ import time
 
 from omegaconf import DictConfig
 
-from sling.documents.language import prompt_language, with_question_form
+from sling.data.questions import (
+    QUESTION_STOP,
+    ask,
+    clean_question,
+    examples_by_language,
+    extractive_reference,
+    plan,
+    type_mix,
+    type_prompt,
+    with_examples,
+)
+from sling.documents.language import prompt_language
 from sling.errors import UserError
 from sling.teacher.client import CachedCalls, make_teacher, server_hint
+from sling.teacher.quality import filter_rows
 
 log = logging.getLogger("synthesize")
 
@@ -18,12 +30,6 @@ log = logging.getLogger("synthesize")
 class SynthesisError(UserError):
     """The synthetic set cannot be written: no training paragraph, or teacher calls that failed; the message says
     what to change."""
-
-
-def question_prompt(cfg: DictConfig, paragraph: str, index: int, language: str = "English") -> str:
-    prompt = cfg.synth.question_prompt.format(paragraph=paragraph, language=language)
-    n = cfg.synth.questions_per_paragraph
-    return prompt if n == 1 else f"{prompt}\n\n(Question {index + 1} of {n}: ask about a different point than the others.)"
 
 
 def training_paragraphs(paragraphs: list[dict], split: dict) -> list[dict]:
@@ -51,41 +57,70 @@ def spread(paragraphs: list[dict], n: int) -> list[dict]:
     return sorted(picked, key=lambda p: order[id(p)])
 
 
-def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dict]:
-    teacher = make_teacher(cfg)
-    calls = CachedCalls(cfg, teacher, cfg.synth.prompt_version)
-    n_q = cfg.synth.questions_per_paragraph
-    items = [(p, i) for p in paragraphs for i in range(n_q)]
-    started = time.perf_counter()
-    questions = calls.run([with_question_form(question_prompt(cfg, p["text"], i, prompt_language(p)), p)
-                           for p, i in items], "questions")
-    answerable = [(k, q) for k, q in enumerate(questions) if q]
-    answers_for = calls.run([cfg.synth.answer_prompt.format(paragraph=items[k][0]["text"], question=q,
-                                                            language=prompt_language(items[k][0]))
-                             for k, q in answerable], "answers")
-    answers: list[str | None] = [None] * len(items)
-    for (k, _), a in zip(answerable, answers_for):
-        answers[k] = a
+def candidates(cfg: DictConfig, calls, paragraphs: list[dict], examples: dict, desc: str) -> list[dict]:
+    """Each paragraph's candidate questions (sling.data.questions.plan) with their answers: the teacher's from the
+    paragraph (`synth.answer_prompt`) or the paragraph's own closest sentences (`synth.reference: extractive`)."""
+    s = cfg.synth
+    several = s.samples_per_paragraph > 1 or bool(s.question_types)
+    items, meta = [], []
+    for n, p in enumerate(paragraphs):
+        language = prompt_language(p)
+        for j, (qtype, sample) in enumerate(plan(s.samples_per_paragraph, list(s.question_types), n)):
+            prompt = type_prompt(qtype, s.question_prompt).format(paragraph=p["text"], language=language)
+            items.append((with_examples(prompt, language, examples.get(p.get("language") or "", [])), sample))
+            meta.append((p, j, qtype, sample))
+    questions = ask(calls, items, s.sample_temperature, desc, stop=QUESTION_STOP if several else None)
+    if several:  # a small teacher follows its question with more lines; one candidate is its first line
+        questions = [clean_question(q) if q else q for q in questions]
+    asked = [(m, q) for m, q in zip(meta, questions) if q]
+    if s.reference == "extractive":
+        answers = extractive_reference(cfg.rag.embedder, [q for _, q in asked], [[m[0]["text"]] for m, _ in asked])
+    else:
+        answers = calls.run([s.answer_prompt.format(paragraph=m[0]["text"], question=q, language=prompt_language(m[0]))
+                             for m, q in asked], "answers")
     rows = []
-    for (p, i), q, a in zip(items, questions, answers):
-        if q is None or a is None:
+    for ((p, j, qtype, sample), q), a in zip(asked, answers):
+        if a is None:
             continue
         rows.append({"doc_id": p["doc_id"], "document": p["document"], "language": p.get("language"),
                      "page": p["page"], "para_num": p["para_num"],
-                     "paragraph_hash": p["paragraph_hash"], "paragraph": p["text"], "question_index": i,
-                     "question": q, "answer": a, "teacher": teacher.name,
-                     "prompt_version": cfg.synth.prompt_version, "seed": cfg.seed})
+                     "paragraph_hash": p["paragraph_hash"], "paragraph": p["text"], "question_index": j,
+                     **({"question_type": qtype, "sample": sample} if several else {}),
+                     "question": q, "answer": a, "teacher": calls.teacher.name,
+                     "prompt_version": s.prompt_version, "seed": cfg.seed})
+    return rows
+
+
+def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dict]:
+    """The candidate rows of every paragraph; with `synth.examples`, a second round for the paragraphs none of whose
+    candidates passes the checks, its prompts showing questions that did pass in the paragraph's language."""
+    teacher = make_teacher(cfg)
+    calls = CachedCalls(cfg, teacher, cfg.synth.prompt_version)
+    started = time.perf_counter()
+    rows = candidates(cfg, calls, paragraphs, {}, "questions")
+    second = 0
+    if cfg.synth.examples and rows:
+        kept, _, _ = filter_rows(cfg.dataset, rows, percentile=0)
+        examples = examples_by_language(kept, cfg.synth.examples)
+        gave = {r["paragraph_hash"] for r in kept}
+        retry = [p for p in paragraphs if p["paragraph_hash"] not in gave and examples.get(p.get("language") or "")]
+        if retry:
+            more = candidates(cfg, calls, retry, examples, "questions (with examples)")
+            second = len(more)
+            rows += [r | {"round": 2} for r in more]
     elapsed = time.perf_counter() - started
     u = calls.usage
     t = cfg.teacher
     cost = (u["prompt_tokens"] * t.price_in_per_mtok + u["completion_tokens"] * t.price_out_per_mtok) / 1e6
-    stats = {"paragraphs": len(paragraphs), "items": len(items), "rows": len(rows), "calls": u["calls"],
+    stats = {"paragraphs": len(paragraphs), "items": len(paragraphs) * cfg.synth.samples_per_paragraph,
+             "rows": len(rows), "calls": u["calls"],
              "cache_hits": u["cache_hits"], "failed_calls": u["failed_calls"], "prompt_tokens": u["prompt_tokens"],
              "completion_tokens": u["completion_tokens"], "estimated_cost_usd": round(cost, 6),
              "rows_per_s": round(len(rows) / elapsed, 3) if elapsed else 0.0, "teacher": teacher.name}
+    if cfg.synth.samples_per_paragraph > 1 or cfg.synth.question_types or cfg.synth.examples:
+        stats |= {"question_types": type_mix(rows), "reference": cfg.synth.reference, "second_round_rows": second}
     if calls.failures:
         raise SynthesisError(f"{len(calls.failures)} teacher calls failed after {t.max_retries} retries "
                              f"(first: {calls.failures[0]}){server_hint(teacher)}; the {u['calls']} finished calls are "
                              "cached, re-run to retry")
     return rows, stats
-

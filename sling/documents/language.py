@@ -43,18 +43,6 @@ def language_name(code: str) -> str:
         return code
 
 
-# How a question is written in a language whose questions open with a mark as well as close with one, told to the
-# teacher after the text: asked only "in Spanish", the embedded 135M teacher wrote statements (1 question in 12 on
-# real Spanish manual paragraphs), with this line 12 in 12. Languages not listed get nothing added.
-QUESTION_FORM = {"es": "(In Spanish, a question starts with ¿ and ends with ?.)"}
-
-
-def with_question_form(prompt: str, paragraph: dict) -> str:
-    """A question prompt with the paragraph's language's question form after it, where `QUESTION_FORM` has one."""
-    form = QUESTION_FORM.get(paragraph.get("language") or "")
-    return f"{prompt}\n\n{form}" if form else prompt
-
-
 def prompt_language(paragraph: dict) -> str:
     """The language the teacher is asked to write in: the English name of the paragraph's document's language, as
     ingest detected it ("Spanish"); a paragraph ingested before languages were recorded, or too short to tell, asks

@@ -113,9 +113,13 @@ def prefill_per_prompt(model, enc, capacity: int):
 
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, repetition_penalty: float = 1.0,
              batch_size: int = 16, prefill: str = "auto", add_special_tokens: bool = True,
-             desc: str = "decode") -> list[dict]:
-    """Batched greedy decoding; per prompt, in input order: answer text, prompt and answer token counts, and the
-    batch's wall time shared per answer.
+             desc: str = "decode", temperature: float = 0.0, seed: int = 0,
+             stop: list[str] | None = None) -> list[dict]:
+    """Batched decoding, greedy (`temperature` 0) or sampled at `temperature` (nucleus 0.95, torch's generator seeded
+    with `seed` and the batch's place, so a re-run with the same prompts samples the same); per prompt, in input
+    order: answer text, prompt and answer token counts, and the batch's wall time shared per answer. A row ends at
+    any of the `stop` strings too (kept in its text): a batch then runs until its longest row reaches one, not until
+    every row has written `max_new_tokens`.
 
     Prompts are batched in order of length (less left padding), in near-equal batches of at most `batch_size`
     (11 prompts at 8 make 6 + 5, not 8 + 3: every batch runs until its longest answer ends). `prefill` picks how
@@ -131,8 +135,13 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, repet
     per_prompt = prefill == "per_prompt" or (prefill == "auto" and model.device.type == "cpu")
     out_rows: list[dict | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc=desc, unit="prompt", leave=False)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {"do_sample": False}
+    if stop:
+        sampling |= {"stop_strings": list(stop), "tokenizer": tokenizer}
     for lo, hi in zip(bounds, bounds[1:]):
         idx = order[lo:hi]
+        if temperature > 0:
+            torch.manual_seed(seed * 100_003 + lo)
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                         add_special_tokens=add_special_tokens).to(model.device)
         t0 = time.perf_counter()
@@ -141,7 +150,7 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, repet
             cache = prefill_per_prompt(model, enc, capacity) if per_prompt else None
             if cache is None:
                 cache = kv_cache(model, capacity)  # None here too: transformers' own cache
-            out = model.generate(**enc, past_key_values=cache, max_new_tokens=max_new_tokens, do_sample=False,
+            out = model.generate(**enc, past_key_values=cache, max_new_tokens=max_new_tokens, **sampling,
                                  repetition_penalty=repetition_penalty, pad_token_id=tokenizer.pad_token_id)
         elapsed = time.perf_counter() - t0
         for j, row in enumerate(out[:, enc["input_ids"].shape[1]:]):

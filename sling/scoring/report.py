@@ -122,11 +122,11 @@ def power_line(s: dict) -> tuple[str, bool]:
             f"({p['min_questions']}), so no variant is called better or worse{need}."), False
 
 
-def headline_html(scores: dict, paired: pd.DataFrame, base: str) -> str:
+def headline_html(scores: dict, paired: pd.DataFrame, base: str, audit: str) -> str:
     """Per task, computed from the scores: the best variant on each headline metric, and whether each tuned variant
     beats the base by a paired 95% interval that excludes zero, with how many questions stand behind the verdict and
     the smallest difference they could detect; below `eval.min_questions` questions, no verdict. Unsound metrics say
-    so."""
+    so. Last, how valid a person found the benchmark's questions (`audit`: `sling.scoring.audit.Audit.line`)."""
     out = ["<h2>Headline</h2><ul>"]
     for task, s in scores.items():
         v, sound = s["variants"], s.get("soundness", {})
@@ -153,7 +153,8 @@ def headline_html(scores: dict, paired: pd.DataFrame, base: str) -> str:
         lines.append(f"<br>Share of answer sentences not supported by the retrieved chunks (hallucination): "
                      f"{hallucination}.</li>")
         out.append("".join(lines))
-    out.append(f"</ul><p>Differences are per question, paired, with bootstrap 95% intervals, against {base}.</p>")
+    out.append(f"</ul><p>Differences are per question, paired, with bootstrap 95% intervals, against {base}. "
+               f"The questions behind these verdicts: {html.escape(audit)}.</p>")
     return "".join(out)
 
 
@@ -220,19 +221,40 @@ def chunk_lengths(tasks: list[str]) -> pd.DataFrame | None:
 
 FILTER_GROUP = {"not_a_question": "validity", "points_at_source": "validity", "reference_repeats_question": "validity",
                 "question_copies_paragraph": "validity", "critic_low_score": "critic", "critic_unparsed": "critic",
-                "ungrounded_answer": "grounding"}
+                "ungrounded_answer": "grounding", "hop_names_one_paragraph": "hop check",
+                "hop_one_paragraph_suffices": "hop check", "not_findable": "round trip",
+                "per_paragraph": "selection", "per_pair": "selection"}
 
 
-def card_html(bench: dict, leak: dict | None) -> str:
+def candidates_line(bench: dict) -> str:
+    """The card's sentence on candidates and selection: references, question types (candidates and kept), the BM25
+    round trip, and the multi-hop questions with the hop check; empty for a card from before them."""
+    if "question_types" not in bench:
+        return ""
+    mix = ", ".join(f"{t} {v['kept']} of {v['candidates']}" for t, v in bench["question_types"].items())
+    parts = [f"References: {bench['reference']}. Question types, kept of candidates: {mix}."]
+    if bench.get("findable_top_k"):
+        parts.append(f"Round trip: {bench['dropped'].get('not_findable', 0)} candidate(s) whose source paragraph an "
+                     f"independent BM25 retriever did not rank in its top {bench['findable_top_k']} were dropped.")
+    m = bench.get("multihop")
+    if m:
+        parts.append(f"Multi-hop: {m['pairs']} paragraph pairs, {m['candidates']} candidates, "
+                     f"{m['dropped_by_hop_check']} dropped by the hop check (one paragraph alone would answer), "
+                     f"{m['kept']} kept (aiming at {m['aimed']}).")
+    return " ".join(parts)
+
+
+def card_html(bench: dict, leak: dict | None, audit: str) -> str:
     """The benchmark card: questions per task, candidates before and after each filter (grouped as validity, critic,
-    grounding, other), the critic's score distribution, the leakage count and a few sampled questions per task."""
+    grounding, other), the critic's score distribution, the leakage count, a person's audit of the questions (`audit`:
+    `sling.scoring.audit.Audit.line`) and a few sampled questions per task."""
     out = ["<h2>Benchmark card</h2>"]
     per_task = ", ".join(f"{html.escape(t)}: {n}" for t, n in bench.get("tasks", {}).items())
     out.append(f"<p>Questions per task: {per_task or 'none'}.")
     if bench.get("funnel"):
         out.append(f" The teacher ({html.escape(str(bench.get('teacher')))}) wrote {bench['generated']} candidates "
                    f"from {bench['sampled_paragraphs']} paragraphs in {bench['rounds']} round(s); "
-                   f"{bench['kept']} were kept.</p>")
+                   f"{bench['kept']} were kept. {html.escape(candidates_line(bench))}</p>")
         rows = [{"filter": f["filter"], "group": FILTER_GROUP.get(f["filter"], "other"), "before": f["before"],
                  "dropped": f["before"] - f["after"], "after": f["after"]} for f in bench["funnel"]]
         out.append(pd.DataFrame(rows).to_html(index=False))
@@ -250,6 +272,7 @@ def card_html(bench: dict, leak: dict | None) -> str:
                                          if flags else "; none is flagged") + ".</p>")
     if leak:
         out.append(f"<p>Leakage: {leak['leaked']} of {leak['benchmark_questions']} benchmark questions.</p>")
+    out.append(f"<p>Validity audit (scripts/audit.py): {html.escape(audit)}.</p>")
     for task, sample in bench.get("card_samples", {}).items():
         out.append(f"<p><b>{html.escape(task)}</b>, sampled questions:</p><ul>" + "".join(
             f"<li>{html.escape(q['question'])}<br><i>reference:</i> {html.escape(q['reference'])}</li>"

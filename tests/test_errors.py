@@ -22,11 +22,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# A foreach stage's item: a training seed, or the variant an export stage exports.
+ITEMS = {"export": "domain"}
+
+
 def dvc_stages() -> dict[str, list[str]]:
-    """Each DVC stage's command line after `python -m`: the module and its arguments (a foreach stage's item is 1)."""
+    """Each DVC stage's command line after `python -m`: the module and its arguments (a foreach stage's item is
+    ITEMS's, else 1)."""
     stages = {}
     for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
-        cmd = stage.get("do", stage)["cmd"].replace("${item}", "1")
+        cmd = stage.get("do", stage)["cmd"].replace("${item}", ITEMS.get(name, "1"))
         stages[name] = cmd.split("python -m ", 1)[1].split()
     return stages
 

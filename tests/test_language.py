@@ -109,3 +109,17 @@ def test_the_real_spanish_manual_is_recorded_as_spanish(tmp_path):
     corpus.mkdir()
     (corpus / GMPL_ES.name).symlink_to(GMPL_ES)
     ingest_spanish(corpus, tmp_path / "work")
+
+
+def test_a_question_in_another_language_is_dropped_even_with_a_reference_in_the_documents():
+    """Real: the embedded teacher asked for a German question on debian-reference's German appendix wrote an English
+    one; its extractive reference is the paragraph's German sentence, which carried it through a joint check."""
+    from sling.config import compose
+    from sling.teacher.quality import filter_rows
+
+    paragraph = ("Die Lehrinhalte haben ihren Ursprung und ihre Inspiration in folgenden Quellen: \"Linux User's Guide\" "
+                 "von Larry Greenfield (Dezember 1996) abgelöst durch \"Debian Tutorial\" von Havoc Pennington.")
+    row = {"doc_id": "d", "paragraph": paragraph, "language": "de",
+           "question": "What is the meaning of \"Debian Tutorial\" in German?", "answer": paragraph}
+    kept, dropped, _ = filter_rows(compose([]).dataset, [row], percentile=0)
+    assert kept == [] and dropped["wrong_language"] == 1

@@ -102,8 +102,11 @@ def filter_rows(d: DictConfig, rows: list[dict], percentile: float | None = None
             dropped["empty_or_malformed"] += 1
         elif any(p in (q + " " + a).lower() for p in d.refusal_patterns):
             dropped["refusal"] += 1
-        elif d.drop_wrong_language and r.get("language") and matches_language(f"{q} {a}", r["language"]) is False:
-            dropped["wrong_language"] += 1  # asked for questions and answers in the document's language
+        elif d.drop_wrong_language and r.get("language") and any(
+                matches_language(text, r["language"]) is False for text in (q, a)):
+            # asked for questions and answers in the document's language; each is checked on its own, since an
+            # extractive reference in that language would carry a question in another through a joint check
+            dropped["wrong_language"] += 1
         elif d.drop_invalid_questions and (why := validity_problem(q, a, r["paragraph"], r.get("language"))):
             dropped[why] += 1
         elif d.drop_off_topic_questions and off_topic(q, r["paragraph"]):

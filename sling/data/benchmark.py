@@ -444,7 +444,9 @@ def funnel(generated: int, dropped: dict, kept: int) -> list[dict]:
 
 
 def question_record(r: dict, qid: str, source: str) -> dict:
-    return {"id": qid, "question": r["question"], "text": r["paragraph"], "document": r["document"],
+    # a multi-hop question's `text` is its first paragraph (recall@k looks for it); `hops` holds both
+    text = r["hops"][0]["text"] if r.get("hops") else r["paragraph"]
+    return {"id": qid, "question": r["question"], "text": text, "document": r["document"],
             "doc_id": r["doc_id"], "page": r["page"], "para_num": r["para_num"], "paragraph_hash": r["paragraph_hash"],
             "language": r.get("language"), "reference": r["answer"], "reference_source": source,
             **{k: r[k] for k in ("question_type", "findable_rank", "hops", "critic") if r.get(k)}}

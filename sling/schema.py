@@ -506,11 +506,15 @@ class Eval:
 
 @dataclass
 class Export:
-    """The export stage (export@<variant>, pipeline/export.py): a tuned variant as merged safetensors and GGUF (f16,
-    q8_0) with its chat template and an Ollama Modelfile, gated on answering like its adapter."""
+    """The export stage (export@<variant>, pipeline/export.py): a tuned variant as merged safetensors and GGUF
+    (`gguf_types`) with its chat template and an Ollama Modelfile, gated on answering like its adapter."""
     variants: List[str] = key([], "the tuned variants exported after the report, one stage export@<variant> each "
                                   "(general, domain); empty, the default: no export stage, and the default profile's "
                                   "`dvc repro` is unchanged (-S 'export.variants=[domain]' turns it on)")
+    gguf_types: List[str] = key(["f16", "q8_0"], "the GGUF forms written and gated, of f16, q8_0, q4_1, q4_0; the "
+                                                 "Modelfile runs the last. q4_1 is the nearest to llama.cpp's Q4_K_M "
+                                                 "that the gguf package can write (it cannot write Q4_K or Q6_K); "
+                                                 "the 135M student fails the gate at 4 bits (README)")
     probes: int = key(16, "probe prompts: the variant's first answer stage rows (its RAG prompts and its answers)",
                       min=1)
     probe_tokens: int = key(48, "answer tokens compared per probe", min=1)
@@ -519,6 +523,12 @@ class Export:
                               "0.0014, Q4_K_M at 0.031)", gt=0)
     min_top1: float = key(0.9, "a form whose top token agrees with the adapter's at fewer answer positions fails the "
                                "stage", min=0, max=1)
+    questions: int = key(25, "held-out benchmark questions per task that every form answers for its paired "
+                             "difference to the adapter (the first with a checked reference; caps the stage's "
+                             "answering time: each form answers them all)", min=1)
+    tolerance: float = key(0.05, "a form whose paired difference to the adapter on a task's held-out questions "
+                                 "(rescaled cosine, form minus adapter) has its whole interval below -tolerance "
+                                 "fails the stage", min=0)
     tokenizer_pre: str = key("smollm", "llama.cpp's pre-tokenizer name written into the GGUF (tokenizer.ggml.pre, as "
                                        "convert_hf_to_gguf.py names it: smollm for SmolLM2)")
 
@@ -807,6 +817,9 @@ def _repr(value: Any) -> str:
 
 # --- the checks across keys -----------------------------------------------------------------------------------------
 
+GGUF_TYPES = ("f16", "q8_0", "q4_1", "q4_0")  # what the gguf package writes (sling.models.export.write_gguf)
+
+
 def cross_key_problems(cfg: DictConfig) -> list[str]:
     """The checks that involve several keys (each key alone is checked by key_problems first)."""
     problems = []
@@ -819,6 +832,11 @@ def cross_key_problems(cfg: DictConfig) -> list[str]:
         problems.append("model.gguf_file is required when model.source=package")
     if cfg.model.source == "path" and not cfg.model.path:
         problems.append("model.path is required when model.source=path")
+    unknown = [t for t in cfg.export.gguf_types if t not in GGUF_TYPES]
+    if unknown or not cfg.export.gguf_types:
+        problems.append(f"export.gguf_types must list some of {', '.join(GGUF_TYPES)}, got "
+                        f"{list(cfg.export.gguf_types)} (the gguf package cannot write Q4_K_M's types: q4_1 is the "
+                        "nearest)")
     for stage in ("general", "domain"):
         horizon = cfg.train[f"{stage}_schedule_steps"]
         if horizon is not None and cfg.train[f"{stage}_epochs"] is not None:

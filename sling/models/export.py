@@ -1,21 +1,29 @@
 """Exporting a tuned student for other runtimes, and the gate that proves each export answers like its adapter.
 
 The forms: the variant's adapters merged into the base as safetensors (`merged/`, for vLLM and transformers) and GGUF
-files (f16, q8_0) for llama.cpp and Ollama, each carrying a chat template that renders a system message (the
-retrieved context) and a user message (the question) into the exact RAG prompt the answer stage sends
-(`rag.prompt_template`; `rag.closed_book_template` without a system message), plus an Ollama `Modelfile` with the
-same prompt and the answer stage's decoding settings.
+files (`export.gguf_types`: f16 and q8_0 by default, q4_1 and q4_0 on request) for llama.cpp and Ollama, each
+carrying a chat template that renders a system message (the retrieved context) and a user message (the question)
+into the exact RAG prompt the answer stage sends (`rag.prompt_template`; `rag.closed_book_template` without a system
+message), plus an Ollama `Modelfile` with the same prompt and the answer stage's decoding settings.
 
 The GGUF files are written here with the `gguf` package (GGUFWriter, gguf.quants), as llama.cpp's
 convert_hf_to_gguf.py does for a Llama model: its tensor names, the rotary permutation of q and k, 1-D norms kept
 float32, the GPT-2 BPE tokenizer with its merges and special tokens. Hand-written because that converter is a script
 of the llama.cpp repository, not a package on PyPI.
 
+No Q4_K_M: gguf.quants (0.19) dequantizes Q4_K and Q6_K but cannot quantize them (NotImplementedError), and llama.cpp's
+`llama-quantize`, which can, is no package on PyPI. The nearest it writes is Q4_1 (4-bit weights with a scale and a
+minimum per block of 32, as Q4_K's sub-blocks have; 5.0 bits a weight beside Q4_K_M's about 4.9); Q4_0 (scale only,
+4.5 bits) too. Under either, the (tied) output matrix stays Q8_0, as llama.cpp's quantize keeps it wider (Q6_K).
+The 135M student fails the gate at 4 bits (README "Use the model you trained" gives the figures).
+
 The gate (`compare`, `check`): for probe prompts (the answer stage's own prompts, with its retrieved passages) and
 the adapter's answer to each, every form is run teacher-forced on its own chat template's rendering of the same
 messages; at each answer position the next-token distribution is compared with the adapter's (base with the
 variant's earlier adapters merged, the last one applied unmerged by PEFT): mean KL divergence and top-1 agreement, as
-llama.cpp's `perplexity --kl-divergence` reports them. The GGUF forms are read back through transformers' GGUF loader
+llama.cpp's `perplexity --kl-divergence` reports them. Then every form answers the held-out benchmark questions the
+adapter answered, and the paired difference of the headline metric with its interval is its third figure
+(`Difference`, measured by sling.scoring.exported). The GGUF forms are read back through transformers' GGUF loader
 (dequantized to float32), not llama.cpp itself. Entry point: `pipeline/export.py`.
 """
 from __future__ import annotations
@@ -35,7 +43,8 @@ from sling.models.loading import ADAPTER_DIRS, VARIANTS, load_base, merge_adapte
 
 log = logging.getLogger("export")
 
-GGUF_TYPES = ("f16", "q8_0")  # the GGUF forms written; "merged" is the safetensors one
+FOUR_BIT = ("q4_1", "q4_0")
+OUTPUT_TENSORS = ("output.weight", "token_embd.weight")  # SmolLM2 ties the output matrix to the token embedding
 
 
 class ExportGateError(UserError):
@@ -43,13 +52,26 @@ class ExportGateError(UserError):
 
 
 @dataclass(frozen=True)
+class Difference:
+    """One form's answers to a task's held-out benchmark questions minus the adapter's, per question, on the headline
+    metric, with its bootstrap interval (sling.scoring.exported measures it)."""
+
+    task: str
+    mean: float
+    ci: tuple[float, float]
+    questions: int
+    metric: str = "rescaled"   # rescaled cosine, the report's headline
+
+
+@dataclass(frozen=True)
 class Figures:
-    """One form against the adapter on the probes."""
+    """One form against the adapter on the probes, and on the held-out benchmark where it was answered."""
 
     kl: float          # mean KL(adapter || form) of the next-token distributions, nats per position
     top1: float        # share of positions where both put the same token first
     positions: int
     probes: int
+    benchmark: tuple[Difference, ...] = ()
 
 
 def chat_template(prompt_template: str, closed_book_template: str) -> str:
@@ -124,7 +146,8 @@ def permute(weights, n_head: int):
 
 
 def write_gguf(merged_dir: Path, out: Path, kind: str, template: str, tokenizer_pre: str, name: str) -> None:
-    """The merged model in `merged_dir` as one GGUF file of `kind` (f16 or q8_0) with its tokenizer and `template`."""
+    """The merged model in `merged_dir` as one GGUF file of `kind` (sling.schema.GGUF_TYPES) with its tokenizer and
+    `template`."""
     import gguf
     import numpy as np
     from safetensors.numpy import load_file
@@ -134,8 +157,8 @@ def write_gguf(merged_dir: Path, out: Path, kind: str, template: str, tokenizer_
         raise UserError(f"export writes GGUF for Llama-architecture students only; {merged_dir} holds "
                         f"{config.get('model_type')!r} (model=...): use the merged safetensors form")
     n_head, n_kv, n_layer = config["num_attention_heads"], config["num_key_value_heads"], config["num_hidden_layers"]
-    qtype = {"f16": gguf.GGMLQuantizationType.F16, "q8_0": gguf.GGMLQuantizationType.Q8_0}[kind]
-    file_type = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[kind]
+    qtype = gguf.GGMLQuantizationType[kind.upper()]
+    file_type = gguf.LlamaFileType[f"MOSTLY_{kind.upper()}"]
     writer = gguf.GGUFWriter(str(out), arch="llama")
     writer.add_name(name)
     writer.add_context_length(config["max_position_embeddings"])
@@ -177,7 +200,10 @@ def write_gguf(merged_dir: Path, out: Path, kind: str, template: str, tokenizer_
         elif qtype == gguf.GGMLQuantizationType.F16:
             writer.add_tensor(gguf_name, data.astype(np.float16))
         else:
-            writer.add_tensor(gguf_name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+            # the (tied) output matrix stays at 8 bits under a 4-bit type, as llama.cpp's quantize keeps it wider
+            # (at Q6_K, which gguf.quants cannot write)
+            kept = gguf.GGMLQuantizationType.Q8_0 if kind in FOUR_BIT and gguf_name in OUTPUT_TENSORS else qtype
+            writer.add_tensor(gguf_name, gguf.quants.quantize(data, kept), raw_dtype=kept)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -265,15 +291,19 @@ def reference_logprobs(model, tokenizer, items: list[Probe], max_tokens: int) ->
     return out
 
 
+def rendered(tokenizer, context: str, question: str) -> str:
+    """The prompt a runtime sends for [system: context, user: question]: the form's own chat template's rendering."""
+    messages = [{"role": "system", "content": context}, {"role": "user", "content": question}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 def compare(reference: list, model, tokenizer, items: list[Probe], max_tokens: int) -> Figures:
     """A form against the adapter's log-probabilities: the form reads its own chat template's rendering."""
     import torch
 
     kl_sum, agree, n = 0.0, 0, 0
     for ref, p in zip(reference, items):
-        messages = [{"role": "system", "content": p.context}, {"role": "user", "content": p.question}]
-        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids, start = answer_positions(tokenizer, prompt, p.answer, max_tokens)
+        ids, start = answer_positions(tokenizer, rendered(tokenizer, p.context, p.question), p.answer, max_tokens)
         got = next_token_logprobs(model, ids, start)
         k = min(len(ref), len(got))
         kl = (ref[:k].exp() * (ref[:k] - got[:k])).sum(-1)
@@ -284,25 +314,40 @@ def compare(reference: list, model, tokenizer, items: list[Probe], max_tokens: i
     return Figures(kl=round(kl, 6), top1=round(agree / max(n, 1), 4), positions=n, probes=len(items))
 
 
-def check(figures: dict[str, Figures], max_kl: float, min_top1: float, where: str = "the figures") -> None:
-    """Raise ExportGateError naming each form whose mean KL passes `max_kl` or whose top-1 agreement falls below
-    `min_top1` (a NaN is a failure); `where` names the file that holds the figures."""
-    failed = [f"{form}: mean KL {f.kl:.4g} nats > export.max_kl={max_kl}" if not f.kl <= max_kl else
-              f"{form}: top-1 agreement {f.top1:.1%} < export.min_top1={min_top1:.0%}"
-              for form, f in figures.items() if not (f.kl <= max_kl and f.top1 >= min_top1)]
+def failures(form: str, f: Figures, export: DictConfig) -> list[str]:
+    """What fails the gate for one form: mean KL past `export.max_kl`, top-1 agreement below `export.min_top1` (a NaN
+    fails), a task's paired benchmark interval wholly below -`export.tolerance`."""
+    out = []
+    if not f.kl <= export.max_kl:
+        out.append(f"{form}: mean KL {f.kl:.4g} nats > export.max_kl={export.max_kl} over {f.positions} answer "
+                   "positions of the probes")
+    elif not f.top1 >= export.min_top1:
+        out.append(f"{form}: top-1 agreement {f.top1:.1%} < export.min_top1={export.min_top1:.0%} over "
+                   f"{f.positions} answer positions of the probes")
+    out += [f"{form}: {d.task} {d.metric} cosine {d.mean:+.3f} [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}] minus the adapter's "
+            f"over {d.questions} benchmark questions, wholly below -export.tolerance=-{export.tolerance}"
+            for d in f.benchmark if d.ci[1] < -export.tolerance]
+    return out
+
+
+def check(figures: dict[str, Figures], export: DictConfig, where: str = "the figures") -> None:
+    """Raise ExportGateError naming each form that fails the gate (`failures`) and its figure; `where` names the
+    file that holds the figures."""
+    failed = [line for form, f in figures.items() for line in failures(form, f, export)]
     if failed:
-        raise ExportGateError(f"the export does not answer like its adapter ({'; '.join(failed)}; over "
-                              f"{next(iter(figures.values())).positions} answer positions of the probes): "
-                              f"see {where}; a wrong chat template or a damaged tensor gives this")
+        raise ExportGateError(f"the export does not answer like its adapter ({'; '.join(failed)}): see {where}; a "
+                              "wrong chat template or a damaged tensor gives this")
 
 
-def write_forms(cfg: DictConfig, variant: str, out: Path, template: str, kinds: tuple[str, ...] = GGUF_TYPES,
+def write_forms(cfg: DictConfig, variant: str, out: Path, template: str, kinds: tuple[str, ...] | None = None,
                 adapter_dirs: dict[str, str] | None = None) -> dict[str, tuple[Path, str | None]]:
-    """The merged form, the GGUF forms of `kinds` and the Ollama Modelfile, written into `out`; returns each form's
-    directory and GGUF file name (None for the merged safetensors)."""
+    """The merged form, the GGUF forms of `kinds` (default `export.gguf_types`) and the Ollama Modelfile (on the
+    last of them), written into `out`; returns each form's directory and GGUF file name (None for the merged
+    safetensors)."""
     from sling.io import atomic_write_text
     from sling.models.loading import load_tokenizer
 
+    kinds = tuple(cfg.export.gguf_types if kinds is None else kinds)
     save_merged(merged_student(cfg, variant, adapter_dirs), load_tokenizer(), template, out / "merged")
     forms: dict[str, tuple[Path, str | None]] = {"merged": (out / "merged", None)}
     name = f"sling-{variant}"

@@ -18,6 +18,13 @@ directory, and a deployment points it at its own copy, or at the hub id of conf/
 the snapshot the adapters trained on; `dvc pull models/base` gives the same bytes). With `train.merge_export=true` the
 merged export (models/merged/domain) is registered too, as a version of `MERGED_NAME` whose config names that directory.
 
+The export stage (pipeline/export.py) registers each exported form that passed its gate with `register_export`: one
+version of `sling-<variant>-export-<form>` per run (the merged safetensors and each GGUF type), beside the adapter's
+`sling-domain` version and with its tags (base, datasets' lineage, the pipeline run), plus the gate's figures
+(`export.kl`, `export.top1`, per task `export.<task>.rescaled_difference` with its interval and question count). Its
+model is the same pyfunc with no adapters, whose config names the form's directory in models/export/ (and its GGUF
+file, read through transformers' GGUF loader): the weights are not copied into MLflow.
+
 A pipeline run that lacks its adapters is an error (they are upstream outputs of the same run); a report run by hand
 on answers made elsewhere (scripts/study.py) has no adapters and no pipeline run, and registers nothing. A registry
 that cannot be reached or refuses is a warning: the report is written and DVC's outputs stand.
@@ -82,13 +89,13 @@ def training_datasets(client, parent: str | None) -> dict[str, str]:
 
 
 def version_tags(cfg: DictConfig, headline: dict, adapters: dict[str, Path], base: str, parent: str | None,
-                 datasets: dict[str, str]) -> dict[str, str]:
+                 datasets: dict[str, str], variant: str = VARIANT) -> dict[str, str]:
     prov = {a: read_json(d / MODEL_PROVENANCE) if (d / MODEL_PROVENANCE).exists() else {}
             for a, d in adapters.items()}
-    inputs = prov.get(VARIANT, {}).get("inputs", {})
+    inputs = prov.get(variant, {}).get("inputs", {})
     tags = {"sling.base.name": str(cfg.model.name), "sling.base.hub_id": str(cfg.model.hub_id),
             "sling.base.revision": str(cfg.model.revision), "sling.base.path": base,
-            "sling.base.sha256": inputs.get("base", "unknown"), "sling.variant": VARIANT,
+            "sling.base.sha256": inputs.get("base", "unknown"), "sling.variant": variant,
             "sling.adapters": ",".join(adapters), "sling.data": str(cfg.data.name),
             "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "workspace"), "sling.parent_run_id": parent or ""}
     for name, p in prov.items():
@@ -146,14 +153,15 @@ def register_student(cfg: DictConfig, headline: dict, adapter_dirs: dict[str, st
     return versions
 
 
-def new_version(client, name: str, info, run_id: str | None, tags: dict[str, str], text: str):
+def new_version(client, name: str, info, run_id: str | None, tags: dict[str, str], text: str,
+                about: str = "one version per pipeline run, from its report stage"):
     from mlflow.exceptions import MlflowException
 
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description=f"sling's tuned student ({name}): one version per pipeline "
-                                                         "run, from its report stage (sling/tracking/registry.py).")
+        client.create_registered_model(name, description=f"sling's tuned student ({name}): {about} "
+                                                         "(sling/tracking/registry.py).")
     version = client.create_model_version(name, source=info.model_uri, run_id=run_id, tags=tags, description=text,
                                           model_id=info.model_id)
     log.info("registered %s version %s (models:/%s/%s)", name, version.version, name, version.version)
@@ -183,3 +191,59 @@ def register(cfg: DictConfig, headline: dict) -> list:
     except (MlflowException, OSError) as e:  # a server that is down or refuses; a missing adapter raised above
         log.warning("the student was not registered in the MLflow Model Registry (%s); the report stands", e)
         return []
+
+
+def export_name(variant: str, form: str) -> str:
+    return f"sling-{variant}-export-{form}"
+
+
+def gate_tags(figures) -> dict[str, str]:
+    """One form's gate figures (sling.models.export.Figures) as registry tags."""
+    tags = {"export.kl": f"{figures.kl:.6g}", "export.top1": f"{figures.top1:.4g}",
+            "export.positions": str(figures.positions), "export.probes": str(figures.probes)}
+    for d in figures.benchmark:
+        key = f"export.{d.task}.{d.metric}_difference"
+        tags |= {key: f"{d.mean:+.4f}", f"{key}.ci_low": f"{d.ci[0]:+.4f}", f"{key}.ci_high": f"{d.ci[1]:+.4f}",
+                 f"{key}.questions": str(d.questions)}
+    return tags
+
+
+def register_export(cfg: DictConfig, variant: str, forms: dict[str, tuple[Path, str | None]], figures: dict,
+                    loader: str, adapter_dirs: dict[str, str] | None = None) -> list:
+    """The export stage's call, once its gate passed: each form (its directory and GGUF file, None for the merged
+    safetensors) logged as a pyfunc model naming it, in the active MLflow run, and registered as a version of
+    `export_name` with the adapter version's tags and the gate's figures (`gate_tags`). A registry failure is a
+    warning: the export stands."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    parent = os.environ.get(PARENT_ENV) or None
+    dirs = {**ADAPTER_DIRS, **(adapter_dirs or {})}
+    adapters = {a: resolve_path(dirs[a]) for a in VARIANTS[variant]}
+    base = str(base_location())
+    active = mlflow.active_run()
+    link = parent or (active.info.run_id if active else None)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.pyfunc")
+    # each form's model_config is in its logged model; MLflow also copies it into the run's params, where a second
+    # form's base_model may not overwrite the first's, and says so in a warning
+    logging.getLogger("mlflow.models.model").setLevel(logging.ERROR)
+    versions = []
+    try:
+        client = mlflow.MlflowClient()
+        tags = version_tags(cfg, {}, adapters, base, parent, training_datasets(client, parent), variant)
+        for form, (path, file) in forms.items():
+            where = str(Path(path).resolve() / (file or ""))
+            info = mlflow.pyfunc.log_model(name=f"export_{form}", python_model=str(STUDENT_CODE),
+                                           model_config=model_config(cfg, str(Path(path).resolve()))
+                                           | {"adapters": []} | ({"gguf_file": file} if file else {}),
+                                           signature=signature(), pip_requirements=requirements())
+            text = (f"The {form} export of variant '{variant}' ({cfg.model.name} with adapters "
+                    f"{', '.join(VARIANTS[variant])} merged) at {where}, not copied into MLflow. Its gate figures "
+                    f"against the adapter are the export.* tags, read through {loader}.")
+            versions.append(new_version(client, export_name(variant, form), info, link,
+                                        tags | {"sling.base.path": where, "sling.merged_from": base,
+                                                "export.form": form} | gate_tags(figures[form]), text,
+                                        "one version per export stage run whose gate passed"))
+    except (MlflowException, OSError) as e:
+        log.warning("the export was not registered in the MLflow Model Registry (%s); the export stands", e)
+    return versions

@@ -32,10 +32,12 @@ class SlingStudent(PythonModel):
         base = str(self.config["base_model"])
         # a directory is read as it is; anything else is a hub id at the recorded revision
         revision = None if Path(base).is_dir() else self.config.get("base_revision")
-        self.tokenizer = AutoTokenizer.from_pretrained(base, revision=revision)
+        # an exported GGUF form (sling.tracking.registry.register_export): transformers' GGUF loader dequantizes it
+        gguf = {"gguf_file": self.config["gguf_file"]} if self.config.get("gguf_file") else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(base, revision=revision, **gguf)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(base, revision=revision, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(base, revision=revision, dtype=torch.float32, **gguf)
         for name in self.config.get("adapters", []):
             model = PeftModel.from_pretrained(model, context.artifacts[name]).merge_and_unload()
         self.model = model.eval()

@@ -20,6 +20,7 @@ from sling.data.importers import read_sai_csv
 from sling.data.synthesis import (
     SynthesisError,
     log,
+    long_enough,
     spread,
     synthesize,
     training_paragraphs,
@@ -50,9 +51,15 @@ def main(argv: list[str] | None = None) -> None:
                 raise SynthesisError(f"{resolve_path(SPLIT)} is missing: the benchmark stage writes which documents "
                                      "train; run it first (`dvc repro synthesize` runs both)")
             paragraphs = training_paragraphs(read_jsonl(resolve_path(PARAGRAPHS)), read_json(resolve_path(SPLIT)))
+            short = 0
+            if cfg.synth.min_paragraph_chars:
+                asked = long_enough(paragraphs, cfg.synth.min_paragraph_chars)
+                short, paragraphs = len(paragraphs) - len(asked), asked
             if cfg.synth.max_paragraphs:
                 paragraphs = spread(paragraphs, cfg.synth.max_paragraphs)
             rows, stats = synthesize(cfg, paragraphs)
+            if cfg.synth.min_paragraph_chars:
+                stats["short_paragraphs_not_asked"] = short
         if not rows:
             raise SynthesisError("the teacher produced no question/answer pair; see the warnings above")
         write_jsonl(resolve_path(SYNTHETIC), rows)

@@ -85,6 +85,10 @@ class Teacher:
     api_key_env: str = key("OPENAI_API_KEY", "the environment variable holding the key; the key itself never reaches "
                                              "params.yaml, MLflow or logs")
     max_new_tokens: int = key(MISSING, "longest reply, in tokens", min=1)
+    question_max_tokens: Optional[int] = key(64, "longest candidate question, in tokens, where a paragraph gets "
+                                                 "several (benchmark, synth.samples_per_paragraph > 1): a question is "
+                                                 "short, and a reply that is none stops here instead of at "
+                                                 "max_new_tokens; null: max_new_tokens", min=1)
     batch_size: int = key(1, "prompts sent together (the embedded teacher decodes them as one batch)", min=1)
     dtype: str = key("float32", "the embedded teacher's dtype, as rag.dtype: float32 by default (the same synthetic set "
                                 "on any CPU); auto: bfloat16 where the hardware has it natively, else float32; a "
@@ -199,6 +203,10 @@ class Synth:
     answer_prompt: str = key("Answer the question in {language} using only the text below. Reply with the answer "
                              "only.\n\nText: {paragraph}\n\nQuestion: {question}", "the teacher's answer prompt")
     max_paragraphs: Optional[int] = key(None, "cap, taken in turn from each training document (null: every paragraph)")
+    min_paragraph_chars: int = key(0, "ask only paragraphs at least this long (skipped ones counted), as "
+                                      "benchmark.min_paragraph_chars: data=documents sets 200 and drops "
+                                      "dataset.min_paragraph_percentile, so no question is asked of a paragraph the "
+                                      "dataset stage would drop", min=0)
     samples_per_paragraph: int = key(1, "candidate questions the teacher writes per paragraph, one per question type "
                                         "in turn; each type's first is greedy, later ones sampled at "
                                         "sample_temperature (each sample cached)", min=1)
@@ -287,11 +295,16 @@ class Leakage:
 @dataclass
 class Multihop:
     """Questions that need two paragraphs: pairs of benchmark paragraphs linked by embedding similarity (within and
-    across documents), the teacher writes one question needing both, and a hop check keeps it only if neither
-    paragraph alone answers it. They form a task of their own (`task`)."""
+    across documents), one question needing both (the teacher's, or two kept questions asked together: `method`),
+    and a hop check keeps it only if neither paragraph alone answers it. They form a task of their own (`task`)."""
     enabled: bool = key(True, "write multi-hop questions (data=documents)")
+    method: str = key("auto", "teacher: the teacher writes one question over both paragraphs; compose: two kept "
+                              "single-paragraph questions, one of each paragraph, asked together (needs both by "
+                              "construction; no teacher call); auto: compose for the embedded teacher, teacher "
+                              "behind an API", choices=("auto", "teacher", "compose"))
     share: float = key(0.25, "multi-hop questions aimed at, as a share of the benchmark's kept questions", min=0, lt=1)
-    samples_per_pair: int = key(4, "candidate questions per pair (the first greedy, the rest sampled)", min=1)
+    samples_per_pair: int = key(4, "candidate questions per pair (the first greedy, the rest sampled; method teacher)",
+                                min=1)
     min_cosine: float = key(0.35, "pair paragraphs at least this similar (rag.embedder)", min=0, lt=1)
     max_cosine: float = key(0.9, "and less similar than this (closer ones repeat each other)", gt=0, max=1)
     max_single_support: float = key(0.8, "hop check: drop a question whose reference one paragraph alone holds this "
@@ -583,11 +596,11 @@ def view(base: type, name: str, keys: tuple[str, ...]) -> type:
 
 
 EmbeddedTeacher = view(Teacher, "EmbeddedTeacher", (
-    "kind", "model", "max_new_tokens", "batch_size", "dtype", "prefill", "temperature", "concurrency", "max_retries",
-    "timeout_s", "price_in_per_mtok", "price_out_per_mtok"))
+    "kind", "model", "max_new_tokens", "question_max_tokens", "batch_size", "dtype", "prefill", "temperature",
+    "concurrency", "max_retries", "timeout_s", "price_in_per_mtok", "price_out_per_mtok"))
 OpenAITeacher = view(Teacher, "OpenAITeacher", (
-    "kind", "model", "base_url", "api_key_env", "max_new_tokens", "batch_size", "temperature", "concurrency",
-    "max_retries", "timeout_s", "price_in_per_mtok", "price_out_per_mtok", "dtype"))
+    "kind", "model", "base_url", "api_key_env", "max_new_tokens", "question_max_tokens", "batch_size", "temperature",
+    "concurrency", "max_retries", "timeout_s", "price_in_per_mtok", "price_out_per_mtok", "dtype"))
 _DATA_HEAD = ("name", "corpus_dir", "general_source", "general_path", "general_hub_id", "general_limit",
               "domain_source", "sai_csv")
 _DATA_TAIL = ("tasks", "reference", "reference_source", "benchmark_root", "leakage_max")

@@ -118,10 +118,11 @@ def test_documents_that_copy_each_other_stay_on_one_side_of_the_split():
 
 # One greedy candidate per paragraph with the teacher's reference, no round trip and no multi-hop pairs: what the
 # tests of rounds and of the critic need of write_questions; the echoed prompt is one line that ends with a question
-# mark, what a candidate keeps of a reply (sling.data.questions.clean_question).
+# mark, what a candidate keeps of a reply (sling.data.questions.clean_question: no one-word label opens it, no sentence
+# ends inside it).
 ONE_GREEDY = ["benchmark.samples_per_paragraph=1", "benchmark.question_types=[]", "benchmark.questions_per_paragraph=1",
               "benchmark.reference=teacher", "benchmark.findable_top_k=null", "benchmark.multihop.enabled=false",
-              "benchmark.question_prompt='Text: {paragraph} Question in {language}?'"]
+              "benchmark.question_prompt='Question in {language} on: {paragraph}?'"]
 
 
 def test_a_document_short_of_questions_after_the_filters_gets_more_paragraphs(tmp_path, monkeypatch):

@@ -195,3 +195,23 @@ def test_raft_rows_mix_the_gold_paragraph_with_distractors_from_other_documents(
     build_dataset.main(["dataset.eval_fraction=0"])
     plain = [json.loads(line) for line in (work / "data/datasets/domain/train.jsonl").read_text().splitlines()]
     assert all("raft" not in r and "Text: " in r["prompt"] for r in plain)
+
+
+@pytest.mark.parametrize("language,paragraph,on_topic,off_topic_q,grounded,ungrounded", [
+    ("ru", "Команда apt-get устанавливает пакеты из репозитория Debian и обновляет их.",
+     "Что устанавливает команда apt-get?", "Когда родился автор книги?", "apt-get устанавливает пакеты",
+     "удаляет старые ядра"),
+    ("el", "Η εντολή apt-get εγκαθιστά πακέτα από το αποθετήριο του Debian.",
+     "Τι εγκαθιστά η εντολή apt-get;", "Πότε γεννήθηκε ο συγγραφέας;", "εγκαθιστά πακέτα", "διαγράφει αρχεία"),
+    ("ja", "apt-get コマンドは Debian のリポジトリからパッケージを入れる。",
+     "apt-get コマンドは何を入れるか？", "著者はいつ生まれたか？", "パッケージを入れる", "古い核を消す"),
+])
+def test_the_filters_read_words_of_any_script(language, paragraph, on_topic, off_topic_q, grounded, ungrounded):
+    """A word is letters of any script (Han and kana one character each): before, only [a-z0-9] counted, so every
+    question in Cyrillic, Greek or Arabic named nothing of its paragraph ("off topic") and every answer was
+    "grounded"."""
+    from sling.scoring.text import support
+    from sling.teacher.quality import off_topic
+
+    assert not off_topic(on_topic, paragraph) and off_topic(off_topic_q, paragraph)
+    assert support(grounded, paragraph) == 1.0 and support(ungrounded, paragraph) < 0.5

@@ -121,6 +121,39 @@ def test_pairs_link_related_paragraphs_once_each():
     assert pairs(EMBEDDER, paragraphs, 0.3, 0.99, 1) == linked[:1]
 
 
+def test_a_composed_question_asks_two_kept_questions_of_linked_paragraphs_and_the_hop_check_reads_it():
+    """compose (the embedded teacher's multi-hop method): each linked pair asks a kept question of each paragraph at
+    once, a paragraph with two kept questions joins two pairs; on real paragraphs, a composed question over two that
+    say different things passes the hop check, and one over magic and treemagic (the same rule twice) does not."""
+    from sling.data.multihop import compose, hop_problem, pairs
+    from sling.data.questions import extractive_parts
+
+    kept = [{"paragraph_hash": "reads", "question": "In which format does glp_read_cnfsat read CNF-SAT data?",
+             "findable_rank": 1},
+            {"paragraph_hash": "fname", "question": "What does glp_read_cnfsat do with a file name ending in .gz?",
+             "findable_rank": 2},
+            {"paragraph_hash": "reads", "question": "What does glp_read_cnfsat translate the data to?",
+             "findable_rank": 3},
+            {"paragraph_hash": "problem", "question": "Which routine erases the problem object before reading?",
+             "findable_rank": 1}]
+    texts = {"reads": READS, "fname": FNAME, "problem": PROBLEM_OBJECT}
+    paragraphs = [{"paragraph_hash": h, "text": t} for h, t in texts.items()]
+    linked = pairs(EMBEDDER, paragraphs, 0.3, 0.99, 10, [2, 1, 1])
+    assert len(linked) == 2 and all("reads" in (a["paragraph_hash"], b["paragraph_hash"]) for a, b in linked)
+    composed = compose(kept, linked)
+    assert len(composed) == 2
+    used = [r["question"] for _, _, qa, qb in composed for r in (qa, qb)]
+    assert sorted(used) == sorted(r["question"] for r in kept)  # every kept question once, the best first
+    for a, b, qa, qb in composed:
+        question = f"{qa['question']} {qb['question']}"
+        [parts] = extractive_parts(EMBEDDER, [qa["question"]], [[a["text"]]])
+        [other] = extractive_parts(EMBEDDER, [qb["question"]], [[b["text"]]])
+        assert hop_problem(question, parts + other, a["text"], b["text"], 0.8) is None, question
+    same = "What is the maximum priority of magic elements? What is the maximum priority of treemagic elements?"
+    [parts] = extractive_parts(EMBEDDER, [same], [[MAGIC, TREEMAGIC]])
+    assert hop_problem(same, parts, MAGIC, TREEMAGIC, 0.8) == "hop_one_paragraph_suffices"
+
+
 @pytest.mark.integration
 def test_sampled_candidates_are_cached_one_per_sample_and_greedy_stays_greedy(cfg_factory, tmp_path, monkeypatch,
                                                                              base_dir):
@@ -141,3 +174,28 @@ def test_sampled_candidates_are_cached_one_per_sample_and_greedy_stays_greedy(cf
     again = CachedCalls(cfg, teacher, "test")
     assert ask(again, [(prompt, 0), (prompt, 1), (prompt, 2)], 1.0, "test") == replies
     assert again.usage["calls"] == 0 and again.usage["cache_hits"] == 3
+
+
+def test_a_candidate_loses_its_label_list_marker_quotes_and_preamble_in_any_language():
+    """Wrappings the packaged teacher wrote around real questions (replies seen on six real English documents); the
+    same shapes in other languages, with no word of any language written into the rule."""
+    from sling.data.questions import clean_question
+
+    cases = {
+        "Question: What is the CNF-SAT?": "What is the CNF-SAT?",
+        "Question 1: What is the CNF-SAT?": "What is the CNF-SAT?",
+        "1. What is the CNF-SAT?": "What is the CNF-SAT?",
+        "2.2. What does update-mime-database write?": "What does update-mime-database write?",
+        "1.2.4 glp_set_vertex_name\n- What does glp_set_vertex_name assign?": "What does glp_set_vertex_name assign?",
+        '"What does cp do?"': "What does cp do?",
+        "What a great question! How can GNOME and KDE share one MIME database?":
+            "How can GNOME and KDE share one MIME database?",
+        "Frage: Was ist apt-get?": "Was ist apt-get?",
+        "¡Buena pregunta! ¿Qué lee glp_read_cnfsat?": "¿Qué lee glp_read_cnfsat?",
+        # kept whole: an abbreviation inside the question, a colon inside it, a number in it
+        "What does the -v option of e.g. cp do?": "What does the -v option of e.g. cp do?",
+        "SAT solvers: what do they read?": "SAT solvers: what do they read?",
+        "What is 2.5 times 4?": "What is 2.5 times 4?",
+    }
+    for reply, question in cases.items():
+        assert clean_question(reply) == question, reply

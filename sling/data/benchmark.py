@@ -207,6 +207,13 @@ def reference_kind(cfg: DictConfig) -> str:
     return ("extractive" if cfg.teacher.kind == "embedded" else "teacher") if setting == "auto" else setting
 
 
+def multihop_method(cfg: DictConfig) -> str:
+    """`benchmark.multihop.method`: auto composes kept questions for the embedded teacher, lets a teacher behind an
+    API write one question over both paragraphs."""
+    setting = cfg.benchmark.multihop.method
+    return ("compose" if cfg.teacher.kind == "embedded" else "teacher") if setting == "auto" else setting
+
+
 def references(cfg: DictConfig, calls, kind: str, asked: list[tuple[list[dict], str]], desc: str) -> list[str | None]:
     """The reference of each (source paragraphs, question): the sources' sentences closest to the question
     (extractive), or the teacher's answer from the sources (`benchmark.answer_prompt`)."""
@@ -215,15 +222,10 @@ def references(cfg: DictConfig, calls, kind: str, asked: list[tuple[list[dict], 
 
 def reference_parts(cfg: DictConfig, calls, kind: str, asked: list[tuple[list[dict], str]],
                     desc: str) -> list[list[str] | None]:
-    """`references`, extractive ones as one part per source paragraph (the hop check reads them); a teacher's answer
-    is one part."""
-    from sling.data.questions import extractive_parts
+    """`references` as parts (sling.data.questions.reference_parts), with the benchmark's answer prompt."""
+    from sling.data.questions import reference_parts as parts
 
-    if kind == "extractive":
-        return extractive_parts(cfg.rag.embedder, [q for _, q in asked], [[p["text"] for p in ps] for ps, _ in asked])
-    replies = calls.run([cfg.benchmark.answer_prompt.format(paragraph="\n\n".join(p["text"] for p in ps), question=q,
-                                                            language=prompt_language(ps[0])) for ps, q in asked], desc)
-    return [None if a is None else [a] for a in replies]
+    return parts(calls, kind, cfg.rag.embedder, cfg.benchmark.answer_prompt, asked, desc)
 
 
 def write_candidates(cfg: DictConfig, calls, sampled: list[dict], examples: dict, kind: str, label: str) -> list[dict]:
@@ -240,7 +242,8 @@ def write_candidates(cfg: DictConfig, calls, sampled: list[dict], examples: dict
             items.append((with_examples(prompt, language, examples.get(p.get("language") or "", [])), sample))
             meta.append((p, qtype, sample))
     questions = [clean_question(q) if q else q for q in ask(calls, items, b.sample_temperature,
-                                                             "benchmark questions" + label)]
+                                                             "benchmark questions" + label,
+                                                             max_tokens=cfg.teacher.question_max_tokens)]
     asked = [(m, q) for m, q in zip(meta, questions) if q]
     answers = references(cfg, calls, kind, [([m[0]], q) for m, q in asked], "oracle answers" + label)
     return [{"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
@@ -257,6 +260,7 @@ def findable(cfg: DictConfig, lexical, rows: list[dict], dropped: Counter) -> li
     k = cfg.benchmark.findable_top_k
     if lexical is None or k is None:
         return rows
+    dropped["not_findable"] += 0  # counted in the card even when none is dropped
     kept = []
     for r, found in zip(rows, lexical.ranks([r["question"] for r in rows], k)):
         rank = findable_rank(found, r.get("sources") or [r["paragraph_hash"]])
@@ -281,13 +285,23 @@ def screen(cfg: DictConfig, rows: list[dict], lexical, critic, label: str, check
             else:
                 passed.append(r)
         kept = passed
-    dropped["not_findable"] += 0
     kept = findable(cfg, lexical, kept, dropped)
     scores: Counter = Counter()
     if critic is not None:  # every round rates every candidate again: the earlier ones come from the cache
         kept, critic_drops, scores = criticise(cfg, critic, kept, label)
         dropped.update(critic_drops)
     return kept, dict(dropped), scores
+
+
+def stop_on_failures(teacher, calls, critic) -> None:
+    """The one-line error for teacher (or critic) calls that failed after their retries; the finished ones are cached."""
+    from sling.teacher.client import server_hint
+
+    failures = calls.failures + (critic.failures if critic else [])
+    if failures:
+        done = calls.usage["calls"] + (critic.usage["calls"] if critic else 0)
+        raise BenchmarkError(f"{len(failures)} teacher calls failed (first: {failures[0]}){server_hint(teacher)}; "
+                             f"the {done} finished calls are cached, re-run to retry")
 
 
 def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) -> tuple[list[dict], dict]:
@@ -300,7 +314,7 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
     multi-hop questions are `write_multihop`'s."""
     from sling.data.questions import examples_by_language, select, type_mix
     from sling.retrieval.lexical import Lexical
-    from sling.teacher.client import CachedCalls, make_teacher, server_hint
+    from sling.teacher.client import CachedCalls, make_teacher
 
     held = {d["doc_id"] for d in bench}
     training = {p["paragraph_hash"] for p in paragraphs if p["doc_id"] not in held}
@@ -347,11 +361,7 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
         kept = select(passed, per_paragraph, rank="findable_rank")
         dropped["per_paragraph"] = len(passed) - len(kept)
         examples = examples_by_language(kept, b.examples)
-        failures = calls.failures + (critic.failures if critic else [])
-        if failures:
-            done = calls.usage["calls"] + (critic.usage["calls"] if critic else 0)
-            raise BenchmarkError(f"{len(failures)} teacher calls failed (first: {failures[0]}){server_hint(teacher)}; "
-                                 f"the {done} finished calls are cached, re-run to retry")
+        stop_on_failures(teacher, calls, critic)
     per_doc: dict[str, list[dict]] = {}
     for r in kept:  # in the order asked: a later round's surplus beyond the target is left out
         per_doc.setdefault(r["doc_id"], []).append(r)
@@ -370,10 +380,7 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
     if b.multihop.enabled and kept:
         hop_rows, stats["multihop"] = write_multihop(cfg, calls, critic, lexical, kind, pool, order, kept, examples)
         kept = kept + hop_rows
-    failures = calls.failures + (critic.failures if critic else [])
-    if failures:
-        raise BenchmarkError(f"{len(failures)} teacher calls failed (first: {failures[0]}){server_hint(teacher)}; "
-                             f"the finished calls are cached, re-run to retry")
+    stop_on_failures(teacher, calls, critic)
     usage = calls.usage + (critic.usage if critic else Counter())
     stats |= {"calls": usage["calls"], "cache_hits": usage["cache_hits"], "prompt_tokens": usage["prompt_tokens"],
               "completion_tokens": usage["completion_tokens"]}
@@ -385,31 +392,42 @@ def write_multihop(cfg: DictConfig, calls, critic, lexical, kind: str, pool: lis
     """Questions over pairs of benchmark paragraphs (sling.data.multihop), aiming at `benchmark.multihop.share` of
     the benchmark: candidates, filters, the hop check, the BM25 round trip (both paragraphs found), one per pair.
     Returns the kept rows (each with `hops`, its two paragraphs) and the card's counts."""
-    from sling.data.multihop import hop_problem, pairs
+    from sling.data.multihop import compose, hop_problem, pairs
     from sling.data.questions import MULTIHOP_PROMPT, ask, clean_question, select, with_examples
 
     m = cfg.benchmark.multihop
     aim = math.ceil(m.share / (1 - m.share) * len(single))
-    eligible = {p["paragraph_hash"] for ps in order.values() for p in ps}
-    candidates = [p for p in pool if p["paragraph_hash"] in eligible]
-    linked = pairs(cfg.rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim)
-    items, meta = [], []
-    for a, b in linked:
-        language = prompt_language(a)
-        prompt = MULTIHOP_PROMPT.format(first=a["text"], second=b["text"], language=language)
-        for sample in range(m.samples_per_pair):
-            items.append((with_examples(prompt, language, examples.get(a.get("language") or "", [])), sample))
-            meta.append((a, b, sample))
-    questions = [clean_question(q) if q else q for q in ask(calls, items, cfg.benchmark.sample_temperature,
-                                                             "multi-hop questions")]
-    asked = [(mt, q) for mt, q in zip(meta, questions) if q]
-    answers = reference_parts(cfg, calls, kind, [([mt[0], mt[1]], q) for mt, q in asked], "multi-hop references")
+    method = multihop_method(cfg)
+    if method == "compose":  # pairs among the paragraphs that kept questions, each in as many pairs as it has
+        have = Counter(r["paragraph_hash"] for r in single)
+        candidates = [p for p in pool if p["paragraph_hash"] in have]
+        linked = pairs(cfg.rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim,
+                       [have[p["paragraph_hash"]] for p in candidates])
+        asked = [((a, b, 0), f"{qa['question']} {qb['question']}", [qa["answer"], qb["answer"]])
+                 for a, b, qa, qb in compose(single, linked)]
+    else:
+        eligible = {p["paragraph_hash"] for ps in order.values() for p in ps}
+        candidates = [p for p in pool if p["paragraph_hash"] in eligible]
+        linked = pairs(cfg.rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim)
+        items, meta = [], []
+        for a, b in linked:
+            language = prompt_language(a)
+            prompt = MULTIHOP_PROMPT.format(first=a["text"], second=b["text"], language=language)
+            for sample in range(m.samples_per_pair):
+                items.append((with_examples(prompt, language, examples.get(a.get("language") or "", [])), sample))
+                meta.append((a, b, sample))
+        questions = [clean_question(q) if q else q for q in ask(calls, items, cfg.benchmark.sample_temperature,
+                                                                 "multi-hop questions",
+                                                                 max_tokens=cfg.teacher.question_max_tokens)]
+        written = [(mt, q) for mt, q in zip(meta, questions) if q]
+        answers = reference_parts(cfg, calls, kind, [([mt[0], mt[1]], q) for mt, q in written], "multi-hop references")
+        asked = [(mt, q, parts) for (mt, q), parts in zip(written, answers)]
     rows = [{"doc_id": a["doc_id"], "document": a["document"], "page": a["page"], "para_num": a["para_num"],
              "paragraph": f"{a['text']}\n\n{b['text']}", "paragraph_hash": a["paragraph_hash"],
              "language": a.get("language"), "question_type": "multihop", "sample": sample,
              "pair": f"{a['paragraph_hash']}+{b['paragraph_hash']}", "sources": [a["paragraph_hash"], b["paragraph_hash"]],
              "hops": [hop(a), hop(b)], "question": q, "answer": " ".join(parts).strip(), "parts": parts}
-            for ((a, b, sample), q), parts in zip(asked, answers) if parts is not None]
+            for (a, b, sample), q, parts in asked if parts is not None]
     by_pair = {f"{a['paragraph_hash']}+{b['paragraph_hash']}": (a, b) for a, b in linked}
 
     def check(r: dict) -> str | None:
@@ -419,7 +437,7 @@ def write_multihop(cfg: DictConfig, calls, critic, lexical, kind: str, pool: lis
     passed, dropped, _ = screen(cfg, rows, lexical, critic, " (multi-hop)", check)
     kept = select(passed, 1, group="pair", rank="findable_rank")[:aim]
     dropped["per_pair"] = len(passed) - len(kept)
-    stats = {"aimed": aim, "pairs": len(linked), "candidates": len(rows), "kept": len(kept), "dropped": dropped,
+    stats = {"method": method, "aimed": aim, "pairs": len(linked), "candidates": len(rows), "kept": len(kept), "dropped": dropped,
              "dropped_by_hop_check": sum(dropped.get(k, 0) for k in HOP_DROPS),
              "funnel": funnel(len(rows), dropped, len(kept))}
     return kept, stats

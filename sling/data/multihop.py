@@ -2,7 +2,10 @@
 
 Pairs: benchmark paragraphs linked by embedding similarity (`benchmark.multihop.min_cosine` up to `max_cosine`:
 related, not repeating each other), within and across the benchmark documents, each paragraph in one pair at most,
-the most similar first. The teacher writes a question needing a fact of each (sling.data.questions.MULTIHOP_PROMPT).
+the most similar first. The teacher writes a question needing a fact of each (sling.data.questions.MULTIHOP_PROMPT), or (`compose`, the
+default for the embedded teacher, which answers instead of writing one question over two texts) the pair's question
+is two kept single-paragraph questions, one of each paragraph, asked together: it needs both paragraphs by
+construction, and the same checks prove it. Composed questions only link paragraphs that kept a question.
 
 The hop check (`hop_problem`) keeps a question only if neither paragraph alone answers it, by two support checks:
 - the question must name something only the first paragraph has and something only the second has (a content word
@@ -22,9 +25,11 @@ from sling.scoring.text import content_words, support, tokens
 HOP_DROPS = ("hop_names_one_paragraph", "hop_one_paragraph_suffices")
 
 
-def pairs(embedder: str, paragraphs: list[dict], min_cosine: float, max_cosine: float, limit: int) -> list[tuple[dict, dict]]:
-    """Up to `limit` disjoint pairs of paragraphs whose cosine lies in [min_cosine, max_cosine), the most similar
-    first; each pair in reading order (document, then paragraph)."""
+def pairs(embedder: str, paragraphs: list[dict], min_cosine: float, max_cosine: float, limit: int,
+          capacity: list[int] | None = None) -> list[tuple[dict, dict]]:
+    """Up to `limit` pairs of paragraphs whose cosine lies in [min_cosine, max_cosine), the most similar first; each
+    pair in reading order (document, then paragraph). A paragraph joins at most `capacity[i]` pairs (one each by
+    default: disjoint pairs)."""
     if len(paragraphs) < 2 or limit < 1:
         return []
     v = embed(embedder, [p["text"] for p in paragraphs])
@@ -32,15 +37,30 @@ def pairs(embedder: str, paragraphs: list[dict], min_cosine: float, max_cosine: 
     iu = np.triu_indices(len(paragraphs), k=1)
     cand = [(float(sims[i, j]), int(i), int(j)) for i, j in zip(*iu) if min_cosine <= sims[i, j] < max_cosine]
     cand.sort(key=lambda c: (-c[0], c[1], c[2]))
-    used: set[int] = set()
+    left = list(capacity) if capacity is not None else [1] * len(paragraphs)
     out = []
     for _, i, j in cand:
-        if i in used or j in used:
+        if left[i] < 1 or left[j] < 1:
             continue
-        used.update((i, j))
+        left[i] -= 1
+        left[j] -= 1
         out.append((paragraphs[i], paragraphs[j]))
         if len(out) >= limit:
             break
+    return out
+
+
+def compose(single: list[dict], linked: list[tuple[dict, dict]]) -> list[tuple[dict, dict, dict, dict]]:
+    """For each linked pair of paragraphs, a kept single-paragraph question of each (the most findable not yet used),
+    as (first paragraph, second, its question row, the other's): a composed multi-hop question asks both at once."""
+    queues: dict[str, list[dict]] = {}
+    for r in sorted(single, key=lambda r: r.get("findable_rank") or 0):
+        queues.setdefault(r["paragraph_hash"], []).append(r)
+    out = []
+    for a, b in linked:
+        qa, qb = queues.get(a["paragraph_hash"]), queues.get(b["paragraph_hash"])
+        if qa and qb:
+            out.append((a, b, qa.pop(0), qb.pop(0)))
     return out
 
 

@@ -14,8 +14,12 @@ References that cannot invent (`extractive_reference`): the sentences of the par
 """
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import numpy as np
 
+from sling.documents.language import prompt_language
 from sling.retrieval.embed import embed
 from sling.scoring.text import sentences
 
@@ -66,28 +70,68 @@ def with_examples(prompt: str, language: str, examples: list[str]) -> str:
 
 
 def ask(calls, items: list[tuple[str, int]], temperature: float, desc: str,
-        stop: list[str] | None = QUESTION_STOP) -> list[str | None]:
+        stop: list[str] | None = QUESTION_STOP, max_tokens: int | None = None) -> list[str | None]:
     """Each (prompt, sample number)'s reply: sample 0 greedy, the others at `temperature`; None for a failed call.
-    An embedded teacher's reply ends at its question mark (`stop`)."""
+    An embedded teacher's reply ends at its question mark (`stop`), or after `max_tokens` (teacher.question_max_tokens)."""
     out: list[str | None] = [None] * len(items)
     greedy = [i for i, (_, s) in enumerate(items) if s == 0]
     sampled = [i for i, (_, s) in enumerate(items) if s > 0]
-    for i, reply in zip(greedy, calls.run([items[i][0] for i in greedy], desc, stop=stop)):
+    for i, reply in zip(greedy, calls.run([items[i][0] for i in greedy], desc, stop=stop, max_tokens=max_tokens)):
         out[i] = reply
     if sampled:
         replies = calls.run([items[i][0] for i in sampled], desc + " (sampled)", temperature,
-                            [items[i][1] for i in sampled], stop)
+                            [items[i][1] for i in sampled], stop, max_tokens)
         for i, reply in zip(sampled, replies):
             out[i] = reply
     return out
 
 
+# What a small teacher wraps its question in, in any language: a one-word label ("Question:", "Q 2:", "Frage:"), a
+# list marker ("1.", "2.2.", "-", "(3)") or surrounding quotes.
+_LABEL = re.compile(r"^[^\W\d_]{1,12}(?:\s*\d+)?\s*[:\uff1a]\s+")
+_MARKER = re.compile(r"^(?:[-*\u2022\u00b7>]+|\(?\d+(?:\.\d+)*[.)]?)\s+")
+_OPENERS = "\u00bf\u00a1([\"'\u201c\u00ab\u201e"
+_QUOTES = "\"'\u201c\u201d\u00ab\u00bb\u201e`*"
+# A sentence end inside the line, before a capital: "What a great question! How does X work?" asks the second part.
+_SENTENCE_END = re.compile(r"(?<=[.!\u3002\uff01])\s+(?=[^\w\s]?[^\W\d_])")
+
+
+def _unwrap(line: str) -> str:
+    for _ in range(3):  # "1. Question: "What ...?"" unwraps in turn
+        before = line
+        line = _MARKER.sub("", _LABEL.sub("", line)).strip(_QUOTES + " ")
+        if line == before:
+            break
+    if line.endswith(tuple(QUESTION_STOP)):
+        parts = [p for p in _SENTENCE_END.split(line) if p]
+        asks = [i for i, p in enumerate(parts) if p.lstrip(_OPENERS)[:1].isupper()]
+        # the last sentence that starts with a capital, with whatever follows it, when what precedes is no question
+        if len(parts) > 1 and asks and asks[-1] > 0 and not any(p.endswith(tuple(QUESTION_STOP)) for p in parts[:asks[-1]]):
+            line = " ".join(parts[asks[-1]:])
+    return line
+
+
 def clean_question(text: str) -> str:
     """The question as one line, whitespace collapsed: the reply's first line that ends with a question mark (of any
     script), else its first non-empty line (a teacher often wraps its question in a preamble, or follows it with an
-    answer or a second question)."""
-    lines = [" ".join(line.split()) for line in (text or "").splitlines() if line.strip()]
+    answer or a second question); a label, list marker or quotes around it are taken off, and so is a sentence
+    before it on its line ("What a great question! How ...?" asks "How ...?"). Nothing is written for one language:
+    labels are any one word before a colon, sentences end at . or ! before a capital letter of any cased script."""
+    lines = [_unwrap(" ".join(line.split())) for line in (text or "").splitlines() if line.strip()]
+    lines = [line for line in lines if line]
     return next((line for line in lines if line.endswith(tuple(QUESTION_STOP))), lines[0] if lines else "")
+
+
+def reference_parts(calls, kind: str, embedder: str, answer_prompt: str, asked: list[tuple[list[dict], str]],
+                    desc: str) -> list[list[str] | None]:
+    """The reference of each (source paragraphs, question), the one place that chooses how: `extractive`, one part
+    per source paragraph (its sentences closest to the question, `extractive_parts`: the hop check reads them), or
+    the teacher's answer from the sources (`answer_prompt`) as one part; None where the teacher's call failed."""
+    if kind == "extractive":
+        return extractive_parts(embedder, [q for _, q in asked], [[p["text"] for p in ps] for ps, _ in asked])
+    replies = calls.run([answer_prompt.format(paragraph="\n\n".join(p["text"] for p in ps), question=q,
+                                              language=prompt_language(ps[0])) for ps, q in asked], desc)
+    return [None if a is None else [a] for a in replies]
 
 
 def extractive_reference(embedder: str, questions: list[str], sources: list[list[str]],
@@ -158,7 +202,4 @@ def examples_by_language(rows: list[dict], n: int) -> dict[str, list[str]]:
 
 def type_mix(rows: list[dict]) -> dict[str, int]:
     """How many rows of each question type."""
-    mix: dict[str, int] = {}
-    for r in rows:
-        mix[r.get("question_type") or "plain"] = mix.get(r.get("question_type") or "plain", 0) + 1
-    return dict(sorted(mix.items()))
+    return dict(sorted(Counter(r.get("question_type") or "plain" for r in rows).items()))

@@ -13,8 +13,8 @@ from sling.data.questions import (
     ask,
     clean_question,
     examples_by_language,
-    extractive_reference,
     plan,
+    reference_parts,
     type_mix,
     type_prompt,
     with_examples,
@@ -45,6 +45,18 @@ def training_paragraphs(paragraphs: list[dict], split: dict) -> list[dict]:
     return kept
 
 
+def long_enough(paragraphs: list[dict], min_chars: int) -> list[dict]:
+    """The paragraphs of at least `min_chars` characters (synth.min_paragraph_chars), the others counted in the log."""
+    kept = [p for p in paragraphs if len(p["text"]) >= min_chars]
+    if len(kept) < len(paragraphs):
+        log.info("%d of %d training paragraphs are shorter than synth.min_paragraph_chars (%d): not asked",
+                 len(paragraphs) - len(kept), len(paragraphs), min_chars)
+    if not kept:
+        raise SynthesisError(f"every one of the {len(paragraphs)} training paragraphs is shorter than "
+                             f"synth.min_paragraph_chars ({min_chars}): lower it")
+    return kept
+
+
 def spread(paragraphs: list[dict], n: int) -> list[dict]:
     """At most `n` paragraphs taken in turn from each document (reading order within each), so a capped run still
     writes from every training document instead of only the first one's opening pages."""
@@ -69,15 +81,14 @@ def candidates(cfg: DictConfig, calls, paragraphs: list[dict], examples: dict, d
             prompt = type_prompt(qtype, s.question_prompt).format(paragraph=p["text"], language=language)
             items.append((with_examples(prompt, language, examples.get(p.get("language") or "", [])), sample))
             meta.append((p, j, qtype, sample))
-    questions = ask(calls, items, s.sample_temperature, desc, stop=QUESTION_STOP if several else None)
+    questions = ask(calls, items, s.sample_temperature, desc, stop=QUESTION_STOP if several else None,
+                    max_tokens=cfg.teacher.question_max_tokens if several else None)
     if several:  # a small teacher follows its question with more lines; one candidate is its first line
         questions = [clean_question(q) if q else q for q in questions]
     asked = [(m, q) for m, q in zip(meta, questions) if q]
-    if s.reference == "extractive":
-        answers = extractive_reference(cfg.rag.embedder, [q for _, q in asked], [[m[0]["text"]] for m, _ in asked])
-    else:
-        answers = calls.run([s.answer_prompt.format(paragraph=m[0]["text"], question=q, language=prompt_language(m[0]))
-                             for m, q in asked], "answers")
+    answers = [None if parts is None else " ".join(parts) for parts in
+               reference_parts(calls, s.reference, cfg.rag.embedder, s.answer_prompt, [([m[0]], q) for m, q in asked],
+                               "answers")]
     rows = []
     for ((p, j, qtype, sample), q), a in zip(asked, answers):
         if a is None:

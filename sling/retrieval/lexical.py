@@ -1,19 +1,13 @@
 """An independent lexical retriever (BM25, `bm25s`) for the benchmark's round-trip check: a generated question must
 find its source paragraph(s) among the top k of a retriever that is not the run's own index. A filter on the run's
 own dense retriever would keep exactly the questions it finds and make the run's recall@k meaningless; BM25 shares
-nothing with it (no embedder, no chunking). Tokens are any script's words of two characters or more, lower case;
+nothing with it (no embedder, no chunking). Tokens are any script's words (sling.words: a Han character is one);
 the stop words are the corpus's own: words in more than `max_df` of its paragraphs ("the", "der", "le" in a folder in
 that language) say nothing of where a question comes from, so no language needs a list and none is favoured.
 """
 from __future__ import annotations
 
-import re
-
-WORD = re.compile(r"\w\w+")
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
+from sling.words import words
 
 
 class Lexical:

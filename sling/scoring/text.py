@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import re
 
-WORD = re.compile(r"[a-z0-9]+")
+from sling.words import words
+
 STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been being it its this that
 these those there here which who whom whose what when where why how not no do does did done can could should would may might
 will shall into than then so such about over under also only very more most other some any each all both their they them
@@ -11,7 +12,7 @@ his her he she we you your our i me my us""".split())
 
 
 def tokens(text: str) -> list[str]:
-    return WORD.findall(text.lower())
+    return words(text)
 
 
 def content_words(text: str) -> list[str]:
@@ -28,4 +29,4 @@ def support(claim: str, evidence: str) -> float:
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if len(s.strip()) > 2]
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|(?<=[\u3002\uff01\uff1f])|\n+", text) if len(s.strip()) > 2]

@@ -65,10 +65,12 @@ class OpenAITeacher:
         self.name = f"openai:{cfg.model}"
         self.concurrency = cfg.concurrency
 
-    def complete(self, prompt: str, temperature: float | None = None) -> Completion:
-        """One reply at the section's temperature, or at `temperature` for a sampled candidate."""
+    def complete(self, prompt: str, temperature: float | None = None, max_tokens: int | None = None) -> Completion:
+        """One reply at the section's temperature, or at `temperature` for a sampled candidate; at most `max_tokens`
+        (None: the section's max_new_tokens)."""
         r = self.client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": prompt}], max_tokens=self.cfg.max_new_tokens,
+            model=self.model, messages=[{"role": "user", "content": prompt}],
+            max_tokens=max_tokens or self.cfg.max_new_tokens,
             temperature=self.cfg.temperature if temperature is None else temperature,
             extra_body=self.cfg.get("extra_body"))
         usage = r.usage
@@ -105,13 +107,13 @@ class EmbeddedTeacher:
         return prompt
 
     def complete_batch(self, prompts: list[str], temperature: float | None = None, seed: int = 0,
-                       stop: list[str] | None = None) -> list[Completion]:
+                       stop: list[str] | None = None, max_tokens: int | None = None) -> list[Completion]:
         """Greedy answers (or, at `temperature`, sampled ones, seeded by `seed`) through the answer stage's batched
         decoding and in-place cache (sling.models.decoding); a reply ends at a `stop` string, kept in its text."""
         from sling.models.decoding import generate
 
         rows = generate(self.model, self.tokenizer, [self._chat(p) for p in prompts],
-                        max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size,
+                        max_new_tokens=max_tokens or self.cfg.max_new_tokens, batch_size=self.cfg.batch_size,
                         prefill=self.cfg.get("prefill", "auto"), add_special_tokens=False, desc="teacher",
                         temperature=temperature or 0.0, seed=seed, stop=stop)
         return [Completion(r["answer"], r["prompt_tokens"], r["answer_tokens"]) for r in rows]
@@ -143,7 +145,7 @@ def make_teacher(cfg: DictConfig) -> Teacher:
 
 
 def stream(teacher: Teacher, prompts: list[str], temperature: float | None = None, seed: int = 0,
-           stop: list[str] | None = None) -> Iterator[tuple[int, Completion | Exception]]:
+           stop: list[str] | None = None, max_tokens: int | None = None) -> Iterator[tuple[int, Completion | Exception]]:
     """Yield (index, completion or the exception that ended it) as each call finishes.
 
     Remote teachers keep `concurrency` requests in flight; the embedded one decodes `batch_size` at a time.
@@ -151,19 +153,20 @@ def stream(teacher: Teacher, prompts: list[str], temperature: float | None = Non
     save every finished call and report the failures together. `temperature`: sampled replies (None: the teacher's
     own setting); `seed` seeds the embedded teacher's sampling; `stop`: strings that end the embedded teacher's reply
     (a server's replies run whole: an API's stop sequence would cut the string itself off, and the caller reads what
-    it needs from the whole reply).
+    it needs from the whole reply); `max_tokens`: a shorter reply limit than the teacher's max_new_tokens.
     """
     if isinstance(teacher, EmbeddedTeacher):
         step = teacher.concurrency
         for start in range(0, len(prompts), step):
             batch = prompts[start:start + step]
-            done = (teacher.complete_batch(batch) if temperature is None and stop is None else
-                    teacher.complete_batch(batch, temperature, seed + start, stop))
+            done = (teacher.complete_batch(batch) if temperature is None and stop is None and max_tokens is None else
+                    teacher.complete_batch(batch, temperature, seed + start, stop, max_tokens))
             for offset, completion in enumerate(done):
                 yield start + offset, completion
         return
     with ThreadPoolExecutor(teacher.concurrency) as pool:
-        futures = {pool.submit(teacher.complete, p, temperature): i for i, p in enumerate(prompts)}
+        futures = {pool.submit(teacher.complete, p, temperature, *([max_tokens] if max_tokens else [])): i
+                   for i, p in enumerate(prompts)}
         for future in as_completed(futures):
             error = future.exception()
             yield futures[future], error if error is not None else future.result()
@@ -187,8 +190,10 @@ class CachedCalls:
         self.failures: list[str] = []
 
     def key(self, prompt: str, temperature: float | None = None, sample: int | None = None,
-            stop: list[str] | None = None) -> str:
+            stop: list[str] | None = None, max_tokens: int | None = None) -> str:
         generation = dict(self.generation)
+        if max_tokens is not None:
+            generation["max_new_tokens"] = max_tokens
         if temperature is not None:
             generation |= {"temperature": temperature, "sample": sample}
         if stop and isinstance(self.teacher, EmbeddedTeacher):
@@ -197,18 +202,23 @@ class CachedCalls:
                               **generation)
 
     def run(self, prompts: list[str], desc: str, temperature: float | None = None,
-            samples: list[int] | None = None, stop: list[str] | None = None) -> list[str | None]:
+            samples: list[int] | None = None, stop: list[str] | None = None,
+            max_tokens: int | None = None) -> list[str | None]:
         """Each prompt's reply text, None where the call failed (see `failures`). With a `temperature`, each prompt
         is sample number `samples[i]` at that temperature, cached under its number: several samples of one prompt
-        are several cached calls. `stop`: strings that end an embedded teacher's reply (`stream`)."""
-        return [None if r is None else r["text"] for r in self.run_records(prompts, desc, temperature, samples, stop)]
+        are several cached calls. `stop`: strings that end an embedded teacher's reply (`stream`); `max_tokens`: a
+        shorter limit than the teacher's, cached as its own generation setting."""
+        return [None if r is None else r["text"]
+                for r in self.run_records(prompts, desc, temperature, samples, stop, max_tokens)]
 
     def run_records(self, prompts: list[str], desc: str, temperature: float | None = None,
-                    samples: list[int] | None = None, stop: list[str] | None = None) -> list[dict | None]:
+                    samples: list[int] | None = None, stop: list[str] | None = None,
+                    max_tokens: int | None = None) -> list[dict | None]:
         """Each prompt's reply as cached: text, prompt_tokens and completion_tokens; None where the call failed."""
         if temperature is not None and samples is None:
             raise ValueError("sampled calls need their sample numbers")
-        keys = [self.key(p, temperature, samples[i] if samples else None, stop) for i, p in enumerate(prompts)]
+        keys = [self.key(p, temperature, samples[i] if samples else None, stop, max_tokens)
+                for i, p in enumerate(prompts)]
         replies: list[dict | None] = [None] * len(prompts)
         todo = []
         for i, k in enumerate(keys):
@@ -220,7 +230,7 @@ class CachedCalls:
                 self.usage["cache_hits"] += 1
         with tqdm(total=len(prompts), initial=len(prompts) - len(todo), desc=desc, unit="call") as bar:
             seed = int(keys[todo[0]][:8], 16) if todo else 0  # a sampled batch's seed follows what it holds
-            for j, result in stream(self.teacher, [prompts[i] for i in todo], temperature, seed, stop):
+            for j, result in stream(self.teacher, [prompts[i] for i in todo], temperature, seed, stop, max_tokens):
                 i = todo[j]
                 bar.update(1)
                 if isinstance(result, Exception):

@@ -8,6 +8,8 @@
     python scripts/update_readme.py --documents    # also the real-documents run (results/documents/, written by
                                                    # scripts/documents_run.py)
     python scripts/update_readme.py --scale        # also the 10,000-paper estimate (scripts/scale_estimate.py)
+    python scripts/update_readme.py --export       # also the export gate's figures (metrics/export/<variant>.json,
+                                                   # written by python -m pipeline.export <variant>)
 
 Each section sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers and records the
 command that produced it.
@@ -29,6 +31,7 @@ from sling.paths import (  # noqa: E402
     PAPER_RESCORED,
     SCORES,
     STUDY_DIR,
+    export_metrics_path,
     train_metrics_path,
 )
 
@@ -310,6 +313,46 @@ def documents_section() -> str:
     return "\n".join(lines)
 
 
+def export_section() -> str:
+    """metrics/export/<variant>.json (pipeline/export.py): each form's KL, top-1 agreement, paired benchmark
+    difference and whether it passes the gate."""
+    from omegaconf import OmegaConf
+
+    from sling.models.export import Difference, Figures, failures
+    from sling.schema import GGUF_TYPES
+
+    files = sorted((ROOT / export_metrics_path("x")).parent.glob("*.json"))
+    if not files:
+        return "No export measured yet: `python -m pipeline.export domain` writes metrics/export/domain.json."
+    lines = []
+    for path in files:
+        r = json.loads(path.read_text())
+        gate = OmegaConf.create({k: r[k] for k in ("max_kl", "min_top1", "tolerance")})
+        order = ["merged", *GGUF_TYPES]  # the forms as the stage writes them, not the JSON's sorted keys
+        forms = {form: Figures(**{**f, "benchmark": tuple(Difference(**{**d, "ci": tuple(d["ci"])})
+                                                         for d in f["benchmark"])})
+                 for form, f in sorted(r["forms"].items(), key=lambda kv: order.index(kv[0]))
+                 for f in [{k: v for k, v in f.items() if k != "file"}]}
+        first = next(iter(forms.values()))
+        task_names = [d.task for d in first.benchmark]
+        lines += [f"Variant `{r['variant']}` ({path.relative_to(ROOT).as_posix()}), every form read back through "
+                  f"{r['loader']}; KL and top-1 over {first.positions} answer positions of {first.probes} probe "
+                  f"prompts; the paired difference of rescaled cosine, form minus adapter, over the held-out "
+                  f"questions each form answered (bootstrap 95% interval). The gate: mean KL at most "
+                  f"{r['max_kl']}, top-1 at least {r['min_top1']:.0%}, no interval wholly below -{r['tolerance']}.",
+                  "", "| form | file | mean KL (nats) | top-1 agreement | "
+                  + " | ".join(f"{t}: form minus adapter (questions)" for t in task_names) + " | gate |",
+                  "| --- | --- | --- | --- | " + " | ".join("---" for _ in task_names) + " | --- |"]
+        for form, f in forms.items():
+            failed = failures(form, f, gate)
+            verdict = "passes" if not failed else "**fails**: " + "; ".join(x.split(": ", 1)[1].split(" over ")[0]
+                                                                         for x in failed)
+            diffs = " | ".join(f"{signed({'mean': d.mean, 'ci': d.ci})} ({d.questions})" for d in f.benchmark)
+            lines.append(f"| {form} | `{r['forms'][form]['file']}` | {f.kl:.2g} | {f.top1:.1%} | {diffs} | {verdict} |")
+        lines.append("")
+    return "\n".join(lines).strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--exps", action="store_true", help="also regenerate the experiments table")
@@ -321,6 +364,8 @@ def main() -> None:
     parser.add_argument("--documents-table", action="store_true", help="print the real-documents section only")
     parser.add_argument("--scale", action="store_true", help="also regenerate the scaling estimate (scale_estimate.py)")
     parser.add_argument("--scale-table", action="store_true", help="print the scaling estimate only")
+    parser.add_argument("--export", action="store_true", help="also regenerate the export figures (metrics/export/)")
+    parser.add_argument("--export-table", action="store_true", help="print the export figures only")
     args = parser.parse_args()
     if args.documents_table:
         print(documents_section())
@@ -333,6 +378,9 @@ def main() -> None:
         return
     if args.study_table:
         print(study_section())
+        return
+    if args.export_table:
+        print(export_section())
         return
     text = README.read_text()
     sections = [("metrics", ["python", "scripts/update_readme.py", "--table"])]
@@ -347,6 +395,8 @@ def main() -> None:
         sections.append(("documents", ["python", "scripts/update_readme.py", "--documents-table"]))
     if args.scale:
         sections.append(("scale", ["python", "scripts/scale_estimate.py"]))
+    if args.export:
+        sections.append(("export", ["python", "scripts/update_readme.py", "--export-table"]))
     for name, cmd in sections:
         text = replace(text, name, run(cmd), " ".join(f"'{c}'" if set(c) & set(" ()*|$^") else c for c in cmd))
     README.write_text(text)

@@ -49,6 +49,12 @@ def test_the_documents_section_matches_the_committed_real_documents_run():
                             "README real-documents section is stale: run `python scripts/update_readme.py --documents`")
 
 
+def test_the_export_section_matches_the_committed_export_figures():
+    check_generated_section("export", "--export-table",
+                            "README.md lost its export figures: run `python scripts/update_readme.py --export`",
+                            "README export figures are stale: run `python scripts/update_readme.py --export`")
+
+
 def test_the_real_documents_benchmark_is_well_formed():
     """The questions the committed real-documents run kept (scripts/documents_run.py): at least 90% are questions that
     name their subject, with a reference that does not repeat them (the documents' own text is not committed, so the

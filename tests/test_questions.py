@@ -149,6 +149,9 @@ def test_a_composed_question_asks_two_kept_questions_of_linked_paragraphs_and_th
         [parts] = extractive_parts(EMBEDDER, [qa["question"]], [[a["text"]]])
         [other] = extractive_parts(EMBEDDER, [qb["question"]], [[b["text"]]])
         assert hop_problem(question, parts + other, a["text"], b["text"], 0.8) is None, question
+    # a pair takes the most findable couple that the check accepts, not merely the most findable one
+    first = compose(kept, linked, lambda a, b, x, y: "translate" in x["question"] + y["question"])[0]
+    assert "translate" in first[2]["question"] + first[3]["question"]
     same = "What is the maximum priority of magic elements? What is the maximum priority of treemagic elements?"
     [parts] = extractive_parts(EMBEDDER, [same], [[MAGIC, TREEMAGIC]])
     assert hop_problem(same, parts, MAGIC, TREEMAGIC, 0.8) == "hop_one_paragraph_suffices"

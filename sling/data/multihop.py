@@ -50,17 +50,25 @@ def pairs(embedder: str, paragraphs: list[dict], min_cosine: float, max_cosine: 
     return out
 
 
-def compose(single: list[dict], linked: list[tuple[dict, dict]]) -> list[tuple[dict, dict, dict, dict]]:
-    """For each linked pair of paragraphs, a kept single-paragraph question of each (the most findable not yet used),
-    as (first paragraph, second, its question row, the other's): a composed multi-hop question asks both at once."""
+def compose(single: list[dict], linked: list[tuple[dict, dict]],
+            needs_both=None) -> list[tuple[dict, dict, dict, dict]]:
+    """For each linked pair of paragraphs, a kept single-paragraph question of each, each question used once, as
+    (first paragraph, second, its question row, the other's): a composed multi-hop question asks both at once. Of a
+    pair's unused questions, the most findable couple that `needs_both(a, b, qa, qb)` accepts (the hop check) is
+    taken, else the most findable couple (which the checks then drop, counted)."""
     queues: dict[str, list[dict]] = {}
     for r in sorted(single, key=lambda r: r.get("findable_rank") or 0):
         queues.setdefault(r["paragraph_hash"], []).append(r)
     out = []
     for a, b in linked:
         qa, qb = queues.get(a["paragraph_hash"]), queues.get(b["paragraph_hash"])
-        if qa and qb:
-            out.append((a, b, qa.pop(0), qb.pop(0)))
+        if not qa or not qb:
+            continue
+        couples = [(x, y) for x in qa for y in qb]
+        x, y = next((c for c in couples if needs_both is None or needs_both(a, b, *c)), couples[0])
+        qa.remove(x)
+        qb.remove(y)
+        out.append((a, b, x, y))
     return out
 
 

@@ -13,7 +13,8 @@ paragraphs, are written to metrics/ingest.json (the paper's extraction check). E
 also checked against a second, independent reading (PDFium, sling.documents.fidelity): the share of words it never
 produces is recorded, a page below `ingest.min_page_fidelity` is repaired from it, and letters lost with
 ligature glyphs are restored from the document's own words. Each document's language (sling.documents.language) is
-recorded in the manifest and the metrics, and on every paragraph row. Documents are partitioned largest
+recorded in the manifest and the metrics, and on every paragraph row, where a paragraph plainly in another language
+(a partly translated manual) gets its own (`paragraphs_in_another_language` counts them). Documents are partitioned largest
 first, so one long document does not set the pace of a parallel run.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 from sling.cli import run
 from sling.config import load_config, resolve_path
 from sling.documents.clean import KINDS as CLEAN_KINDS
+from sling.documents.language import paragraph_language
 from sling.documents.read import (
     QUALITY_SHARES,
     DocumentError,
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     with stage_run("ingest", cfg):
         rows, manifest, seen = [], [], {}
         skipped, duplicates = collections.Counter(), 0
+        other_language = collections.Counter()  # paragraphs in another language than their document's, by language
         digests = {path: sha256_file(path) for path in files}
         results, counts = ingest_all(files, digests, cfg)
         for path in files:
@@ -71,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
             paragraphs, stats = results[path]["paragraphs"], results[path]["stats"]
             doc_id = digest[:12]
             for i, p in enumerate(paragraphs, 1):
-                rows.append({"doc_id": doc_id, "document": name, "language": stats["language"], "page": p["page"], "para_num": i,
+                language = paragraph_language(p["text"], stats["language"])  # a partly translated document's rest
+                if language != stats["language"]:
+                    other_language[language] += 1
+                rows.append({"doc_id": doc_id, "document": name, "language": language, "page": p["page"], "para_num": i,
                              "element_types": p["element_types"], "text": p["text"],
                              "paragraph_hash": sha256_text(p["text"])[:16]} | ({"kind": p["kind"]} if "kind" in p else {}))
             manifest.append(entry | {"status": "ok", "doc_id": doc_id} | stats)
@@ -94,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
                    "text_quality_by_document": {m["document"]: {k: m[k] for k in QUALITY_SHARES} for m in ok},
                    "coverage_by_document": {m["document"]: m["coverage"] for m in ok},
                    "tfidf_cosine_by_document": {m["document"]: m["tfidf_cosine"] for m in ok},
-                   **fidelity_metrics(ok), **language_metrics(ok)}
+                   **fidelity_metrics(ok), **language_metrics(ok),
+                   "paragraphs_in_another_language": dict(sorted(other_language.items()))}
         write_json(resolve_path(MANIFEST), {"documents": manifest, "provenance": provenance(
             "ingest", document_settings(cfg) | {"corpus_dir": str(cfg.data.corpus_dir)})})
         write_json(resolve_path(INGEST_METRICS), metrics)

@@ -123,3 +123,39 @@ def test_a_question_in_another_language_is_dropped_even_with_a_reference_in_the_
            "question": "What is the meaning of \"Debian Tutorial\" in German?", "answer": paragraph}
     kept, dropped, _ = filter_rows(compose([]).dataset, [row], percentile=0)
     assert kept == [] and dropped["wrong_language"] == 1
+
+
+def test_a_question_quoting_a_few_words_of_the_documents_language_is_still_in_another():
+    """Real: asked for Portuguese questions on glpk-doc's Brazilian Portuguese GMPL manual, the embedded teacher wrote
+    English ones quoting the manual's words; py3langid ranks Portuguese second for one (normalised probability
+    0.003), which the top-three rule alone let through. Short questions really in the language still pass."""
+    from sling.documents.language import matches_language
+
+    assert matches_language('What is the purpose of the "descrição do modelo" in the context of a mathematical model?',
+                            "pt") is False
+    assert matches_language("E que não existe outro forma de fazê-lo?", "pt") is True
+    assert matches_language("Wie konfiguriert man die Locale unter Debian?", "de") is True
+    assert matches_language("Comment configurer le clavier avec dpkg-reconfigure ?", "fr") is True
+    assert matches_language("What does glp_read_cnfsat read?", "en") is True
+    # a question must read as its language first (quality.filter_rows): this English one ranks Portuguese second (0.11)
+    assert matches_language("What is the purpose of the descrição do modelo section?", "pt", top=1) is False
+
+
+def test_a_paragraph_plainly_in_another_language_than_its_document_gets_its_own():
+    """Real paragraphs of debian-reference's French chapter 8 (partly translated: most of it is still English) and of
+    its French preface: the French paragraph of the English-majority chapter reads as French, an English one of the
+    French preface as English, and short or mixed text keeps its document's language."""
+    from sling.documents.language import paragraph_language
+
+    french = ("Pour les échanges de données entre plateformes (consultez Section 10.1.7, « Périphériques "
+              "d’enregistrement amovibles »), il vous faudra peut-être monter certains systèmes de fichiers ayant un "
+              "codage particulier. Par exemple, , la commande mount(8) pour un système de fichiers vfat suppose que "
+              "l’on utilise CP437 si on l’utilise sans option.")
+    english = ("I have updated \"Debian Reference (version 2)\" to address new topics (Systemd, Wayland, IMAP, "
+               "PipeWire, Linux kernel 5.10) and removed outdated topics (SysV init, CVS, Subversion, SSH protocol 1, "
+               "Linux kernels before 2.5). References to Jessie 8 (2015-2020) release situation or older are mostly "
+               "removed.")
+    assert paragraph_language(french, "en") == "fr" and paragraph_language(french, "fr") == "fr"
+    assert paragraph_language(english, "fr") == "en"
+    assert paragraph_language("mount -t vfat -o codepage=932 /dev/sdb1 /mnt", "fr") == "fr"  # too short to tell
+    assert paragraph_language(english, None) is None  # a document of no known language leaves its paragraphs so

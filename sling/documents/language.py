@@ -22,15 +22,42 @@ def detect_language(text: str) -> str | None:
     return code
 
 
-def matches_language(text: str, code: str, top: int = 3) -> bool | None:
-    """Whether `text` reads as written in `code`: among the `top` languages py3langid ranks first (a short technical
-    sentence in English can rank a kin language first, a Spanish one never ranks English in the first three); None
-    for a text with too few letters to tell."""
-    import py3langid
+def paragraph_language(text: str, document_language: str | None, min_letters: int = 200,
+                       confidence: float = 0.95) -> str | None:
+    """A paragraph's own language where it plainly differs from its document's, else the document's: a partly
+    translated manual keeps some paragraphs in the original, and a question about one of them is asked in that
+    paragraph's language. "Plainly": `min_letters` letters or more, one language ranked first with normalised
+    probability `confidence` or more, and the document's language not among the three ranked first."""
+    if not document_language or sum(c.isalpha() for c in text) < min_letters:
+        return document_language
+    code, p = _identifier().classify(text[:MAX_CHARS])
+    if code != document_language and p >= confidence and matches_language(text, document_language) is False:
+        return code
+    return document_language
 
+
+def _identifier():
+    """py3langid's model with normalised probabilities, loaded once."""
+    global _IDENTIFIER
+    if _IDENTIFIER is None:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+        _IDENTIFIER = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return _IDENTIFIER
+
+
+_IDENTIFIER = None
+
+
+def matches_language(text: str, code: str, top: int = 3, min_probability: float = 0.05) -> bool | None:
+    """Whether `text` reads as written in `code`: among the `top` languages py3langid ranks first (a short technical
+    sentence in English can rank a kin language first, a Spanish one never ranks English in the first three), with a
+    normalised probability of at least `min_probability` (an English question quoting two Portuguese words ranks
+    Portuguese second, at 0.003); None for a text with too few letters to tell."""
     if sum(c.isalpha() for c in text) < MIN_LETTERS:
         return None
-    return code in [lang for lang, _ in py3langid.rank(text[:MAX_CHARS])[:top]]
+    ranked = _identifier().rank(text[:MAX_CHARS])[:top]
+    return any(lang == code and p >= min_probability for lang, p in ranked)
 
 
 def language_name(code: str) -> str:

@@ -238,7 +238,9 @@ def candidates_line(bench: dict) -> str:
                      f"independent BM25 retriever did not rank in its top {bench['findable_top_k']} were dropped.")
     m = bench.get("multihop")
     if m:
-        parts.append(f"Multi-hop: {m['pairs']} paragraph pairs, {m['candidates']} candidates, "
+        how = {"compose": " (composed: a kept question of each of two linked paragraphs, asked together)",
+               "teacher": " (the teacher's, one question over two paragraphs)"}.get(m.get("method"), "")
+        parts.append(f"Multi-hop{how}: {m['pairs']} paragraph pairs, {m['candidates']} candidates, "
                      f"{m['dropped_by_hop_check']} dropped by the hop check (one paragraph alone would answer), "
                      f"{m['kept']} kept (aiming at {m['aimed']}).")
     return " ".join(parts)

@@ -103,9 +103,11 @@ def filter_rows(d: DictConfig, rows: list[dict], percentile: float | None = None
         elif any(p in (q + " " + a).lower() for p in d.refusal_patterns):
             dropped["refusal"] += 1
         elif d.drop_wrong_language and r.get("language") and any(
-                matches_language(text, r["language"]) is False for text in (q, a)):
-            # asked for questions and answers in the document's language; each is checked on its own, since an
-            # extractive reference in that language would carry a question in another through a joint check
+                matches_language(text, r["language"], top) is False for text, top in ((q, 1), (a, 3))):
+            # asked for questions and answers in the paragraph's language; each is checked on its own, since an
+            # extractive reference in that language would carry a question in another through a joint check. The
+            # question must read as that language first (an English question quoting the document's words ranks
+            # it second or third); an answer, often quoting commands and names, among the first three
             dropped["wrong_language"] += 1
         elif d.drop_invalid_questions and (why := validity_problem(q, a, r["paragraph"], r.get("language"))):
             dropped[why] += 1

@@ -79,7 +79,9 @@ def repo(tmp_path_factory):
     (repo / "dvc.lock").unlink(missing_ok=True)
     build_documents(work / "papers")
     overrides = ["experiment=smoke", "data=documents", f"data.corpus_dir={work / 'papers'}",
-                 "data.split.benchmark_fraction=0.5", "benchmark.questions_per_document=3"]
+                 "data.split.benchmark_fraction=0.5", "benchmark.questions_per_document=3",
+                 # data=documents answers the joint and multi-hop tasks only; the per-document ones are tested here
+                 "benchmark.per_document_tasks=true"]
     db = work / "mlflow.db"
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}", "OPENAI_API_KEY": "sk-test-secret-must-not-leak"}
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base", repo)

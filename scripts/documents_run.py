@@ -98,6 +98,7 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
     from sling.tracking.environment import summary
 
     bench, scores = read(checkout, BENCHMARK_METRICS), read(checkout, SCORES)
+    dataset = read(checkout, DATASET_METRICS)
     leak, ingest = read(checkout, LEAKAGE_METRICS), read(checkout, INGEST_METRICS)
     tasks = read(checkout, TASKS)["tasks"]
     if set(scores) != set(tasks):  # the run stopped before its score stage: these are an older run's scores
@@ -117,7 +118,10 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
         "wall_s": round(wall, 1) if scores else None,  # None: stopped before it finished
         "stages": stages if scores else None, "work": work_done(checkout) if scores else None,
         "benchmark": {k: bench[k] for k in ("questions_per_document", "sampled_paragraphs", "rounds", "generated",
-                                            "kept", "funnel", "critic", "tasks", "card_samples", "teacher")},
+                                            "kept", "funnel", "critic", "tasks", "card_samples", "teacher",
+                                            "question_types", "reference", "findable_top_k", "dropped", "multihop")
+                      if k in bench},
+        "training_set": {k: dataset[k] for k in ("input_rows", "kept", "train_rows", "eval_rows") if k in dataset},
         "split": {k: bench[k] for k in ("documents", "train_documents", "benchmark_documents")},
         "leakage": {"leaked": leak["leaked"], "benchmark_questions": leak["benchmark_questions"]},
         "tasks": {task: {"questions": s["questions"], "languages": s.get("languages"), "power": s.get("power"),

@@ -294,6 +294,11 @@ def documents_section() -> str:
     if b.get("multihop"):
         lines += ["", "Multi-hop candidates (pairs of paragraphs), before and after each check:", "",
                   *funnel_table(b["multihop"]["funnel"], FILTER_GROUP)]
+    t = r.get("training_set")
+    if t:
+        lines += ["", f"Training set: the teacher wrote {t['input_rows']} synthetic candidates from the training "
+                      f"documents; {t['kept']} passed the filters and the selection: {t['train_rows']} training rows "
+                      f"and {t['eval_rows']} eval rows."]
     lines += ["", "Sampled questions with their references:", ""]
     for task, sample in b["card_samples"].items():
         for q in sample:

@@ -403,12 +403,13 @@ def write_multihop(cfg: DictConfig, calls, critic, lexical, kind: str, pool: lis
         candidates = [p for p in pool if p["paragraph_hash"] in have]
         linked = pairs(cfg.rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim,
                        [have[p["paragraph_hash"]] for p in candidates])
-        def needs_both(a: dict, b: dict, qa: dict, qb: dict) -> bool:
-            return hop_problem(f"{qa['question']} {qb['question']}", [qa["answer"], qb["answer"]], a["text"],
-                               b["text"], m.max_single_support) is None
+        def together(qa: dict, qb: dict) -> tuple[str, list[str]]:  # the composed question and its two parts
+            return f"{qa['question']} {qb['question']}", [qa["answer"], qb["answer"]]
 
-        asked = [((a, b, 0), f"{qa['question']} {qb['question']}", [qa["answer"], qb["answer"]])
-                 for a, b, qa, qb in compose(single, linked, needs_both)]
+        def needs_both(a: dict, b: dict, qa: dict, qb: dict) -> bool:
+            return hop_problem(*together(qa, qb), a["text"], b["text"], m.max_single_support) is None
+
+        asked = [((a, b, 0), *together(qa, qb)) for a, b, qa, qb in compose(single, linked, needs_both)]
     else:
         eligible = {p["paragraph_hash"] for ps in order.values() for p in ps}
         candidates = [p for p in pool if p["paragraph_hash"] in eligible]

@@ -30,10 +30,20 @@ def paragraph_language(text: str, document_language: str | None, min_letters: in
     probability `confidence` or more, and the document's language not among the three ranked first."""
     if not document_language or sum(c.isalpha() for c in text) < min_letters:
         return document_language
-    code, p = _identifier().classify(text[:MAX_CHARS])
-    if code != document_language and p >= confidence and matches_language(text, document_language) is False:
+    ranked = _ranked(text)
+    code, p = ranked[0]
+    if code != document_language and p >= confidence and not _reads_as(ranked, document_language):
         return code
     return document_language
+
+
+def _ranked(text: str) -> list[tuple[str, float]]:
+    """py3langid's languages for `text`, most likely first, with normalised probabilities."""
+    return _identifier().rank(text[:MAX_CHARS])
+
+
+def _reads_as(ranked: list[tuple[str, float]], code: str, top: int = 3, min_probability: float = 0.05) -> bool:
+    return any(lang == code and p >= min_probability for lang, p in ranked[:top])
 
 
 def _identifier():
@@ -56,8 +66,7 @@ def matches_language(text: str, code: str, top: int = 3, min_probability: float 
     Portuguese second, at 0.003); None for a text with too few letters to tell."""
     if sum(c.isalpha() for c in text) < MIN_LETTERS:
         return None
-    ranked = _identifier().rank(text[:MAX_CHARS])[:top]
-    return any(lang == code and p >= min_probability for lang, p in ranked)
+    return _reads_as(_ranked(text), code, top, min_probability)
 
 
 def language_name(code: str) -> str:

@@ -13,7 +13,7 @@ repetition penalty 1.15.
 - ours-<dtype>-<prefill>: `pipeline.answer.generate` (near-equal batches of at most `--batch-size`, sorted by
   length, the key/value cache appended in place) on the model cast to each `--dtypes` entry (`rag.dtype`: float32,
   the stage's default, so that the default profile answers the same on any CPU; `auto`, as the real-run presets
-  experiment=paper, paper_offline and study set it, is what sling.models.precision resolves it to on this machine,
+  experiment=paper, paper_offline and study set it, is what sling.precision resolves it to on this machine,
   shown in the table), with each `--prefills` entry (`rag.prefill`: auto, the default, per_prompt, batched).
 
 Each side runs in its own child process so that its peak resident memory (ru_maxrss) is its own. Prints
@@ -83,7 +83,7 @@ def run_side(side: str, args) -> dict:
     tokenizer = load_tokenizer()
     from transformers import AutoModelForCausalLM
 
-    from sling.models.precision import decode_dtype
+    from sling.precision import decode_dtype
 
     dtype = "float32" if side == "paper" else decode_dtype(side.split("-")[1])
     model = AutoModelForCausalLM.from_pretrained(str(ROOT / BASE_DIR), dtype=torch_dtype(dtype)).eval()

@@ -155,7 +155,7 @@ def measure(cfg, base: Path, rows: list[dict], collator: CountingCollator, sampl
     from datasets import Dataset
     from transformers import Trainer, set_seed
 
-    from sling.models.precision import train_precision
+    from sling.precision import train_precision
 
     set_seed(cfg.seed)
     model = build_model(cfg, "general", base)

@@ -26,7 +26,7 @@ from sling.paths import (
     tasks,
 )
 from sling.retrieval.chunking import build_chunks, chunk_histogram, log
-from sling.retrieval.embed import embed
+from sling.embed import embed
 from sling.retrieval.store import collection_name, qdrant_client, upsert
 from sling.tracking.runs import log_artifact, log_metrics, stage_run
 

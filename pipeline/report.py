@@ -48,7 +48,7 @@ from sling.scoring.report import (
     soundness_html,
     summary_frame,
 )
-from sling.tracking.environment import summary as where_it_ran
+from sling.environment import summary as where_it_ran
 from sling.tracking.registry import register
 from sling.tracking.runs import log_artifact, refresh_landing_view, stage_run
 

@@ -9,7 +9,7 @@
 Stacking: the domain adapter trains on the base model with the general adapter merged into its weights
 (`sling.models.loading.load_student`), and every consumer loads a variant the same way. Loss is on the response
 tokens by default (`train.loss_on=all`: the paper's whole-prompt loss). Mixed precision follows
-`train.precision` (auto: bf16 autocast where the hardware has native bfloat16, sling.models.precision); batches are
+`train.precision` (auto: bf16 autocast where the hardware has native bfloat16, sling.precision); batches are
 padded dynamically and grouped by length, or packed padding-free (`train.packing`); eval loss is computed on at
 most `train.max_eval_rows` rows. Checkpoints go to checkpoints/<stage>; a re-run with the same config and data resumes
 from the last one. The adapter is saved in the standard PEFT layout with the resolved config beside it.
@@ -32,7 +32,6 @@ from sling.models.training import (
     WORKER_ENV,
     launch,
     log,
-    mlflow_steps,
     train,
     write_curves,
 )
@@ -50,6 +49,7 @@ from sling.tracking.runs import (
     log_headline,
     log_metrics,
     stage_run,
+    step_logger,
 )
 
 
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
     with stage_run(name, cfg) if primary else contextlib.nullcontext():
         res = train(cfg, stage, out_dir=resolve_path(adapter_dir(stage, seed)), adapter_dirs=adapter_dirs_for(seed),
                     checkpoint_dir=resolve_path(checkpoint_dir(stage, seed)), merged_dir=resolve_path(merged_dir(stage, seed)),
-                    extra_callbacks=[mlflow_steps(stage)] if primary else [])
+                    extra_callbacks=[step_logger(stage)] if primary else [])
         if not primary:
             return
         curve_files = write_curves(res["curves"], stage, seed)

@@ -242,7 +242,7 @@ def check_lock(rev: str, code_changed: bool = False) -> int:
         print("the committed dvc.lock is stale: re-run dvc repro and commit dvc.lock (with metrics/ and plots/)")
     if differ:
         print("outputs differ from the committed run with the same inputs: on the committed run's machine kind "
-              "(its provenance files and python -m sling.tracking.environment) this is nondeterminism to fix; on another "
+              "(its provenance files and sling environment) this is nondeterminism to fix; on another "
               "machine, python scripts/check_repro.py decides")
     return 1 if stale or differ else 0
 

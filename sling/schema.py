@@ -403,7 +403,7 @@ class Train:
     precision: str = key("fp32", "mixed precision: fp32 here, so the default profile trains the same adapters on any "
                                  "CPU (README \"Reproducibility\") | auto, as the real-run presets set it: bf16 where "
                                  "the hardware has native bfloat16, fp16 on GPUs without it, fp32 elsewhere "
-                                 "(`python -m sling.models.precision` prints the choice) | bf16 | fp16; the LoRA "
+                                 "(`sling precision` prints the choice) | bf16 | fp16; the LoRA "
                                  "weights and the optimizer stay float32", choices=("auto", "fp32", "bf16", "fp16"))
     packing: str = key("auto", "padding-free batches (rows concatenated, position ids restarting per row). on: always "
                                "(checked on the model at start, else padding) | off: each batch padded to its longest "
@@ -478,7 +478,7 @@ class Rag:
                                "batched", choices=("auto", "batched", "per_prompt"))
     dtype: str = key("float32", "answering dtype: float32 here, so the default profile answers the same on any CPU "
                                 "(README \"Reproducibility\") | auto, as the real-run presets set it: bfloat16 where "
-                                "the hardware has it natively (sling.models.precision), float32 elsewhere | bfloat16 "
+                                "the hardware has it natively (sling.precision), float32 elsewhere | bfloat16 "
                                 "| float16 (bench/bench_answer.py compares them)",
                      choices=("auto", "float32", "bfloat16", "float16"))
     variants: List[str] = key(["base", "general", "domain"], "the students that answer: the base model and each "

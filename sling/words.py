@@ -1,5 +1,5 @@
 """Words of any script, as every lexical measure reads them: the quality filters, overlap and grounding
-(sling.scoring.text) and the benchmark's BM25 round trip (sling.retrieval.lexical).
+(sling.text) and the benchmark's BM25 round trip (sling.retrieval.lexical).
 
 A word is a run of letters or digits of any script, lower-cased ("mémoire", "команда", "λέξη"). The scripts written
 without spaces follow their own rule: each Han character is a word, a katakana run is one, and hiragana (mostly

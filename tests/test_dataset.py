@@ -210,7 +210,7 @@ def test_the_filters_read_words_of_any_script(language, paragraph, on_topic, off
     """A word is letters of any script (Han and kana one character each): before, only [a-z0-9] counted, so every
     question in Cyrillic, Greek or Arabic named nothing of its paragraph ("off topic") and every answer was
     "grounded"."""
-    from sling.scoring.text import support
+    from sling.text import support
     from sling.teacher.quality import off_topic
 
     assert not off_topic(on_topic, paragraph) and off_topic(off_topic_q, paragraph)

@@ -138,3 +138,55 @@ def test_no_import_cycles():
         if node not in state:
             visit(node, [])
     assert not cycles, "\n".join(" -> ".join(p.relative_to(ROOT).as_posix() for p in c) for c in cycles)
+
+
+# sling/'s layers, lowest first. A module may import its own layer and the ones below it, never one above: the
+# arrows of the import graph point one way. The base holds what every layer shares (errors, the schema and config,
+# paths, atomic writes and provenance, the machine's facts, embeddings, text measures); the command line sits on top.
+LAYERS = (
+    ("base", ("sling/errors.py", "sling/words.py", "sling/schema.py", "sling/config.py", "sling/paths.py",
+              "sling/precision.py", "sling/environment.py", "sling/io.py", "sling/embed.py", "sling/text.py")),
+    ("documents", ("sling/documents/",)),
+    ("models", ("sling/models/",)),
+    ("teacher", ("sling/teacher/",)),
+    ("retrieval", ("sling/retrieval/",)),
+    ("scoring", ("sling/scoring/",)),
+    ("data", ("sling/data/",)),
+    ("tracking", ("sling/tracking/",)),
+    ("serving", ("sling/serving/",)),
+    ("commands", ("sling/cli.py", "sling/commands.py")),
+)
+
+
+def layer_of(rel: str) -> int:
+    """The index in LAYERS of a module under sling/ (its path relative to the root)."""
+    for i, (_, members) in enumerate(LAYERS):
+        if any(rel == m or (m.endswith("/") and rel.startswith(m)) for m in members):
+            return i
+    raise AssertionError(f"{rel} is in no layer: add it to LAYERS in tests/test_deps.py")
+
+
+def test_the_library_layers_point_one_way():
+    """0 back arrows: no module under sling/ imports one from a higher layer (imports inside functions count)."""
+    back = []
+    for path in sorted((ROOT / "sling").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == "sling/__init__.py":
+            continue
+        for imported in imported_files(path):
+            target = imported.relative_to(ROOT).as_posix()
+            if target.endswith("__init__.py") and not _has_code(imported):
+                continue
+            if layer_of(target) > layer_of(rel):
+                back.append(f"{rel} ({LAYERS[layer_of(rel)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})")
+    assert not back, "\n".join(back)
+
+
+def test_no_library_module_is_a_command_line_program():
+    """Command-line mains live in pipeline/ (the stages) and sling/commands.py (the `sling` command), not in the
+    library: a module under sling/ is imported, never run."""
+    mains = [p.relative_to(ROOT).as_posix() for p in sorted((ROOT / "sling").rglob("*.py"))
+             if p.name != "commands.py" and any(
+                 isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and isinstance(n.test.left, ast.Name)
+                 and n.test.left.id == "__name__" for n in ast.parse(p.read_text(encoding="utf-8")).body)]
+    assert not mains, f"{mains} run as programs: move their main into sling/commands.py or pipeline/"

@@ -52,7 +52,7 @@ def copy_tree(dst: Path) -> None:
 
 def materialise_inputs(repo: Path) -> None:
     """What scripts/install.sh does on a fresh clone: data.dvc from the bundled remote, models.dvc rebuilt and verified."""
-    sh(f"dvc pull -q -r sample data.dvc && {sys.executable} -m sling.models.pretrained model=smollm2", repo)
+    sh(f"dvc pull -q -r sample data.dvc && {sys.executable} -m sling.commands pretrained model=smollm2", repo)
 
 
 def build_documents(folder: Path) -> None:

@@ -24,7 +24,7 @@ def cpu_flags() -> set[str]:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU rule; a GPU resolves by torch.cuda")
 def test_auto_resolves_to_bf16_exactly_where_the_cpu_has_native_bf16():
-    from sling.models.precision import decode_dtype, train_precision
+    from sling.precision import decode_dtype, train_precision
 
     native = bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile"})
     assert train_precision("auto") == ("bf16" if native else "fp32")
@@ -39,8 +39,8 @@ def test_the_run_environment_names_the_cpu_versions_and_auto_precision_and_is_th
     import transformers
 
     from sling.io import provenance
-    from sling.models.precision import decode_dtype, train_precision
-    from sling.tracking.environment import run_environment, summary
+    from sling.precision import decode_dtype, train_precision
+    from sling.environment import run_environment, summary
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-not-for-provenance")
     monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
@@ -78,7 +78,7 @@ def test_the_default_profile_computes_in_float32_and_the_real_run_presets_keep_a
 
 def test_a_forced_setting_is_kept_and_fp16_training_on_a_cpu_is_refused(cfg_factory):
     from sling.config import validate
-    from sling.models.precision import decode_dtype, train_precision
+    from sling.precision import decode_dtype, train_precision
 
     assert train_precision("fp32") == "fp32"
     assert train_precision("bf16") == "bf16"
@@ -91,7 +91,7 @@ def test_a_forced_setting_is_kept_and_fp16_training_on_a_cpu_is_refused(cfg_fact
 
 
 def test_training_args_follow_the_resolved_precision(cfg_factory, tmp_path):
-    from sling.models.precision import train_precision
+    from sling.precision import train_precision
     from sling.models.training import training_args
 
     auto = training_args(cfg_factory("train.precision=auto"), tmp_path, 2, False)
@@ -191,7 +191,7 @@ def test_the_train_stage_packs_and_learns(tmp_path, monkeypatch, cfg_factory):
     assert m["train_loss"] < m["train_loss_first"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() and not __import__("importlib").import_module("sling.models.precision").cpu_native_bf16(),
+@pytest.mark.skipif(not torch.cuda.is_available() and not __import__("importlib").import_module("sling.precision").cpu_native_bf16(),
                     reason="bf16 autocast is the auto choice only where bfloat16 is native")
 def test_bf16_training_ends_within_2_percent_of_fp32_eval_loss(tmp_path, monkeypatch, cfg_factory):
     from sling.models.training import train

@@ -58,7 +58,7 @@ def test_the_hop_check_keeps_a_question_that_needs_both_real_paragraphs_and_drop
 
 def test_an_extractive_reference_is_the_paragraphs_own_sentence_that_answers():
     from sling.data.questions import extractive_reference
-    from sling.scoring.text import sentences, support
+    from sling.text import sentences, support
 
     questions = ["What does it mean when the file name ends with the suffix .gz?",
                  "What are the default and maximum priority values of magic elements?"]

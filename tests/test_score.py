@@ -27,7 +27,7 @@ from sling.scoring.metrics import (
     token_f1,
 )
 from sling.scoring.stats import bootstrap_ci
-from sling.scoring.text import support
+from sling.text import support
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"  # the paper's files, beside the repository
 

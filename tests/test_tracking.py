@@ -22,7 +22,7 @@ def runs(client) -> list:
 
 
 def test_one_parent_per_pipeline_run_with_its_stages_nested(client, cfg_factory, monkeypatch, tmp_path):
-    from sling.tracking.environment import run_environment, summary
+    from sling.environment import run_environment, summary
     from sling.tracking.runs import log_dataset, log_headline, log_metrics, stage_run
 
     cfg = cfg_factory("lora.r=8")

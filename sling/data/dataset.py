@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import DictConfig
 
-from sling.retrieval.embed import embed
+from sling.embed import embed
 
 log = logging.getLogger("build_dataset")
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sling.retrieval.embed import embed
-from sling.scoring.text import content_words, support, tokens
+from sling.embed import embed
+from sling.text import content_words, support, tokens
 
 HOP_DROPS = ("hop_names_one_paragraph", "hop_one_paragraph_suffices")
 

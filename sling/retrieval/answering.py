@@ -29,7 +29,7 @@ from sling.paths import (
     seeded,
     tasks,
 )
-from sling.retrieval.embed import embed
+from sling.embed import embed
 from sling.retrieval.store import collection_name, qdrant_client
 
 log = logging.getLogger("answer")
@@ -74,7 +74,7 @@ def answerers(cfg: DictConfig) -> list[tuple[str, str, int | None]]:
 
 def load_answerer(cfg: DictConfig, variant: str, seed: int | None = None):
     """The student variant as training built it (with an extra seed's adapters when `seed` is given), cast to
-    `rag.dtype` for answering (`auto`: bfloat16 where the hardware has it natively, sling.models.precision;
+    `rag.dtype` for answering (`auto`: bfloat16 where the hardware has it natively, sling.precision;
     bench/bench_answer.py measures both sides)."""
     return cast_for_answering(cfg, load_student(cfg, variant, adapter_dirs_for(seed)))
 
@@ -83,7 +83,7 @@ def cast_for_answering(cfg: DictConfig, model):
     """A loaded student (or an exported form of one, sling.scoring.exported) in `rag.dtype`, as the answer stage
     decodes it; a 4-bit model (model.quantization) stays as it is."""
     from sling.models.loading import torch_dtype
-    from sling.models.precision import decode_dtype
+    from sling.precision import decode_dtype
 
     if cfg.model.quantization == "none":
         model = model.to(torch_dtype(decode_dtype(cfg.rag.dtype)))

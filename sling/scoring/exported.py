@@ -25,7 +25,7 @@ from sling.io import read_jsonl
 from sling.models.export import Difference, Figures, load_form, rendered
 from sling.paths import answers_path, produced, tasks
 from sling.retrieval.answering import answer_locally, cast_for_answering
-from sling.retrieval.embed import embed
+from sling.embed import embed
 from sling.scoring.metrics import check_references, paired, score_answers, seeded_scores
 
 log = logging.getLogger("export")

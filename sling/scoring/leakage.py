@@ -12,7 +12,7 @@ from sling.config import resolve_path
 from sling.errors import UserError
 from sling.io import read_jsonl
 from sling.paths import questions_path, tasks
-from sling.retrieval.embed import embed
+from sling.embed import embed
 
 log = logging.getLogger("leakage")
 

@@ -15,7 +15,7 @@ from sling.config import resolve_path
 from sling.errors import InputError
 from sling.io import read_json, read_jsonl
 from sling.paths import ANSWER_METRICS, answers_path, seeded, tasks
-from sling.retrieval.embed import embed
+from sling.embed import embed
 from sling.scoring.stats import (
     bootstrap_ci,
     detectable_difference,
@@ -23,7 +23,7 @@ from sling.scoring.stats import (
     questions_needed,
     two_level_ci,
 )
-from sling.scoring.text import sentences, support, tokens
+from sling.text import sentences, support, tokens
 
 log = logging.getLogger("score")
 

@@ -14,7 +14,7 @@ from sling.config import resolve_path
 from sling.errors import InputError
 from sling.io import read_jsonl
 from sling.paths import questions_path
-from sling.retrieval.embed import embed
+from sling.embed import embed
 from sling.scoring.metrics import (
     paired_differences,
     retrieval_metrics,

@@ -22,7 +22,7 @@ from sling.io import read_json, sha256_text
 from sling.models.loading import VARIANTS, adapter_dirs_for, load_tokenizer
 from sling.paths import BASE_DIR, HEADLINE, MODEL_PROVENANCE, TASKS, tasks
 from sling.retrieval.answering import answer_locally, check_collection, load_answerer, retrieve_prompts
-from sling.retrieval.embed import embed
+from sling.embed import embed
 from sling.retrieval.store import qdrant_client
 
 BEST_BY = "rescaled"  # the report's headline score per variant (metrics/report.json): the rescaled cosine

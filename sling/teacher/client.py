@@ -85,14 +85,14 @@ class EmbeddedTeacher:
         from omegaconf import OmegaConf
 
         from sling.models.loading import load_student, load_tokenizer, torch_dtype
-        from sling.models.precision import decode_dtype
+        from sling.precision import decode_dtype
 
         self.cfg = cfg
         self.tokenizer = load_tokenizer(cfg.model)
         self.tokenizer.padding_side = "left"
         full = OmegaConf.create({"model": model_cfg})
         self.model = load_student(full, "base") if cfg.model == BASE_DIR else _load_path(cfg.model)
-        # teacher.dtype (auto: bfloat16 where the hardware has it natively, sling.models.precision); the name records a
+        # teacher.dtype (auto: bfloat16 where the hardware has it natively, sling.precision); the name records a
         # non-float32 dtype, so replies cached from one dtype are not served for another
         self.dtype = decode_dtype(cfg.get("dtype", "float32"), "teacher.dtype")
         if self.dtype != "float32":

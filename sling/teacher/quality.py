@@ -16,8 +16,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from sling.documents.language import matches_language
-from sling.retrieval.embed import embed
-from sling.scoring.text import content_words, support, tokens
+from sling.embed import embed
+from sling.text import content_words, support, tokens
 
 # The validity checks, in the order they are tried; each is a drop reason of its own.
 VALIDITY = ("not_a_question", "points_at_source", "reference_repeats_question", "question_copies_paragraph")

@@ -95,10 +95,10 @@ def parent_run(client, experiment_id: str, cfg: DictConfig, exp_name: str) -> st
 
 
 def environment_tags() -> dict[str, str]:
-    """Where the pipeline run computes (`sling.tracking.environment`), as `sling.env.*` tags: `sling.env.cpu.model`,
+    """Where the pipeline run computes (`sling.environment`), as `sling.env.*` tags: `sling.env.cpu.model`,
     `sling.env.cpu.flags` (comma-separated), `sling.env.versions.torch`, `sling.env.precision_auto.train`, ...; one
     `sling.env.summary` line. Tags, not params: they describe the machine, not the experiment's settings."""
-    from sling.tracking.environment import run_environment, summary
+    from sling.environment import run_environment, summary
 
     env = run_environment()
     tags = {"sling.env.summary": summary(env)}
@@ -273,3 +273,15 @@ def refresh_landing_view() -> None:
         log.warning("the MLflow landing view was not saved (%s)", e)
         return
     log.info("compare pipeline runs in the MLflow UI (`mlflow ui`): %s", landing_url(run.info.experiment_id))
+
+
+def step_logger(stage: str):
+    """A Trainer callback that logs each step's losses to the open MLflow run (x = step, as in plots/)."""
+    from transformers import TrainerCallback
+
+    class MLflowSteps(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            log_metrics({k: v for k, v in (logs or {}).items() if k in ("loss", "eval_loss", "learning_rate", "grad_norm")},
+                        prefix=f"{stage}.", step=state.global_step)
+
+    return MLflowSteps()

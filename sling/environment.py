@@ -1,7 +1,7 @@
 """Where a run ran: the CPU and the flags that pick its kernels, its cores, the library versions, the precision
 `auto` resolves to here, torch's thread count.
 
-    python -m sling.tracking.environment          # prints it as JSON
+    sling environment          # prints it as JSON
 
 The same inputs give the same bytes only on the same kind of CPU with the same software (bf16 and fp32 kernels
 differ by instruction set), so every provenance file (`sling.io.provenance`), the MLflow parent run
@@ -49,7 +49,7 @@ def run_environment() -> dict:
     import torch
     import transformers
 
-    from sling.models.precision import decode_dtype, train_precision
+    from sling.precision import decode_dtype, train_precision
 
     model, flags = _cpuinfo()
     try:
@@ -72,7 +72,7 @@ def run_environment() -> dict:
 def summary(env: dict | None = None) -> str:
     """`run_environment()` in one line, for a footer: the CPU model, its usable cores and its main kernel flags,
     the GPU if any, the torch/transformers/peft versions, what `auto` precision resolves to, torch's threads, and
-    any numerics variables set (`python -c 'from sling.tracking.environment import summary; print(summary())'`)."""
+    any numerics variables set (`python -c 'from sling.environment import summary; print(summary())'`)."""
     env = env or run_environment()
     cpu, v, auto = env["cpu"], env["versions"], env["precision_auto"]
     shown = [f for f in cpu["flags"] if f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")]
@@ -84,9 +84,3 @@ def summary(env: dict | None = None) -> str:
     if env["env"]:
         text += "; " + ", ".join(f"{k}={val}" for k, val in env["env"].items())
     return text
-
-
-if __name__ == "__main__":
-    import json
-
-    print(json.dumps(run_environment(), indent=2))

@@ -1,7 +1,7 @@
 """Which number format the hardware computes fastest in, for training (`train.precision`) and for decoding
 (`rag.dtype`, `teacher.dtype`).
 
-    python -m sling.models.precision            # prints what `auto` resolves to on this machine
+    sling precision            # prints what `auto` resolves to on this machine
 
 `auto` resolves to bfloat16 where the hardware has native bfloat16 arithmetic (a CUDA GPU that supports it; a CPU
 with AVX-512 BF16 or AMX tiles), to float16 on a GPU without bfloat16, and to float32 elsewhere. A CPU without
@@ -76,8 +76,7 @@ def decode_dtype(setting: str, key: str = "rag.dtype") -> str:
     return _LONG[train_precision("auto")]
 
 
-if __name__ == "__main__":
-    import json
-
-    print(json.dumps({"device": "cuda" if _cuda() else "cpu", "native": native_formats(),
-                      "train.precision=auto": train_precision("auto"), "rag.dtype=auto": decode_dtype("auto")}))
+def summary() -> dict:
+    """What `auto` resolves to here, with the device and the formats it computes natively (`sling precision`)."""
+    return {"device": "cuda" if _cuda() else "cpu", "native": native_formats(),
+            "train.precision=auto": train_precision("auto"), "rag.dtype=auto": decode_dtype("auto")}

@@ -1,18 +1,22 @@
-"""Regenerate the README's result sections from the repository's own commands, never by hand.
+"""Regenerate the generated sections of the README and the docs pages from the repository's own commands, never by
+hand.
 
     python scripts/update_readme.py            # the results table of the workspace run (metrics/*.json)
-    python scripts/update_readme.py --exps     # also the experiments table (dvc exp show --md), into a
-                                               # <!-- generated:experiments --> section you add where it belongs
-    python scripts/update_readme.py --study    # also the study's results and headline (results/study/, written by
+    python scripts/update_readme.py --exps     # also the experiments table (dvc exp show --md)
+    python scripts/update_readme.py --study    # also the study's results and headline, the README's headline and
+                                               # summary, and the study's forest plot (results/study/, written by
                                                # scripts/study.py)
     python scripts/update_readme.py --documents    # also the real-documents run (results/documents/, written by
                                                    # scripts/documents_run.py)
     python scripts/update_readme.py --scale        # also the 10,000-paper estimate (scripts/scale_estimate.py)
     python scripts/update_readme.py --export       # also the export gate's figures (metrics/export/<variant>.json,
                                                    # written by python -m pipeline.export <variant>)
+    python scripts/update_readme.py --config       # also the configuration reference (scripts/config_reference.py)
 
-Each section sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers and records the
-command that produced it.
+Each section sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers, in README.md or one
+page under docs/ (PAGES finds it), and records the command that produced it; `--NAME-table` (and `--table` for
+`metrics`) prints a section instead of writing it. tests/test_readme.py and tests/test_docs.py check each committed
+section against its command's output now.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+FIGURE = DOCS / "assets" / "study_forest.svg"  # the study's forest plot, shown by the README and the docs
 sys.path.insert(0, str(ROOT))  # sling.config and sling.scoring.stats, run from anywhere
 from sling.paths import (  # noqa: E402
     DOCUMENTS_RUN,
@@ -41,11 +47,26 @@ def run(cmd: list[str]) -> str:
     return subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def pages() -> list[Path]:
+    """The files that may hold generated sections: the README and every docs page."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def page_of(name: str) -> Path:
+    """The one file holding the `<!-- generated:NAME -->` section."""
+    found = [p for p in pages() if f"<!-- generated:{name} -->" in p.read_text()]
+    if len(found) != 1:
+        where = ", ".join(p.relative_to(ROOT).as_posix() for p in found) or "no page"
+        raise SystemExit(f"<!-- generated:{name} --> must be in exactly one of README.md and docs/*.md, "
+                         f"found in {where}")
+    return found[0]
+
+
 def replace(text: str, name: str, body: str, cmd: str) -> str:
     block = f"<!-- generated:{name} -->\n_Produced by `{cmd}`._\n\n{body}\n<!-- /generated:{name} -->"
     pattern = re.compile(rf"<!-- generated:{name} -->.*?<!-- /generated:{name} -->", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no <!-- generated:{name} --> section")
+        raise SystemExit(f"the page has no <!-- generated:{name} --> section")
     return pattern.sub(lambda _: block, text)
 
 
@@ -201,6 +222,90 @@ def study_section() -> str:
     return "\n".join(lines)
 
 
+STUDY_VARIANTS = ("general", "domain", "domain_raft")  # the study's recipes; its sweep points are on its page
+ZERO = {1: "lies above zero", -1: "lies below zero", 0: "is not distinguishable from zero"}
+
+
+def study_frame() -> tuple[dict, dict, int]:
+    """results/study/'s scores and run record, and eval.min_questions (below it no verdict is given)."""
+    from sling.config import compose
+
+    return (json.loads((STUDY / "scores.json").read_text()), json.loads((STUDY / "study.json").read_text()),
+            compose([]).eval.min_questions)
+
+
+def headline_section() -> str:
+    """The README's headline: the paper's recipe (`domain`) against the base on each task of the study."""
+    scores, study, min_q = study_frame()
+    parts = []
+    for task, s in scores.items():
+        n = s["questions"]
+        if n < min_q:
+            parts.append(f"on the {task} task's {n} questions there is no verdict (fewer than eval.min_questions, "
+                         f"{min_q})")
+            continue
+        d, f1 = s["paired"]["domain-base"]["rescaled"], s["paired"]["domain-base"]["token_f1_rescaled"]
+        seeds = len(d.get("per_seed") or [None])
+        g = {v: 1 - s["variants"][v]["grounding"] for v in ("domain", "base")}
+        parts.append(f"on the {task} task's {n} questions the student tuned on the paper's synthetic Q&A (`domain`) "
+                     f"{VERDICT[sign(d)]} by {signed(d)} rescaled cosine (paired 95% interval over {seeds} training "
+                     f"seed{'s' if seeds > 1 else ''}, then questions), its rescaled token F1 gain, {signed(f1)}, "
+                     f"{ZERO[sign(f1)]}"
+                     f", and the share of its answer "
+                     f"sentences the retrieved passages do not support is {g['domain']:.2f} against the base's "
+                     f"{g['base']:.2f}")
+    return (f"**Headline** (the study, `{study['command']}`: SmolLM2-135M tuned and asked on the paper's own data, "
+            f"scored against its gpt-3.5-turbo answers): " + "; ".join(parts) + ".")
+
+
+def summary_section() -> str:
+    """The README's numbers: each of the study's recipes minus the base, per task, with its verdict."""
+    scores, _, min_q = study_frame()
+    lines = ["| task | questions | tuned variant | minus the base, rescaled cosine | verdict | training seeds | "
+             "unsupported sentences (variant, base) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for task, s in scores.items():
+        n = s["questions"]
+        for v in STUDY_VARIANTS:
+            d = s["paired"][f"{v}-base"]["rescaled"]
+            verdict = VERDICT[sign(d)] if n >= min_q else f"too few questions to tell (below {min_q})"
+            lines.append(f"| {task} | {n} | {v} | {signed(d)} | {verdict} | {len(d.get('per_seed') or [None])} | "
+                         f"{1 - s['variants'][v]['grounding']:.2f}, {1 - s['variants']['base']['grounding']:.2f} |")
+    return "\n".join(lines)
+
+
+def draw_figure(path: Path = FIGURE) -> None:
+    """The study report's forest plot (sling.scoring.report.forest_plot draws it with plotly in the HTML) as an SVG
+    for the README and the docs: each tuned variant minus the base in rescaled cosine, one panel per task, the
+    pooled 95% interval and each training seed's own mean. Byte-stable: a fixed hash salt and no date."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores, _, min_q = study_frame()
+    plt.rcParams.update({"svg.hashsalt": "sling", "svg.fonttype": "none", "font.size": 10})
+    fig, axes = plt.subplots(1, len(scores), figsize=(4.2 * len(scores), 3.2), sharey=True, layout="constrained")
+    names = [v for v in next(iter(scores.values()))["variants"] if v != "base"]
+    variants = [v for v in STUDY_VARIANTS if v in names] + [v for v in names if v not in STUDY_VARIANTS]
+    for ax, (task, s) in zip(list(axes) if len(scores) > 1 else [axes], scores.items()):
+        for y, v in enumerate(variants):
+            d = s["paired"][f"{v}-base"]["rescaled"]
+            lo, hi = d["ci"]
+            colour = {1: "#1b7837", -1: "#b2182b"}.get(sign(d) if s["questions"] >= min_q else 0, "#555555")
+            ax.errorbar(d["mean"], y, xerr=[[d["mean"] - lo], [hi - d["mean"]]], fmt="o", color=colour, capsize=3)
+            ax.scatter(d.get("per_seed") or [], [y] * len(d.get("per_seed") or []), facecolors="none",
+                       edgecolors=colour, s=28, zorder=3)
+        ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(f"{task} ({s['questions']} questions" + (", no verdict)" if s["questions"] < min_q else ")"))
+        ax.set_xlabel("minus the base, rescaled cosine")
+        ax.set_yticks(range(len(variants)), variants)
+    ax.invert_yaxis()  # the recipes first, from the top, then the sweep's points (the panels share this axis)
+    fig.suptitle("The study: each tuned variant minus the base (95% interval; hollow: each training seed)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+
+
 FATE = {(1, 1): "survives", (-1, -1): "survives", (1, 0): "**does not survive**", (-1, 0): "**does not survive**",
         (0, 0): "no claim either way", (0, 1): "appears only pooled", (0, -1): "appears only pooled",
         (1, -1): "**reversed**", (-1, 1): "**reversed**"}
@@ -262,6 +367,12 @@ def seed_fates(scores: dict, order: list[str], min_questions: int) -> list[str]:
     return lines
 
 
+def inline(text: str) -> str:
+    """A document's own text in a Markdown page: its tags (an XML example, `<mime-type ...>`) shown, not read as
+    HTML by the page."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def funnel_table(funnel: list[dict], groups: dict) -> list[str]:
     """A benchmark funnel as a Markdown table: each filter, its group, the candidates before, dropped and after."""
     return ["| filter | group | before | dropped | after |", "| --- | --- | --- | --- | --- |",
@@ -302,7 +413,7 @@ def documents_section() -> str:
     lines += ["", "Sampled questions with their references:", ""]
     for task, sample in b["card_samples"].items():
         for q in sample:
-            lines.append(f"- {task}: {q['question']} *Reference:* {q['reference']}")
+            lines.append(f"- {task}: {inline(q['question'])} *Reference:* {inline(q['reference'])}")
     if not r["tasks"]:
         return "\n".join(lines)
     lines += ["", "The verdicts, as the report words them:", ""]
@@ -314,7 +425,8 @@ def documents_section() -> str:
         for pair, d in t["paired"].items():
             x = d["rescaled"]
             verdict = SAID[sign(x)] if allowed else "differs from the base by (no verdict)"
-            lines.append(f"  - {pair.split('-')[0]} {verdict} on rescaled cosine: {signed(x)}")
+            # four spaces: the nesting both GitHub and the docs site's Markdown (Python-Markdown) read
+            lines.append(f"    - {pair.split('-')[0]} {verdict} on rescaled cosine: {signed(x)}")
     return "\n".join(lines)
 
 
@@ -358,54 +470,71 @@ def export_section() -> str:
     return "\n".join(lines).strip()
 
 
+# Each generated section: its name and the command that prints it. The flag that writes it (beside `metrics`,
+# always) is `--NAME`'s group in FLAGS; `python scripts/update_readme.py --NAME-table` prints it.
+EXPERIMENTS = ["dvc", "exp", "show", "--md", "--only-changed", "--precision", "3", "--drop", ".*", "--keep",
+               r"^(Experiment|lora\.r|train\.lr|adapters\.(general|domain)\.(train|eval)_loss|(single|joint)\.domain\."
+               r"(rescaled|token_f1_rescaled)|(single|joint)\.domain-base\.(mean|low|high))$"]
+SECTIONS = {
+    "metrics": ["python", "scripts/update_readme.py", "--table"],
+    "experiments": EXPERIMENTS,
+    "study": ["python", "scripts/update_readme.py", "--study-table"],
+    "headline": ["python", "scripts/update_readme.py", "--headline-table"],
+    "summary": ["python", "scripts/update_readme.py", "--summary-table"],
+    "documents": ["python", "scripts/update_readme.py", "--documents-table"],
+    "scale": ["python", "scripts/scale_estimate.py"],
+    "export": ["python", "scripts/update_readme.py", "--export-table"],
+    "config": ["python", "scripts/config_reference.py"],
+}
+FLAGS = {"exps": ["experiments"], "study": ["study", "headline", "summary"], "documents": ["documents"],
+         "scale": ["scale"], "export": ["export"], "config": ["config"]}
+PRINTERS = {"table": (scores_table, "the results table"), "study_table": (study_section, "the study section"),
+            "headline_table": (headline_section, "the README's headline"),
+            "summary_table": (summary_section, "the README's study summary"),
+            "documents_table": (documents_section, "the real-documents section"),
+            "export_table": (export_section, "the export figures")}
+
+
+def command_line(cmd: list[str]) -> str:
+    """A section's command as its `_Produced by ..._` line shows it (quoted where a shell would need it)."""
+    return " ".join(f"'{c}'" if set(c) & set(" ()*|$^") else c for c in cmd)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--exps", action="store_true", help="also regenerate the experiments table")
-    parser.add_argument("--table", action="store_true", help="print the results table only")
-    parser.add_argument("--study", action="store_true", help="also regenerate the study section (results/study/)")
-    parser.add_argument("--study-table", action="store_true", help="print the study section only")
+    parser.add_argument("--study", action="store_true",
+                        help="also regenerate the study section, the README's headline and summary, and the forest "
+                             "plot")
     parser.add_argument("--documents", action="store_true",
                         help="also regenerate the real-documents section (results/documents/)")
-    parser.add_argument("--documents-table", action="store_true", help="print the real-documents section only")
     parser.add_argument("--scale", action="store_true", help="also regenerate the scaling estimate (scale_estimate.py)")
-    parser.add_argument("--scale-table", action="store_true", help="print the scaling estimate only")
     parser.add_argument("--export", action="store_true", help="also regenerate the export figures (metrics/export/)")
-    parser.add_argument("--export-table", action="store_true", help="print the export figures only")
+    parser.add_argument("--config", action="store_true", help="also regenerate the configuration reference")
+    parser.add_argument("--figure", metavar="SVG", nargs="?", const=str(FIGURE),
+                        help=f"draw the study's forest plot only (default {FIGURE.relative_to(ROOT)})")
+    parser.add_argument("--scale-table", action="store_true", help="print the scaling estimate only")
+    for flag, (_, what) in PRINTERS.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", action="store_true", help=f"print {what} only")
     args = parser.parse_args()
-    if args.documents_table:
-        print(documents_section())
-        return
-    if args.table:
-        print(scores_table())
-        return
+    for flag, (printer, _) in PRINTERS.items():
+        if getattr(args, flag):
+            print(printer())
+            return
     if args.scale_table:
-        print(run(["python", "scripts/scale_estimate.py"]))
+        print(run(SECTIONS["scale"]))
         return
-    if args.study_table:
-        print(study_section())
+    if args.figure:
+        draw_figure(Path(args.figure))
         return
-    if args.export_table:
-        print(export_section())
-        return
-    text = README.read_text()
-    sections = [("metrics", ["python", "scripts/update_readme.py", "--table"])]
-    if args.exps:
-        sections.append(("experiments", ["dvc", "exp", "show", "--md", "--only-changed", "--precision", "3", "--drop", ".*",
-                                         "--keep", r"^(Experiment|lora\.r|train\.lr|adapters\.(general|domain)\."
-                                                   r"(train|eval)_loss|(single|joint)\.domain\.(rescaled|token_f1_rescaled)"
-                                                   r"|(single|joint)\.domain-base\.(mean|low|high))$"]))
+    names = ["metrics"] + [n for flag, group in FLAGS.items() if getattr(args, flag) for n in group]
+    for name in names:
+        page = page_of(name)
+        page.write_text(replace(page.read_text(), name, run(SECTIONS[name]), command_line(SECTIONS[name])))
     if args.study:
-        sections.append(("study", ["python", "scripts/update_readme.py", "--study-table"]))
-    if args.documents:
-        sections.append(("documents", ["python", "scripts/update_readme.py", "--documents-table"]))
-    if args.scale:
-        sections.append(("scale", ["python", "scripts/scale_estimate.py"]))
-    if args.export:
-        sections.append(("export", ["python", "scripts/update_readme.py", "--export-table"]))
-    for name, cmd in sections:
-        text = replace(text, name, run(cmd), " ".join(f"'{c}'" if set(c) & set(" ()*|$^") else c for c in cmd))
-    README.write_text(text)
-    print("README.md updated:", ", ".join(n for n, _ in sections))
+        draw_figure()
+    print("updated:", ", ".join(f"{n} ({page_of(n).relative_to(ROOT).as_posix()})" for n in names)
+          + (f", the figure {FIGURE.relative_to(ROOT).as_posix()}" if args.study else ""))
 
 
 if __name__ == "__main__":

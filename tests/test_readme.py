@@ -1,4 +1,5 @@
-"""The README's figures come from the repository's metrics, and its set-up commands are the ones CI runs."""
+"""The README and the docs pages' figures come from the repository's metrics, and the README's set-up commands are the
+ones CI runs, on its first screen."""
 from __future__ import annotations
 
 import re
@@ -8,20 +9,28 @@ import sys
 from tests.conftest import ROOT
 
 
+def generated_block(name: str) -> str | None:
+    """The body of the one `<!-- generated:NAME -->` section in README.md or a page under docs/, else None."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        block = re.search(rf"<!-- generated:{name} -->\n_Produced by `[^`]+`._\n\n(.*?)\n<!-- /generated:{name} -->",
+                          page.read_text(), re.S)
+        if block:
+            return block.group(1)
+    return None
+
+
 def check_generated_section(name: str, flag: str, lost: str, stale: str) -> None:
-    """README's `<!-- generated:NAME -->` block is what `scripts/update_readme.py FLAG` prints now."""
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(rf"<!-- generated:{name} -->\n_Produced by `[^`]+`._\n\n(.*?)\n<!-- /generated:{name} -->", readme,
-                      re.S)
-    assert block, lost
+    """The `<!-- generated:NAME -->` block (README.md or docs/) is what `scripts/update_readme.py FLAG` prints now."""
+    block = generated_block(name)
+    assert block is not None, lost
     table = subprocess.run([sys.executable, "scripts/update_readme.py", flag], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.strip()
-    assert block.group(1).strip() == table, stale
+    assert block.strip() == table, stale
 
 
 def test_generated_results_table_matches_the_committed_metrics():
-    check_generated_section("metrics", "--table", "README.md lost its generated results section",
-                            "README results are stale: run `python scripts/update_readme.py`")
+    check_generated_section("metrics", "--table", "docs/report.md lost its generated results section",
+                            "the default profile's results are stale: run `python scripts/update_readme.py`")
 
 
 def test_ci_runs_the_readme_commands_verbatim_in_a_shell_without_the_venv():
@@ -37,22 +46,33 @@ def test_ci_runs_the_readme_commands_verbatim_in_a_shell_without_the_venv():
     assert [line for line in lines if "activate" in line] == [f"({commands[0]})"]
 
 
+def test_the_readme_is_a_front_door():
+    """At most 200 lines, with both set-up commands on its first screen (its first 30 lines); the manual is docs/."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines: move the detail to a page under docs/"
+    first = "\n".join(lines[:30])
+    for command in ("bash scripts/install.sh && . .venv/bin/activate && dvc repro",
+                    "bash scripts/install.sh && .venv/bin/python -m pytest"):
+        assert f"```bash\n{command}\n```" in first, f"README.md's first 30 lines lack `{command}`"
+
+
 def test_the_study_section_matches_the_committed_study_results():
     check_generated_section("study", "--study-table",
-                            "README.md lost its generated study section: run `python scripts/update_readme.py --study`",
-                            "README study section is stale: run `python scripts/update_readme.py --study`")
+                            "docs/study.md lost its study section: run `python scripts/update_readme.py --study`",
+                            "the study section is stale: run `python scripts/update_readme.py --study`")
 
 
 def test_the_documents_section_matches_the_committed_real_documents_run():
     check_generated_section("documents", "--documents-table",
-                            "README.md lost its real-documents section: run `python scripts/update_readme.py --documents`",
-                            "README real-documents section is stale: run `python scripts/update_readme.py --documents`")
+                            "docs/documents.md lost its real-documents section: run "
+                            "`python scripts/update_readme.py --documents`",
+                            "the real-documents section is stale: run `python scripts/update_readme.py --documents`")
 
 
 def test_the_export_section_matches_the_committed_export_figures():
     check_generated_section("export", "--export-table",
-                            "README.md lost its export figures: run `python scripts/update_readme.py --export`",
-                            "README export figures are stale: run `python scripts/update_readme.py --export`")
+                            "docs/model.md lost its export figures: run `python scripts/update_readme.py --export`",
+                            "the export figures are stale: run `python scripts/update_readme.py --export`")
 
 
 def test_the_real_documents_benchmark_is_well_formed():
@@ -72,15 +92,15 @@ def test_the_real_documents_benchmark_is_well_formed():
 
 
 def test_the_scaling_estimate_matches_the_committed_run_and_sources():
-    """README "Scaling out": the 10,000-paper estimate is what scripts/scale_estimate.py computes from the committed
+    """docs/scale.md: the 10,000-paper estimate is what scripts/scale_estimate.py computes from the committed
     real-documents run and bench/published.yaml (with the paper's SAI set in ../shared/seed for a paper's size)."""
     import pytest
 
     if not (ROOT.parent / "shared/seed/SAI_dataset/SAI_dataset_0312.csv").exists():
         pytest.skip("../shared/seed is not beside the repository")
     check_generated_section("scale", "--scale-table",
-                            "README.md lost its scaling estimate: run `python scripts/update_readme.py --scale`",
-                            "README scaling estimate is stale: run `python scripts/update_readme.py --scale`")
+                            "docs/scale.md lost its scaling estimate: run `python scripts/update_readme.py --scale`",
+                            "the scaling estimate is stale: run `python scripts/update_readme.py --scale`")
 
 
 def test_the_study_says_which_one_seed_claims_survive_the_seeds_pooled():

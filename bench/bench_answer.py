@@ -101,7 +101,7 @@ def run_side(side: str, args) -> dict:
         wall = time.perf_counter() - t0
     else:
         t0 = time.perf_counter()
-        rows = generate(model, tokenizer, texts, cfg)
+        rows = generate(model, tokenizer, texts, cfg.rag)
         wall = time.perf_counter() - t0
         answers, tokens = [r["answer"] for r in rows], sum(r["answer_tokens"] for r in rows)
     return {"side": side, "dtype": dtype, "answers": answers, "wall_s": wall, "tokens": tokens,

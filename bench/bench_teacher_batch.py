@@ -38,7 +38,7 @@ def main() -> None:
     prompts = [QUESTION_TYPES[types[i % len(types)]].format(paragraph=p["text"], language=prompt_language(p))
                for i, p in enumerate(picked)]
     cfg = compose([f"teacher.dtype={args.dtype}"])
-    teacher = make_teacher(cfg)
+    teacher = make_teacher(cfg.teacher, cfg.model)
     limit = cfg.teacher.question_max_tokens
     seconds = {b: 0.0 for b in args.batch_sizes}
     asked = {b: 0 for b in args.batch_sizes}

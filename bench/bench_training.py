@@ -72,7 +72,8 @@ def load_records(path: Path, n: int, cfg) -> list[dict]:
         elif "prompt" in r and "response" in r:
             rows.append({"prompt": r["prompt"], "response": r["response"]})
         elif "instruction" in r and "output" in r:
-            rows.append({"prompt": general_prompt(cfg, r["instruction"], r.get("input", "")), "response": r["output"]})
+            rows.append({"prompt": general_prompt(cfg.dataset, r["instruction"], r.get("input", "")),
+                         "response": r["output"]})
         else:
             skipped += 1
         if len(rows) == n:
@@ -158,9 +159,9 @@ def measure(cfg, base: Path, rows: list[dict], collator: CountingCollator, sampl
     from sling.precision import train_precision
 
     set_seed(cfg.seed)
-    model = build_model(cfg, "general", base)
+    model = build_model(cfg.model, cfg.lora, "general", base)
     steps = math.ceil(len(rows) / (cfg.train.batch_size * cfg.train.grad_accum))
-    args = training_args(cfg, workdir / f"ckpt_{sampling}", steps, False, save_strategy="no", logging_steps=steps,
+    args = training_args(cfg.train, cfg.seed, workdir / f"ckpt_{sampling}", steps, False, save_strategy="no", logging_steps=steps,
                          train_sampling_strategy=sampling)
     timer = step_timer()
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=collator,
@@ -227,7 +228,7 @@ def main() -> None:
         def collator(side: str, cfg) -> CountingCollator:
             if side == "paper":
                 return CountingCollator(tokenizer, inner=_default_collator())
-            packed = resolve_packing(cfg.train.packing, build_model(cfg, "general", base), tokenizer)
+            packed = resolve_packing(cfg.train.packing, build_model(cfg.model, cfg.lora, "general", base), tokenizer)
             return CountingCollator(tokenizer, packing_collator() if packed else None)
 
         # One untimed one-row step first: the first step in a process pays one-off set-up (lazy imports, kernels).

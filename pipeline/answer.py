@@ -39,15 +39,16 @@ def main(argv: list[str]) -> None:
         raise UserError("say who answers: python -m pipeline.answer {students|reference} [key=value ...]")
     who, cfg = argv[0], load_config(argv[1:])
     if who == "students":
-        check_server(cfg)
+        check_server(cfg.rag, cfg.train)
     with stage_run(f"answer_{who}", cfg):
-        per_task = prepare(cfg)
+        per_task = prepare(cfg.rag)
         if who == "reference":
             for task, (questions, chunks, prompts) in per_task.items():
-                save("reference", task, questions, chunks, reference_answers(cfg, questions, prompts))
+                rows = reference_answers(cfg.data, cfg.teacher, cfg.model, questions, prompts)
+                save("reference", task, questions, chunks, rows)
             log_artifact(resolve_path(REFERENCE_DIR))
             return
-        summary = answer_students(cfg, per_task)
+        summary = answer_students(cfg.model, cfg.rag, cfg.train, cfg.cache_dir, per_task)
         write_json(resolve_path(ANSWER_METRICS), summary)
         log_metrics(summary, prefix="answer.")
         log_artifact(resolve_path(STUDENTS_DIR))

@@ -46,7 +46,7 @@ from sling.tracking.runs import log_artifact, log_dataset, log_metrics, stage_ru
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("benchmark", cfg):
-        split, tasks, stats = generated_tasks(cfg) if not cfg.data.tasks else named_tasks(cfg)
+        split, tasks, stats = generated_tasks(cfg) if not cfg.data.tasks else named_tasks(cfg.data, cfg.ingest)
         qdir = resolve_path(QUESTIONS_DIR)
         for old in qdir.glob("*.jsonl") if qdir.is_dir() else []:
             if old.stem not in tasks:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             listing[name] = t | {"questions": questions_path(name), "languages": t.get("languages") or task_languages(rows),
                                  "document_sha256": {d: sha256_file(resolve_path(d)) for d in t["documents"]}}
             stats.setdefault("tasks", {})[name] = len(rows)
-            samples[name] = card_samples(cfg, rows)
+            samples[name] = card_samples(cfg.seed, rows)
         stats["card_samples"] = samples
         # Each output's provenance names only what shapes it, so that a benchmark-side change (say, more questions)
         # leaves the split and the task list byte-identical and DVC re-runs neither training nor indexing.

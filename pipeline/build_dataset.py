@@ -51,11 +51,12 @@ def main(argv: list[str] | None = None) -> None:
                      "paragraph", cfg.dataset.eval_max_share, len(kept))
         out = {"train": [], "eval": []}
         raft = cfg.dataset.raft.enabled
-        contexts, short = raft_contexts(cfg, kept, split.sides) if raft else ([None] * len(kept), 0)
+        contexts, short = (raft_contexts(cfg.dataset.raft, cfg.rag, cfg.seed, kept, split.sides) if raft
+                           else ([None] * len(kept), 0))
         for r, ctx, side in zip(kept, contexts, split.sides):
             lineage = {k: r.get(k) for k in ("doc_id", "document", "page", "paragraph_hash", "teacher", "prompt_version")}
             if ctx is None:
-                prompt, response = domain_prompt(cfg, r["paragraph"], r["question"]), r["answer"]
+                prompt, response = domain_prompt(cfg.dataset, cfg.rag, r["paragraph"], r["question"]), r["answer"]
             else:
                 prompt = cfg.rag.prompt_template.format(context="\n\n".join(ctx["texts"]), question=r["question"])
                 response = r["answer"] if ctx["lineage"]["gold_in_context"] else cfg.dataset.raft.absent_answer

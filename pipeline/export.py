@@ -50,8 +50,9 @@ def main(argv: list[str]) -> None:
                             "`dvc repro answer` (is rag.variants missing it?)")
         out = resolve_path(export_dir(variant))
         with atomic_dir(out) as tmp:
-            forms = write_forms(cfg, variant, tmp, chat_template(cfg.rag.prompt_template, cfg.rag.closed_book_template))
-            figures = answer_benchmark(cfg, variant, forms, measure(cfg, variant, forms, items))
+            forms = write_forms(cfg.model, cfg.rag, cfg.export, variant, tmp,
+                                chat_template(cfg.rag.prompt_template, cfg.rag.closed_book_template))
+            figures = answer_benchmark(cfg, variant, forms, measure(cfg.model, cfg.export, variant, forms, items))
             write_json(resolve_path(export_metrics_path(variant)), {
                 "variant": variant, "loader": LOADER, "max_kl": cfg.export.max_kl, "min_top1": cfg.export.min_top1,
                 "tolerance": cfg.export.tolerance,
@@ -62,8 +63,8 @@ def main(argv: list[str]) -> None:
                          for f, x in figures.items()}, prefix=f"export.{variant}.")
             check(figures, cfg.export, export_metrics_path(variant))
         log.info("wrote %s", out)
-        register_export(cfg, variant, {f: (out / p.relative_to(tmp), g) for f, (p, g) in forms.items()}, figures,
-                        LOADER)
+        register_export(cfg.model, cfg.data, cfg.rag, variant,
+                        {f: (out / p.relative_to(tmp), g) for f, (p, g) in forms.items()}, figures, LOADER)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,11 @@ from sling.tracking.runs import log_dataset, log_metrics, stage_run
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("general_data", cfg):
-        rows, skipped = load_rows(cfg)
+        rows, skipped = load_rows(cfg.data)
         random.Random(cfg.seed).shuffle(rows)
         rows = rows[: cfg.data.general_limit]
-        records = [record(general_prompt(cfg, r["instruction"], r["input"]), r["output"], source=cfg.data.general_source,
-                          seed=cfg.seed) for r in rows]
+        records = [record(general_prompt(cfg.dataset, r["instruction"], r["input"]), r["output"],
+                          source=cfg.data.general_source, seed=cfg.seed) for r in rows]
         n_eval = max(1, round(len(records) * cfg.train.eval_fraction)) if len(records) > 1 else 0
         write_jsonl(resolve_path(dataset_path(GENERAL_DIR, "train")), records[n_eval:])
         write_jsonl(resolve_path(dataset_path(GENERAL_DIR, "eval")), records[:n_eval])

@@ -35,13 +35,13 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     tokenizer = load_tokenizer()
     with stage_run("index", cfg):
-        client = qdrant_client(cfg)
+        client = qdrant_client(cfg.rag)
         metrics = {}
         memo: dict = {}
         for task, listing in tqdm(tasks().items(), desc="index", unit="task"):
-            chunks = build_chunks(cfg, task, listing, tokenizer, memo)
+            chunks = build_chunks(cfg.rag, cfg.ingest, task, listing, tokenizer, memo)
             vectors = embed(cfg.rag.embedder, [c["text"] for c in chunks])
-            upsert(client, collection_name(cfg, task), chunks, vectors)
+            upsert(client, collection_name(cfg.rag, task), chunks, vectors)
             write_jsonl(resolve_path(CHUNKS.format(task=task)), chunks)
             n = [c["n_tokens"] for c in chunks]
             write_json(resolve_path(CHUNK_LENGTHS.format(task=task)), chunk_histogram(task, n, cfg.rag.chunk_tokens))

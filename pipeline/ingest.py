@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         skipped, duplicates = collections.Counter(), 0
         other_language = collections.Counter()  # paragraphs in another language than their document's, by language
         digests = {path: sha256_file(path) for path in files}
-        results, counts = ingest_all(files, digests, cfg)
+        results, counts = ingest_all(files, digests, cfg.ingest, cfg.cache_dir)
         for path in files:
             name = os.path.relpath(path, corpus) if corpus.is_dir() else path.name
             digest = digests[path]
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
                    **fidelity_metrics(ok), **language_metrics(ok),
                    "paragraphs_in_another_language": dict(sorted(other_language.items()))}
         write_json(resolve_path(MANIFEST), {"documents": manifest, "provenance": provenance(
-            "ingest", document_settings(cfg) | {"corpus_dir": str(cfg.data.corpus_dir)})})
+            "ingest", document_settings(cfg.ingest) | {"corpus_dir": str(cfg.data.corpus_dir)})})
         write_json(resolve_path(INGEST_METRICS), metrics)
         # partitioned/cached depend on the cache, not the corpus: logged, kept out of the DVC-tracked metrics file
         log_metrics({k: v for k, v in metrics.items() if not k.endswith("_by_document")} | counts, prefix="ingest.")

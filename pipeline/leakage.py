@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("leakage", cfg):
         train = [r for side in ("train", "eval") for r in read_jsonl(produced(dataset_path(DOMAIN_DIR, side), "build_dataset"))]
-        result = measure(cfg, train, benchmark_questions())
+        result = measure(cfg.benchmark.leakage, cfg.dataset, cfg.data, train, benchmark_questions())
         write_json(resolve_path(LEAKAGE_METRICS), result)
         log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float))}, prefix="leakage.")
         log.info("%d of %d benchmark questions leak (%d near-duplicate, %d paragraph overlap; threshold %s)",

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
             if unknown:
                 raise InputError(f"data.published.files names tasks {unknown}; the benchmark's are {sorted(tasks())}")
             for task, task_file in cfg.data.published.files.items():
-                scores[task], tables[task] = rescore_task(cfg, task, task_file)
+                scores[task], tables[task] = rescore_task(task, task_file, cfg.data.published, cfg.eval, cfg.seed)
         write_json(resolve_path(PAPER_RESCORED), scores)
         write_json(resolve_path(PAPER_RESCORED_TABLE), tables)
         log_metrics(scores, prefix="paper.")

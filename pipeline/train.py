@@ -68,7 +68,7 @@ def main(argv: list[str]) -> None:
         cfg.seed = seed
     name = f"train_{stage}" if seed is None else f"train_{stage}_seed{seed}"
     if cfg.train.launcher == "accelerate" and os.environ.get(WORKER_ENV) != "1":
-        launch(cfg, argv, stage)
+        launch(cfg.train, argv, stage)
         return
     # Under accelerate only rank 0 opens the stage's MLflow run and writes; the other ranks train and return.
     primary = int(os.environ.get("RANK", "0")) == 0
@@ -78,20 +78,20 @@ def main(argv: list[str]) -> None:
                     extra_callbacks=[step_logger(stage)] if primary else [])
         if not primary:
             return
-        curve_files = write_curves(res["curves"], stage, seed)
-        write_json(resolve_path(train_metrics_path(stage, seed)), res["metrics"])
-        log_metrics({k: v for k, v in res["metrics"].items() if v is not None}, prefix=f"{stage}.final.")
-        log_headline({k: res["metrics"][k] for k in ("train_loss", "eval_loss") if res["metrics"][k] is not None},
+        curve_files = write_curves(res.curves, stage, seed)
+        write_json(resolve_path(train_metrics_path(stage, seed)), res.metrics)
+        log_metrics({k: v for k, v in res.metrics.items() if v is not None}, prefix=f"{stage}.final.")
+        log_headline({k: res.metrics[k] for k in ("train_loss", "eval_loss") if res.metrics[k] is not None},
                      prefix=f"{stage}.")
-        log_artifact(res["adapter_dir"], artifact_path=f"adapter_{stage}")  # with its sling_config.yaml
-        if res["merged_dir"]:
-            log_artifact(res["merged_dir"], artifact_path=f"merged_{stage}")
+        log_artifact(res.adapter_dir, artifact_path=f"adapter_{stage}")  # with its sling_config.yaml
+        if res.merged_dir:
+            log_artifact(res.merged_dir, artifact_path=f"merged_{stage}")
         for side, context in (("train", "training"), ("eval", "evaluation")):
             if resolve_path(dataset_path(DATASET_DIRS[stage], side)).exists():
                 log_dataset(resolve_path(dataset_path(DATASET_DIRS[stage], side)), f"{stage}-{side}", context)
         for path in curve_files:
             log_artifact(path, artifact_path=f"loss_{stage}")
-        log.info("%s adapter -> %s: %s", stage, res["adapter_dir"], res["metrics"])
+        log.info("%s adapter -> %s: %s", stage, res.adapter_dir, res.metrics)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""A `data=documents` run on a folder of real documents, recorded for the README: the benchmark card, the verdicts
+"""A `data=documents` run on a folder of real documents, recorded for the docs (docs/documents.md): the benchmark card, the verdicts
 and the run time.
 
     python scripts/documents_run.py /path/to/documents                 # runs the pipeline here, then collects
@@ -9,7 +9,7 @@ already made in --from). Collected into results/documents/: run.json (the comman
 and languages, the wall time of the pipeline run as MLflow recorded it from its first stage to its last, the machine,
 the benchmark card from metrics/benchmark.json, the leakage count, and per task the questions, languages, power and
 paired differences from metrics/scores.json) and questions/<task>.jsonl (each kept question with its reference,
-without the documents' own text). `python scripts/update_readme.py --documents` writes the README's section from it.
+without the documents' own text). `python scripts/update_readme.py --documents` writes that page's section from it.
 """
 from __future__ import annotations
 

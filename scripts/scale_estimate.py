@@ -1,6 +1,6 @@
 """How long and how much a corpus of N papers would take, stage by stage: rates measured here, figures published.
 
-    python scripts/scale_estimate.py                   # 10,000 papers, markdown table (README "Scaling out")
+    python scripts/scale_estimate.py                   # 10,000 papers, markdown table (docs/scale.md)
     python scripts/scale_estimate.py --papers 500 --gpus 8 --json est.json
 
 Measured here (results/documents/run.json, written by scripts/documents_run.py from a finished `data=documents` run
@@ -107,7 +107,7 @@ def estimate(run: dict, published: dict, papers: int, gpus: int) -> dict:
 def table(e: dict, published: dict) -> str:
     lines = [f"For {e['papers']:,} papers of {e['paragraphs_per_paper']} paragraphs each (the paper's SAI set: "
              f"{e['sai'][0]:,} paragraphs from {e['sai'][1]} papers), {e['paragraphs']:,} paragraphs. \"Here\": the "
-             f"rates of the real-documents run above ({e['measured_on']}); \"scaled out\": published figures.",
+             f"rates of the real-documents run (docs/documents.md; {e['measured_on']}); \"scaled out\": published figures.",
              "", "| stage | work | here (2 CPU cores) | scaled out | cost |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {s['stage']} | {s['work']} | {s['here']} | {s['scaled']} | {s['cost']} |" for s in e["stages"]]
     tp = published["training_gpu"]

@@ -19,12 +19,13 @@ After each run its answers, metrics and loss curves are copied to `results/study
 put side by side (base and +general from run 1; +general+domain from each run under its recipe's name), scored by
 the score stage and reported by the report stage, in a scratch work root (SLING_WORKDIR), into results/study/:
 scores.json, per_question.json, report.html, answers/, and study.json (each run's overrides, wall time, DVC
-experiment name and the commit). `python scripts/update_readme.py --study` writes the README's study section from it.
+experiment name and the commit). `python scripts/update_readme.py --study` writes the study section (docs/study.md and
+the README's headline) from it.
 
 Training seeds: `--seeds 1 2` adds `train.extra_seeds=[1,2]` to the named runs, so each trains its adapters once more
 per seed (DVC stages cached per seed: a later `--seeds 1 2 3` trains only seed 3) and answers with each. A run's
 seeds are recorded in its run.json; the combined scores pool each tuned variant's seeds (`eval.variant_seeds`), so
-its intervals resample seeds, then questions, and the README's study section says how many seeds stand behind each
+its intervals resample seeds, then questions, and the study page (docs/study.md) says how many seeds stand behind each
 claim. Runs collected with different seeds combine with each one's own.
 """
 from __future__ import annotations

@@ -121,10 +121,10 @@ def ask(cfg, args, started: float) -> None:
     questions = read_questions(args.file) if args.file else [" ".join(args.question).strip()]
     if not questions[0]:
         raise UserError('sling ask: no question: sling ask "What does LoRA train?" (or --file questions.txt)')
-    served = serving(cfg, args.task, args.variant)
+    served = serving(cfg.data, cfg.model, cfg.rag, args.task, args.variant)
     if not args.json:
         print("\n".join(served.lines()), end="\n\n", flush=True)
-    student = Student(cfg, served.task)
+    student = Student(cfg.model, cfg.rag, served.task)
     try:
         student.model(served.variant)
         t0 = time.perf_counter()
@@ -157,8 +157,8 @@ def chat(cfg, args, started: float) -> None:
     from sling.serving.asking import Student, serving
     from sling.serving.chat import chat_server
 
-    served = serving(cfg, args.task, args.variant, also=("base",), among=("general", "domain"))
-    student = Student(cfg, served.task)
+    served = serving(cfg.data, cfg.model, cfg.rag, args.task, args.variant, also=("base",), among=("general", "domain"))
+    student = Student(cfg.model, cfg.rag, served.task)
     try:
         for variant in (served.variant, "base"):
             student.model(variant)

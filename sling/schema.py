@@ -21,6 +21,11 @@ its checks; set it in a preset only where that preset differs from the default; 
 `cross_key_problems` if it constrains other keys; then `python -m pipeline.compose` rewrites params.yaml.
 `register()` stores the schema in Hydra's ConfigStore (`sling.config.compose` calls it, and DVC's own composition
 imports it through the `hydra_plugins/sling_schema` plugin). No torch or transformers here: DVC imports this.
+
+The classes are also the library's parameter types: a function takes the sections it reads, annotated with their
+class (`def retrieve(rag: Rag, ...)`, `def summarise(per_q, ev: Eval, seed: int)`), never the whole config; at run
+time it gets the composed config's node of that class (`cfg.rag`), which OmegaConf keeps typed by it. Only a stage's
+entry into the library, reading three groups or more, takes the whole config.
 """
 import copy
 import dataclasses
@@ -401,7 +406,7 @@ class Train:
     max_eval_rows: Optional[int] = key(None, "evaluate on at most this many eval rows (a seeded subset, the same at "
                                              "every evaluation)", min=1)
     precision: str = key("fp32", "mixed precision: fp32 here, so the default profile trains the same adapters on any "
-                                 "CPU (README \"Reproducibility\") | auto, as the real-run presets set it: bf16 where "
+                                 "CPU (docs/reproducibility.md) | auto, as the real-run presets set it: bf16 where "
                                  "the hardware has native bfloat16, fp16 on GPUs without it, fp32 elsewhere "
                                  "(`sling precision` prints the choice) | bf16 | fp16; the LoRA "
                                  "weights and the optimizer stay float32", choices=("auto", "fp32", "bf16", "fp16"))
@@ -477,7 +482,7 @@ class Rag:
                                "decoding | batched: one padded forward per batch | auto: per_prompt on a CPU, else "
                                "batched", choices=("auto", "batched", "per_prompt"))
     dtype: str = key("float32", "answering dtype: float32 here, so the default profile answers the same on any CPU "
-                                "(README \"Reproducibility\") | auto, as the real-run presets set it: bfloat16 where "
+                                "(docs/reproducibility.md) | auto, as the real-run presets set it: bfloat16 where "
                                 "the hardware has it natively (sling.precision), float32 elsewhere | bfloat16 "
                                 "| float16 (bench/bench_answer.py compares them)",
                      choices=("auto", "float32", "bfloat16", "float16"))
@@ -486,7 +491,7 @@ class Rag:
     engine: str = key("transformers", "where the students answer. transformers: in this process, as training built "
                                       "them | openai: an OpenAI-compatible server (vLLM, llm-katan, ...) serving each "
                                       "variant under rag.server.models.<variant>, greedy, through the chat endpoint "
-                                      "(README \"Scaling out\")", choices=("transformers", "openai"))
+                                      "(docs/scale.md)", choices=("transformers", "openai"))
     server: Server = key(Server, "used only with rag.engine=openai")
 
 
@@ -527,7 +532,7 @@ class Export:
     gguf_types: List[str] = key(["f16", "q8_0"], "the GGUF forms written and gated, of f16, q8_0, q4_1, q4_0; the "
                                                  "Modelfile runs the last. q4_1 is the nearest to llama.cpp's Q4_K_M "
                                                  "that the gguf package can write (it cannot write Q4_K or Q6_K); "
-                                                 "the 135M student fails the gate at 4 bits (README)")
+                                                 "the 135M student fails the gate at 4 bits (docs/model.md)")
     probes: int = key(16, "probe prompts: the variant's first answer stage rows (its RAG prompts and its answers)",
                       min=1)
     probe_tokens: int = key(48, "answer tokens compared per probe", min=1)
@@ -860,7 +865,7 @@ def cross_key_problems(cfg: DictConfig) -> list[str]:
                             f"least train.{stage}_max_steps ({cfg.train[f'{stage}_max_steps']}); or set it to null")
     if not cfg.model.target_modules:
         problems.append("model.target_modules must list the modules LoRA adapts")
-    problems += launch_problems(cfg)
+    problems += launch_problems(cfg.train, cfg.model)
     extra = OmegaConf.select(cfg, "train.extra_seeds", default=None)
     if not _seed_list(extra):
         problems.append(f"train.extra_seeds must be a list of distinct non-negative integers, got {_repr(extra)} "
@@ -885,10 +890,10 @@ def _seed_list(value: Any) -> bool:
         isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value) and len(set(value)) == len(value)
 
 
-def launch_problems(cfg: DictConfig) -> list[str]:
+def launch_problems(t: Train, model: Model) -> list[str]:
     """train.launcher and its keys: a process count that splits every batch evenly, nothing set that would be ignored.
     (Whether train.accelerate_config exists is checked by sling.config.validate.)"""
-    t, problems = cfg.train, []
+    problems = []
     if t.launcher == "none":
         if t.num_processes != 1:
             problems.append(f"train.num_processes={t.num_processes} needs train.launcher=accelerate (the default, "
@@ -901,7 +906,7 @@ def launch_problems(cfg: DictConfig) -> list[str]:
                         f"each process takes an equal share of every batch, so the global batch stays train.batch_size "
                         f"x train.grad_accum ({t.batch_size * t.grad_accum} rows a step); set train.batch_size to a "
                         f"multiple of {t.num_processes} (and lower train.grad_accum to keep the global batch)")
-    if t.distributed == "fsdp" and cfg.model.quantization == "4bit":
+    if t.distributed == "fsdp" and model.quantization == "4bit":
         problems.append("train.distributed=fsdp does not shard a 4-bit model here: use train.distributed=ddp with "
                         "model.quantization=4bit, or model.quantization=none with fsdp")
     return problems

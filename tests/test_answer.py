@@ -58,7 +58,7 @@ def test_batched_answers_equal_one_at_a_time_in_input_order(student, cfg, prefil
 
     model, tok = student
     cfg.rag.batch_size, cfg.rag.prefill = 4, prefill  # 6 prompts: batches of 3 and 3
-    batched = generate(model, tok, PROMPTS, cfg)
+    batched = generate(model, tok, PROMPTS, cfg.rag)
     assert [r["answer"] for r in batched] == hf_alone(model, tok, PROMPTS)
     assert [r["prompt_tokens"] for r in batched] == [len(p.split()) for p in PROMPTS]
     assert [r["batch_latency_s"] for r in batched].count(batched[0]["batch_latency_s"]) == 3
@@ -87,15 +87,15 @@ def test_student_is_cast_to_rag_dtype(student, cfg):
     from sling.retrieval.answering import load_answerer
 
     cfg.rag.dtype = "bfloat16"
-    assert next(load_answerer(cfg, "base").parameters()).dtype == torch.bfloat16
+    assert next(load_answerer(cfg.model, cfg.rag, "base").parameters()).dtype == torch.bfloat16
     cfg.rag.dtype = "float32"
-    assert next(load_answerer(cfg, "base").parameters()).dtype == torch.float32
+    assert next(load_answerer(cfg.model, cfg.rag, "base").parameters()).dtype == torch.float32
 
 
 def test_prompt_holds_question_and_every_retrieved_chunk(cfg):
     from sling.retrieval.answering import build_prompt
 
-    prompt = build_prompt(cfg, "How often?", [{"text": "Feed it daily."}, {"text": "Bake when doubled."}])
+    prompt = build_prompt(cfg.rag, "How often?", [{"text": "Feed it daily."}, {"text": "Bake when doubled."}])
     assert "Feed it daily.\n\nBake when doubled." in prompt and "### Input: How often?" in prompt
     assert prompt.endswith("### Response:\n")
 
@@ -104,10 +104,12 @@ def test_reference_column_must_be_filled(cfg):
     from sling.retrieval.answering import reference_answers
 
     cfg.data.reference = "column"
-    rows = reference_answers(cfg, [{"id": "q1", "reference": " An answer. ", "reference_source": "hand-written"}], ["p"])
+    rows = reference_answers(cfg.data, cfg.teacher, cfg.model,
+                             [{"id": "q1", "reference": " An answer. ", "reference_source": "hand-written"}], ["p"])
     assert rows[0]["answer"] == "An answer." and rows[0]["reference_source"] == "hand-written"
     with pytest.raises(ValueError, match=r"\['q2'\] have no reference answer"):
-        reference_answers(cfg, [{"id": "q1", "reference": "x"}, {"id": "q2", "reference": " "}], ["p", "p"])
+        reference_answers(cfg.data, cfg.teacher, cfg.model,
+                          [{"id": "q1", "reference": "x"}, {"id": "q2", "reference": " "}], ["p", "p"])
 
 
 def test_invalid_answer_dtype_is_named(cfg_factory):

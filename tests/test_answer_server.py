@@ -162,8 +162,9 @@ def test_a_variant_may_have_its_own_server(work):
 
     cfg = load_config(overrides(work, "rag.engine=openai", "rag.server.base_url=http://127.0.0.1:8000/v1",
                                 "+rag.server.base_urls.base=http://127.0.0.1:8001/v1"))
-    assert server_calls(cfg, "base", "base").teacher.client.base_url == "http://127.0.0.1:8001/v1/"
-    assert server_calls(cfg, "domain", "domain").teacher.client.base_url == "http://127.0.0.1:8000/v1/"
+    assert server_calls(cfg.rag, cfg.cache_dir, "base", "base").teacher.client.base_url == "http://127.0.0.1:8001/v1/"
+    assert (server_calls(cfg.rag, cfg.cache_dir, "domain", "domain").teacher.client.base_url
+            == "http://127.0.0.1:8000/v1/")
 
 
 def test_missing_api_key_names_the_variable(work, monkeypatch):
@@ -174,4 +175,4 @@ def test_missing_api_key_names_the_variable(work, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     cfg = load_config(overrides(work, "rag.engine=openai", "rag.server.api_key_env=SLING_STUDENT_KEY"))
     with pytest.raises(TeacherError, match="SLING_STUDENT_KEY.*rag.server.api_key_env"):
-        server_calls(cfg, "base", "base")
+        server_calls(cfg.rag, cfg.cache_dir, "base", "base")

@@ -26,24 +26,26 @@ def cfg(*overrides: str):
 def test_split_is_seeded_by_document_and_moves_one_document_at_most_when_one_is_added():
     from sling.data.benchmark import split_documents
 
-    train, bench = split_documents(cfg(), docs(8))
+    split = cfg().data.split
+    train, bench = split_documents(split, 42, docs(8))
     assert len(bench) == 2 and len(train) == 6 and not {d["doc_id"] for d in train} & {d["doc_id"] for d in bench}
-    assert split_documents(cfg(), docs(8)) == (train, bench)  # seeded: the same split every time
-    assert split_documents(cfg("seed=7"), docs(8))[1] != bench  # another seed, another split
-    _, bench9 = split_documents(cfg(), docs(9))  # 9 documents hold out round(2.25) = 2
+    assert split_documents(split, 42, docs(8)) == (train, bench)  # seeded: the same split every time
+    assert split_documents(split, 7, docs(8))[1] != bench  # another seed, another split
+    _, bench9 = split_documents(split, 42, docs(9))  # 9 documents hold out round(2.25) = 2
     assert len({d["doc_id"] for d in bench} ^ {d["doc_id"] for d in bench9}) <= 2
-    assert len(split_documents(cfg("data.split.benchmark_fraction=0.9"), docs(3))[0]) == 1  # never all held out
+    most = cfg("data.split.benchmark_fraction=0.9").data.split
+    assert len(split_documents(most, 42, docs(3))[0]) == 1  # never all held out
 
 
 def test_split_by_name_and_its_errors():
     from sling.data.benchmark import BenchmarkError, split_documents
 
-    train, bench = split_documents(cfg("data.split.benchmark_documents=[paper3.pdf]"), docs(4))
+    train, bench = split_documents(cfg("data.split.benchmark_documents=[paper3.pdf]").data.split, 42, docs(4))
     assert [d["document"] for d in bench] == ["paper3.pdf"] and len(train) == 3
     with pytest.raises(ConfigError, match=r"names \['nope.pdf'\], which ingest did not produce"):
-        split_documents(cfg("data.split.benchmark_documents=[nope.pdf]"), docs(4))
+        split_documents(cfg("data.split.benchmark_documents=[nope.pdf]").data.split, 42, docs(4))
     with pytest.raises(BenchmarkError, match="at least two"):
-        split_documents(cfg(), docs(1))
+        split_documents(cfg().data.split, 42, docs(1))
 
 
 @pytest.fixture
@@ -106,13 +108,14 @@ def test_documents_that_copy_each_other_stay_on_one_side_of_the_split():
     for p in paragraphs:
         p["doc_id"] = "id" + p["document"].removeprefix("paper").removesuffix(".pdf")
     for seed in range(12):
-        train, bench = split_documents(cfg(f"seed={seed}"), docs(8), paragraphs)
+        train, bench = split_documents(cfg().data.split, seed, docs(8), paragraphs)
         held = {d["document"] for d in bench}
         assert ("paper0.pdf" in held) == ("paper1.pdf" in held), seed  # the copies are never split apart
         assert len(bench) == 2 and len(train) == 6  # the share (round(8 / 4) = 2) still holds
     # without the grouping, some seed splits the pair: the check above is not vacuous
+    ungrouped = cfg("data.split.group_overlap=null").data.split
     apart = [s for s in range(12) if len({d["document"] for d in split_documents(
-        cfg(f"seed={s}", "data.split.group_overlap=null"), docs(8), paragraphs)[1]} & {"paper0.pdf", "paper1.pdf"}) == 1]
+        ungrouped, s, docs(8), paragraphs)[1]} & {"paper0.pdf", "paper1.pdf"}) == 1]
     assert apart
 
 
@@ -148,7 +151,8 @@ def test_a_document_short_of_questions_after_the_filters_gets_more_paragraphs(tm
                     "dataset.near_duplicate_cosine=0.9999", "dataset.min_grounding=0",
                     "dataset.drop_invalid_questions=false", "benchmark.critic.enabled=false",
                     *ONE_GREEDY, *extra)
-            return write_questions(c, bench, paragraphs)
+            return write_questions(c.benchmark, c.teacher, c.model, c.dataset, c.rag, c.eval, c.seed, c.cache_dir,
+                                   bench, paragraphs)
 
         one_round, stats1 = run("benchmark.max_rounds=1")
         rows, stats = run("benchmark.max_rounds=4")
@@ -271,8 +275,9 @@ def test_the_critic_drops_low_scores_and_unparsable_replies_through_a_real_serve
                 "dataset.near_duplicate_cosine=0.9999", "dataset.min_grounding=0", "dataset.drop_invalid_questions=false",
                 "benchmark.critic.min_score=3", "benchmark.critic.prompt='clarity: 5 answerable: 5 faithful: {paragraph}'",
                 *ONE_GREEDY)
-        rows, stats = write_questions(c, bench, paragraphs)
-        again, stats2 = write_questions(c, bench, paragraphs)
+        sections = c.benchmark, c.teacher, c.model, c.dataset, c.rag, c.eval, c.seed, c.cache_dir
+        rows, stats = write_questions(*sections, bench, paragraphs)
+        again, stats2 = write_questions(*sections, bench, paragraphs)
     assert sorted(r["paragraph"][0] for r in rows) == ["3", "4", "5"]
     assert all(r["critic"]["faithful"] == int(r["paragraph"][0]) for r in rows)
     assert stats["dropped"]["critic_low_score"] == 2 and stats["dropped"]["critic_unparsed"] == 1
@@ -296,8 +301,8 @@ def test_the_critic_runs_on_the_embedded_teacher(tmp_path, monkeypatch, base_dir
     c = cfg("benchmark.critic.enabled=true", "teacher.max_new_tokens=24", f"cache_dir={tmp_path / 'cache'}")
     rows = [{"paragraph": PARAGRAPH, "question": q, "answer": a} for q, a in VALID[:2]] + [
         {"paragraph": PARAGRAPH, "question": INVALID[0][0], "answer": INVALID[0][1]}]
-    teacher = make_teacher(c)
-    kept, dropped, scores = criticise(c, CachedCalls(c, teacher, "critic-test"), rows, "")
+    teacher = make_teacher(c.teacher, c.model)
+    kept, dropped, scores = criticise(c.benchmark, CachedCalls(c.cache_dir, teacher, "critic-test"), rows, "")
     assert len(kept) + dropped["critic_low_score"] + dropped["critic_unparsed"] == 3
     assert sum(scores.values()) == 3 and set(scores) <= {"1", "2", "3", "4", "5", "unparsed"}
     assert all(set(r["critic"]) == {"clarity", "answerable", "faithful"} for r in kept)

@@ -58,8 +58,9 @@ def exported(tmp_path_factory, base_dir) -> Path:
         cfg = compose(TRAIN + EXPORT)
         for stage in ("general", "domain"):
             train(cfg, stage, base_dir=base_dir)
-        prompts = [build_prompt(cfg, q, chunks) for (q, _, _), chunks in zip(ROWS, retrieved)]
-        answers = answer_locally(cfg, load_answerer(cfg, "domain"), load_tokenizer(), prompts)  # the answer stage's
+        prompts = [build_prompt(cfg.rag, q, chunks) for (q, _, _), chunks in zip(ROWS, retrieved)]
+        answers = answer_locally(cfg.model, cfg.rag, load_answerer(cfg.model, cfg.rag, "domain"), load_tokenizer(),
+                                 prompts)  # the answer stage's
         write_jsonl(root / "results/students/domain_joint.jsonl", [
             {"id": f"q{i}", "question": q, "variant": "domain", "closed_book": False, "answer": a["answer"],
              "retrieved": chunks} for i, ((q, _, _), chunks, a) in enumerate(zip(ROWS, retrieved, answers))])
@@ -153,7 +154,7 @@ def gate_line(exported: Path, monkeypatch, forms) -> str:
     monkeypatch.setenv("SLING_WORKDIR", str(exported))
     cfg = compose(EXPORT)
     items = probes(read_jsonl(exported / "results/students/domain_joint.jsonl"), cfg.rag.prompt_template, 16)
-    figures = measure(cfg, "domain", forms, items)
+    figures = measure(cfg.model, cfg.export, "domain", forms, items)
     with pytest.raises(ExportGateError) as failed:
         check(figures, cfg.export)
     return str(failed.value)
@@ -165,7 +166,8 @@ def test_a_wrong_chat_template_fails_the_gate_with_its_figure(exported, tmp_path
 
     monkeypatch.setenv("SLING_WORKDIR", str(exported))
     wrong = (exported / "models/base/chat_template.jinja").read_text()  # SmolLM2's own ChatML: not the RAG prompt
-    forms = write_forms(compose([]), "domain", tmp_path, wrong, kinds=("q8_0",))
+    cfg = compose([])
+    forms = write_forms(cfg.model, cfg.rag, cfg.export, "domain", tmp_path, wrong, kinds=("q8_0",))
     line = gate_line(exported, monkeypatch, {"q8_0": forms["q8_0"]})
     kl = float(re.search(r"q8_0: mean KL ([\d.e+-]+) nats > export.max_kl=0.02", line).group(1))
     assert kl > 0.1, line

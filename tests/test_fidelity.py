@@ -99,7 +99,7 @@ def test_second_reading_spells_out_ligature_glyphs(tmp_path):
 def test_real_manual_with_dropped_ligatures_reads_as_the_page_shows(cfg_factory):
     from sling.documents.read import ingest_document
 
-    paragraphs, stats = ingest_document(CNFSAT, cfg_factory())
+    paragraphs, stats = ingest_document(CNFSAT, cfg_factory().ingest)
     text = " ".join(p["text"] for p in paragraphs)
     assert stats["absent_share_before"] > 0.02  # the font really drops the glyphs
     assert stats["absent_share"] <= 0.005 and stats["pages_repaired"] >= 1

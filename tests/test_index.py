@@ -190,14 +190,14 @@ def test_retrieval_finds_the_known_source_paragraph(workdir):
         {"question": "What decides how many parameters LoRA trains?",
          "text": "The rank of the adapter decides how many parameters are trained"},
     ]
-    client = qdrant_client(cfg)
+    client = qdrant_client(cfg.rag)
     try:
-        hits = retrieve(cfg, client, "joint", questions)
+        hits = retrieve(cfg.rag, client, "joint", questions)
     finally:
         client.close()
     assert all(len(h) == 2 for h in hits)
-    metrics, ranks = retrieval_metrics([q["text"] for q in questions], hits, 2, cfg)
+    metrics, ranks = retrieval_metrics([q["text"] for q in questions], hits, 2, cfg.eval, cfg.seed)
     assert ranks == [1, 1, 1] and metrics["recall_at_2"] == 1.0 and metrics["mrr"] == 1.0
     # The same retrieved lists scored against the wrong sources find nothing: the metric can fail.
-    wrong, _ = retrieval_metrics([questions[1]["text"], questions[2]["text"], questions[0]["text"]], hits, 2, cfg)
+    wrong, _ = retrieval_metrics([questions[1]["text"], questions[2]["text"], questions[0]["text"]], hits, 2, cfg.eval, cfg.seed)
     assert wrong["recall_at_2"] == 0.0

@@ -225,7 +225,7 @@ def test_joint_paper_passes_the_complexity_trap(cfg_factory):
     returns nothing offline); with ingest.max_graphics_ops it yields paragraphs from almost every page."""
     from sling.documents.read import ingest_document
 
-    paragraphs, stats = ingest_document(JOINT, cfg_factory())
+    paragraphs, stats = ingest_document(JOINT, cfg_factory().ingest)
     assert stats["pages"] == 68
     assert len(paragraphs) > 300
     # It joins several papers: cutting the first one's references must not cut the papers after it.

@@ -94,9 +94,11 @@ def test_training_args_follow_the_resolved_precision(cfg_factory, tmp_path):
     from sling.precision import train_precision
     from sling.models.training import training_args
 
-    auto = training_args(cfg_factory("train.precision=auto"), tmp_path, 2, False)
+    cfg = cfg_factory("train.precision=auto")
+    auto = training_args(cfg.train, cfg.seed, tmp_path, 2, False)
     assert auto.bf16 == (train_precision("auto") == "bf16") and not auto.fp16
-    fp32 = training_args(cfg_factory("train.precision=fp32"), tmp_path, 2, False)
+    cfg = cfg_factory("train.precision=fp32")
+    fp32 = training_args(cfg.train, cfg.seed, tmp_path, 2, False)
     assert not fp32.bf16 and not fp32.fp16
 
 
@@ -185,7 +187,7 @@ def test_the_train_stage_packs_and_learns(tmp_path, monkeypatch, cfg_factory):
     data = dataset(tmp_path / "data")
     res = train(config(cfg_factory, "train.packing=on", "train.general_max_steps=12", "train.max_eval_rows=1"),
                 "general", out_dir=tmp_path / "adapter", checkpoint_dir=tmp_path / "ckpt", base_dir=base, data_dir=data)
-    m = res["metrics"]
+    m = res.metrics
     assert m["packing"] is True and m["padding_share"] == 0.0
     assert m["eval_rows"] == 1 and m["eval_rows_available"] == 2
     assert m["train_loss"] < m["train_loss_first"]
@@ -205,6 +207,6 @@ def test_bf16_training_ends_within_2_percent_of_fp32_eval_loss(tmp_path, monkeyp
         res = train(config(cfg_factory, f"train.precision={precision}", "train.general_max_steps=20"), "general",
                     out_dir=tmp_path / precision, checkpoint_dir=tmp_path / f"ckpt-{precision}", base_dir=base,
                     data_dir=data)
-        assert res["metrics"]["precision"] == precision
-        losses[precision] = res["metrics"]["eval_loss"]
+        assert res.metrics["precision"] == precision
+        losses[precision] = res.metrics["eval_loss"]
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02), losses

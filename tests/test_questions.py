@@ -167,14 +167,14 @@ def test_sampled_candidates_are_cached_one_per_sample_and_greedy_stays_greedy(cf
 
     monkeypatch.setenv("SLING_WORKDIR", str(tmp_path))
     cfg = cfg_factory("teacher.max_new_tokens=24", f"teacher.model={base_dir}")
-    teacher = make_teacher(cfg)
+    teacher = make_teacher(cfg.teacher, cfg.model)
     prompt = f"Write one question that this text answers.\n\nText: {FNAME}"
-    calls = CachedCalls(cfg, teacher, "test")
+    calls = CachedCalls(cfg.cache_dir, teacher, "test")
     replies = ask(calls, [(prompt, 0), (prompt, 1), (prompt, 2)], 1.0, "test")
     assert all(replies) and calls.usage["calls"] == 3
     assert replies[0] == calls.run([prompt], "greedy", stop=QUESTION_STOP)[0]  # sample 0: the greedy call, cached
     assert calls.usage["calls"] == 3
-    again = CachedCalls(cfg, teacher, "test")
+    again = CachedCalls(cfg.cache_dir, teacher, "test")
     assert ask(again, [(prompt, 0), (prompt, 1), (prompt, 2)], 1.0, "test") == replies
     assert again.usage["calls"] == 0 and again.usage["cache_hits"] == 3
 

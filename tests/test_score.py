@@ -55,8 +55,8 @@ def cfg():
 
 
 def test_every_metric_ranks_ceiling_above_model_above_floor(cfg):
-    model = score_answers(MODEL, REFERENCES, CHUNKS, cfg)
-    controls = score_controls(REFERENCES, CHUNKS, cfg, None)
+    model = score_answers(MODEL, REFERENCES, CHUNKS, cfg.eval)
+    controls = score_controls(REFERENCES, CHUNKS, cfg.eval, cfg.seed, None)
     ceiling, floor, empty = controls["reference_as_answer"], controls["shuffled_reference"], controls["empty_answer"]
     for metric in ("cosine", "rescaled", "token_f1", "rouge_l"):
         m = float(model[metric].mean())
@@ -115,9 +115,9 @@ def test_shuffle_is_a_derangement_and_intervals_hold_the_mean():
 
 
 def test_paired_differences_have_the_sign_of_the_better_variant(cfg):
-    good = score_answers(MODEL, REFERENCES, CHUNKS, cfg)
-    bad = score_answers(shuffled(MODEL, 1), REFERENCES, CHUNKS, cfg)
-    diff = paired_differences({"bad": bad, "good": good}, cfg)["good-bad"]
+    good = score_answers(MODEL, REFERENCES, CHUNKS, cfg.eval)
+    bad = score_answers(shuffled(MODEL, 1), REFERENCES, CHUNKS, cfg.eval)
+    diff = paired_differences({"bad": bad, "good": good}, cfg.eval, cfg.seed)["good-bad"]
     for metric in ("cosine", "rescaled", "token_f1"):
         assert diff[metric]["mean"] > 0 and diff[metric]["ci"][0] > 0, metric
 
@@ -263,13 +263,13 @@ def test_a_degenerate_reference_is_counted_excluded_and_named(tmp_path, monkeypa
     assert out["references"] == {"source": "hand-written", "checked": 5, "excluded": 1,
                                  "by_reason": {"template_echo": 1}, "excluded_ids": {"q-loop": "template_echo"}}
     assert "q-loop (template_echo)" in caplog.text
-    same = score_answers(MODEL, REFERENCES, CHUNKS, compose(["eval.bootstrap=100"]))
+    same = score_answers(MODEL, REFERENCES, CHUNKS, compose(["eval.bootstrap=100"]).eval)
     assert out["variants"]["base"]["token_f1"] == pytest.approx(float(same["token_f1"].mean()), abs=1e-4)
     assert out["controls"]["reference_as_answer"]["token_f1"] == 1.0
     per_q = json.loads((tmp_path / "results/per_question.json").read_text())["t1"]
     assert [q["id"] for q in per_q] == ids[:-1]
     with pytest.raises(ValueError, match="every reference answer failed its check"):
-        check_references([{"id": "a", "answer": ""}], compose([]), "t")
+        check_references([{"id": "a", "answer": ""}], compose([]).eval, "t")
 
 
 def test_lexical_metrics_are_rescaled_by_their_own_shuffled_baseline_and_a_failing_floor_is_flagged(cfg):
@@ -279,13 +279,13 @@ def test_lexical_metrics_are_rescaled_by_their_own_shuffled_baseline_and_a_faili
 
     refs = [f"The adapter of model {w} is trained with LoRA at rank sixteen on the attention projections." for w in
             ("alpha", "beta", "gamma", "delta", "epsilon")]
-    right = score_answers(refs, refs, [[r] for r in refs], cfg)
-    wrong = score_answers(shuffled(refs, 2), refs, [[r] for r in refs], cfg)
+    right = score_answers(refs, refs, [[r] for r in refs], cfg.eval)
+    wrong = score_answers(shuffled(refs, 2), refs, [[r] for r in refs], cfg.eval)
     assert float(wrong["token_f1"].mean()) > 0.8  # raw F1 cannot tell these apart from right answers
     assert float(wrong["token_f1_rescaled"].mean()) < 0.05  # at or below 0: no better than another question's answer
     assert float(right["token_f1_rescaled"].mean()) == pytest.approx(1.0)
-    controls = score_controls(refs, [[r] for r in refs], cfg, None)
-    models = {"right": summarise(right, cfg), "wrong": summarise(wrong, cfg)}
+    controls = score_controls(refs, [[r] for r in refs], cfg.eval, cfg.seed, None)
+    models = {"right": summarise(right, cfg.eval, cfg.seed), "wrong": summarise(wrong, cfg.eval, cfg.seed)}
     flags = soundness(models, controls)
     assert flags["token_f1"]["sound"] is False and flags["token_f1"]["at_or_below_floor"] == ["wrong"]
     assert soundness({"right": models["right"]}, controls)["token_f1_rescaled"]["sound"] is True
@@ -370,13 +370,13 @@ def test_one_question_has_no_spread_so_the_count_needed_comes_from_the_prior():
 
     cfg = compose([])
     one = {"questions": 1, "paired": {"domain-base": {"rescaled": {"mean": -0.1, "ci": [-0.1, -0.1], "detectable": 0.0}}}}
-    p = power(one, cfg)
+    p = power(one, cfg.eval)
     assert p["detectable_rescaled"] is None and not p["verdict_allowed"]
     assert p["questions_for_target"] == questions_needed(0.1, cfg.eval.paired_sd, cfg.eval.ci) == 126
     said, allowed = power_line({"power": p})
     assert not allowed and "1 paired question: too few to measure" in said and "about 126 questions (125 more)" in said
     four = {"questions": 4, "paired": {"domain-base": {"rescaled": {"mean": 0.1, "ci": [-0.1, 0.3], "detectable": 0.28}}}}
-    assert power(four, cfg)["questions_for_target"] == 32  # 4 x (0.28 / 0.1)^2 = 31.4: from the measured spread
+    assert power(four, cfg.eval)["questions_for_target"] == 32  # 4 x (0.28 / 0.1)^2 = 31.4: from the measured spread
 
 
 def test_a_variant_named_outside_the_pipeline_pools_the_seeds_eval_variant_seeds_lists(tmp_path, monkeypatch):

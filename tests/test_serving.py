@@ -205,4 +205,11 @@ def test_every_usage_mistake_is_one_line(tmp_path, args, says):
 
 def test_help_lists_the_sub_commands(tmp_path):
     proc = sling(tmp_path, "--help", timeout=60)
-    assert proc.returncode == 0 and "{ask,chat}" in proc.stdout and "ask" in proc.stdout and "chat" in proc.stdout
+    assert proc.returncode == 0 and "{ask,chat,pretrained,precision,environment}" in proc.stdout
+
+
+def test_the_machine_facts_are_sub_commands(tmp_path):
+    """`sling precision` and `sling environment` print JSON (they were library modules' mains)."""
+    for command, key in (("precision", "train.precision=auto"), ("environment", "cpu")):
+        proc = sling(tmp_path, command, timeout=120)
+        assert proc.returncode == 0 and key in json.loads(proc.stdout), proc.stderr

@@ -170,7 +170,7 @@ def test_training_learns_and_the_saved_adapter_reloads_with_the_same_logits(cfg_
     res = train(config(cfg_factory, "train.precision=fp32"), "general", out_dir=workdir / "adapter",
                 checkpoint_dir=workdir / "ckpt", base_dir=base, data_dir=data, extra_callbacks=[snap.callback])
 
-    m, curves = res["metrics"], res["curves"]
+    m, curves = res.metrics, res.curves
     assert m["steps"] == 30 and not m["resumed"]
     train_losses, eval_losses = ([r["loss"] for r in curves[name]] for name in ("train", "eval"))
     assert len(train_losses) == 30 and len(eval_losses) >= 3
@@ -183,7 +183,7 @@ def test_training_learns_and_the_saved_adapter_reloads_with_the_same_logits(cfg_
     assert not unchanged
     assert len(snap.before) == 2 * 2 * 4  # 2 layers x (A, B) x q/k/v/o
 
-    adapter = Path(res["adapter_dir"])
+    adapter = Path(res.adapter_dir)
     for name in ("adapter_config.json", "adapter_model.safetensors", "sling_config.yaml", "sling_provenance.json"):
         assert (adapter / name).is_file(), name
     assert sorted(json.loads((adapter / "adapter_config.json").read_text())["target_modules"]) == [
@@ -203,7 +203,7 @@ def test_whole_prompt_loss_trains_too(cfg_factory, workdir):
     res = train(config(cfg_factory, "train.loss_on=all", "train.general_max_steps=10"), "general",
                 out_dir=workdir / "adapter", checkpoint_dir=workdir / "ckpt", base_dir=base,
                 data_dir=dataset(workdir / "data"))
-    assert res["metrics"]["train_loss"] < res["metrics"]["train_loss_first"]
+    assert res.metrics["train_loss"] < res.metrics["train_loss_first"]
 
 
 class Interrupt(Exception):
@@ -228,11 +228,11 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(cfg_factory, workdi
     assert (workdir / "ckpt" / "checkpoint-10").is_dir() and not (workdir / "adapter").exists()
 
     res = train(cfg, "general", **paths)
-    m = res["metrics"]
+    m = res.metrics
     assert m["resumed"] and m["resumed_from_step"] == 10 and m["steps"] == 16
-    steps = [r["step"] for r in res["curves"]["train"]]
+    steps = [r["step"] for r in res.curves["train"]]
     assert steps[0] == 1 and steps[-1] == 16  # the curve spans the whole run, not only the resumed part
-    assert (Path(res["adapter_dir"]) / "adapter_model.safetensors").is_file()
+    assert (Path(res.adapter_dir) / "adapter_model.safetensors").is_file()
 
 
 def test_checkpoints_of_another_config_are_not_resumed(cfg_factory, workdir):
@@ -251,7 +251,7 @@ def test_checkpoints_of_another_config_are_not_resumed(cfg_factory, workdir):
               extra_callbacks=[StopAfterSave()], **paths)
     res = train(config(cfg_factory, "train.general_max_steps=8", "train.save_steps=4", "train.lr=0.005"), "general",
                 **paths)
-    assert not res["metrics"]["resumed"] and res["metrics"]["steps"] == 8
+    assert not res.metrics["resumed"] and res.metrics["steps"] == 8
 
 
 def test_domain_adapter_stacks_on_the_merged_general_adapter_and_exports_a_merged_model(cfg_factory, workdir):
@@ -271,9 +271,9 @@ def test_domain_adapter_stacks_on_the_merged_general_adapter_and_exports_a_merge
     assert prov["config"]["stacked_on"] == ["general"] and "adapter_general" in prov["inputs"]
 
     probe = probe_ids(base)
-    merged = AutoModelForCausalLM.from_pretrained(res["merged_dir"]).eval()
+    merged = AutoModelForCausalLM.from_pretrained(res.merged_dir).eval()
     with torch.no_grad():
-        variants = {v: load_student(config(cfg_factory), v, dirs, base_dir=base)(input_ids=probe).logits
+        variants = {v: load_student(config(cfg_factory).model, v, dirs, base_dir=base)(input_ids=probe).logits
                     for v in ("base", "general", "domain")}
         torch.testing.assert_close(merged(input_ids=probe).logits, variants["domain"])
     assert not torch.allclose(variants["general"], variants["domain"], atol=1e-4)
@@ -300,9 +300,9 @@ def test_phi_gets_lora_on_its_attention_projections_and_trains_in_4bit(cfg_facto
     cfg = config(cfg_factory, "model=phi-1_5", "model.quantization=4bit", "model.dtype=float32",
                  "train.general_max_steps=4", "train.eval_steps=2", "train.save_steps=2")
     assert list(cfg.model.target_modules) == ["q_proj", "k_proj", "v_proj", "dense"]
-    assert isinstance(load_base(cfg, base, quantize=True).model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    assert isinstance(load_base(cfg.model, base, quantize=True).model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
 
-    model = build_model(cfg, "general", base)
+    model = build_model(cfg.model, cfg.lora, "general", base)
     attn = model.base_model.model.model.layers[0].self_attn
     for name in ("q_proj", "k_proj", "v_proj", "dense"):
         layer = getattr(attn, name)
@@ -324,7 +324,7 @@ def test_phi_gets_lora_on_its_attention_projections_and_trains_in_4bit(cfg_facto
 
     res = train(cfg, "general", out_dir=workdir / "adapter", checkpoint_dir=workdir / "ckpt", base_dir=base,
                 data_dir=data, extra_callbacks=[Record()])
-    assert seen["4bit"] and res["metrics"]["steps"] == 4
+    assert seen["4bit"] and res.metrics["steps"] == 4
     assert all(not torch.equal(seen["before"][n], seen["after"][n]) for n in seen["before"])
     cfg_json = json.loads((workdir / "adapter" / "adapter_config.json").read_text())
     assert sorted(cfg_json["target_modules"]) == ["dense", "k_proj", "q_proj", "v_proj"]
@@ -370,7 +370,7 @@ def test_paper_profile_follows_the_papers_learning_rates(cfg_factory, tmp_path, 
 
     cfg = cfg_factory("experiment=paper")
     t = cfg.train
-    args = training_args(cfg, tmp_path, t[f"{stage}_max_steps"], True, schedule_steps=t[f"{stage}_schedule_steps"],
+    args = training_args(cfg.train, cfg.seed, tmp_path, t[f"{stage}_max_steps"], True, schedule_steps=t[f"{stage}_schedule_steps"],
                          use_cpu=True, fp16=False)
     state = json.loads((PAPER_STATES / state_file).read_text())
     assert state["max_steps"] == t[f"{stage}_schedule_steps"] and state["global_step"] == t[f"{stage}_max_steps"]

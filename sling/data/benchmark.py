@@ -24,6 +24,7 @@ from sling.documents.read import find_documents
 from sling.errors import ConfigError, UserError
 from sling.io import read_json, read_jsonl, sha256_text
 from sling.paths import MANIFEST, PARAGRAPHS, slug
+from sling.schema import Benchmark, Data, Dataset, Eval, Ingest, Model, Rag, Split, Teacher
 from sling.teacher.quality import FILTERS, filter_rows, validity_problem
 
 log = logging.getLogger("benchmark")
@@ -49,7 +50,7 @@ def ingested_documents() -> list[dict]:
     return [d for d in read_json(path)["documents"] if d.get("status") in ("ok", "partial")]
 
 
-def overlap_groups(cfg: DictConfig, docs: list[dict], paragraphs: list[dict]) -> list[list[dict]]:
+def overlap_groups(split: Split, docs: list[dict], paragraphs: list[dict]) -> list[list[dict]]:
     """The documents in groups that must stay on one side of the split: two documents are joined when they share at
     least `data.split.group_overlap` of the shorter one's paragraphs (a paper and the proceedings that reprint it,
     two versions of a manual), so that no benchmark document is a copy of a training one. In manifest order."""
@@ -65,7 +66,7 @@ def overlap_groups(cfg: DictConfig, docs: list[dict], paragraphs: list[dict]) ->
             x = parent[x]
         return x
 
-    share = cfg.data.split.group_overlap
+    share = split.group_overlap
     if share is not None:
         # only pairs that share a paragraph are compared: a folder of distinct documents costs one pass, not n^2
         holders: dict[str, list[str]] = {}
@@ -82,14 +83,14 @@ def overlap_groups(cfg: DictConfig, docs: list[dict], paragraphs: list[dict]) ->
     return list(groups.values())
 
 
-def split_documents(cfg: DictConfig, docs: list[dict],
+def split_documents(split: Split, seed: int, docs: list[dict],
                     paragraphs: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
     """(training, benchmark) documents. Named documents win over the share; otherwise the documents, in groups of
     near-copies (`overlap_groups`), are ranked by a seeded hash of their content and groups are held out in that
     order until the share is reached, so adding a document to the folder moves at most that one document (and its
     copies) between the sides."""
-    named = list(cfg.data.split.benchmark_documents or [])
-    groups = overlap_groups(cfg, docs, paragraphs or [])
+    named = list(split.benchmark_documents or [])
+    groups = overlap_groups(split, docs, paragraphs or [])
     if named:
         by_name = {d["document"]: d for d in docs}
         unknown = [n for n in named if n not in by_name]
@@ -112,10 +113,10 @@ def split_documents(cfg: DictConfig, docs: list[dict],
                     f"the {len(docs)} documents share most of their paragraphs (data.split.group_overlap)")
             raise BenchmarkError(f"{what}: a held-out benchmark needs at least two distinct documents, one to train on "
                                  "and one to test on; add documents to data.corpus_dir")
-        n = min(max(1, round(len(docs) * cfg.data.split.benchmark_fraction)), len(docs) - 1)
+        n = min(max(1, round(len(docs) * split.benchmark_fraction)), len(docs) - 1)
 
         def key(d: dict) -> str:
-            return hashlib.sha256(f"{cfg.seed}:{d['sha256']}".encode()).hexdigest()
+            return hashlib.sha256(f"{seed}:{d['sha256']}".encode()).hexdigest()
 
         bench = []
         for g in sorted(groups, key=lambda g: min(key(d) for d in g)):
@@ -132,12 +133,12 @@ def split_documents(cfg: DictConfig, docs: list[dict],
     return [d for d in docs if d["doc_id"] not in held], sorted(bench, key=lambda d: d["document"])
 
 
-def paragraph_order(cfg: DictConfig, paragraphs: list[dict], doc: dict, exclude: set[str]) -> list[dict]:
+def paragraph_order(bench: Benchmark, seed: int, paragraphs: list[dict], doc: dict, exclude: set[str]) -> list[dict]:
     """One document's paragraphs in the seeded order they are asked about; never one whose text is also a training
     document's paragraph (`exclude`: their hashes), as boilerplate shared by documents is."""
     own = [p for p in paragraphs if p["doc_id"] == doc["doc_id"] and p["paragraph_hash"] not in exclude]
-    long_enough = [p for p in own if len(p["text"]) >= cfg.benchmark.min_paragraph_chars] or own
-    return random.Random(f"{cfg.seed}:{doc['doc_id']}").sample(long_enough, len(long_enough))
+    long_enough = [p for p in own if len(p["text"]) >= bench.min_paragraph_chars] or own
+    return random.Random(f"{seed}:{doc['doc_id']}").sample(long_enough, len(long_enough))
 
 
 CRITERIA = ("clarity", "answerable", "faithful")
@@ -158,16 +159,16 @@ def parse_rating(reply: str) -> dict[str, int] | None:
     return found
 
 
-def critic_enabled(cfg: DictConfig) -> bool:
+def critic_enabled(bench: Benchmark, teacher: Teacher) -> bool:
     """`benchmark.critic.enabled`: auto is on for a teacher behind an API and off for the embedded one."""
-    setting = cfg.benchmark.critic.enabled
-    return cfg.teacher.kind == "openai" if setting == "auto" else bool(setting)
+    setting = bench.critic.enabled
+    return teacher.kind == "openai" if setting == "auto" else bool(setting)
 
 
-def criticise(cfg: DictConfig, calls, rows: list[dict], label: str) -> tuple[list[dict], Counter, Counter]:
+def criticise(bench: Benchmark, calls, rows: list[dict], label: str) -> tuple[list[dict], Counter, Counter]:
     """The rows the critic scores at least `benchmark.critic.min_score` (each keeps its `critic` ratings), the drops
     by reason, and the distribution of scores (the lowest of the three ratings; `unparsed` for a reply that has none)."""
-    c = cfg.benchmark.critic
+    c = bench.critic
     prompts = [c.prompt.format(paragraph=r["paragraph"], question=r["question"], answer=r["answer"]) for r in rows]
     replies = calls.run(prompts, "critic" + label)
     kept, dropped, scores = [], Counter(dict.fromkeys(CRITIC_DROPS, 0)), Counter()
@@ -188,76 +189,77 @@ def criticise(cfg: DictConfig, calls, rows: list[dict], label: str) -> tuple[lis
     return kept, dropped, scores
 
 
-def questions_per_document(cfg: DictConfig, n_documents: int) -> int:
+def questions_per_document(bench: Benchmark, ev: Eval, n_documents: int) -> int:
     """`benchmark.questions_per_document`, or when null the share of each benchmark document in the joint task's
     target: enough questions to detect a paired difference of `eval.target_difference` (80% power at the `eval.ci`
     level) when per-question differences spread with `eval.paired_sd` (sling.scoring.stats)."""
     from sling.scoring.stats import questions_needed
 
-    b = cfg.benchmark
-    if b.questions_per_document is not None:
-        return b.questions_per_document
-    need = questions_needed(cfg.eval.target_difference, cfg.eval.paired_sd, cfg.eval.ci)
+    if bench.questions_per_document is not None:
+        return bench.questions_per_document
+    need = questions_needed(ev.target_difference, ev.paired_sd, ev.ci)
     return max(1, math.ceil(need / max(n_documents, 1)))
 
 
-def reference_kind(cfg: DictConfig) -> str:
+def reference_kind(bench: Benchmark, teacher: Teacher) -> str:
     """`benchmark.reference`: auto is extractive for the embedded teacher, the teacher's own answer behind an API."""
-    setting = cfg.benchmark.reference
-    return ("extractive" if cfg.teacher.kind == "embedded" else "teacher") if setting == "auto" else setting
+    setting = bench.reference
+    return ("extractive" if teacher.kind == "embedded" else "teacher") if setting == "auto" else setting
 
 
-def multihop_method(cfg: DictConfig) -> str:
+def multihop_method(bench: Benchmark, teacher: Teacher) -> str:
     """`benchmark.multihop.method`: auto composes kept questions for the embedded teacher, lets a teacher behind an
     API write one question over both paragraphs."""
-    setting = cfg.benchmark.multihop.method
-    return ("compose" if cfg.teacher.kind == "embedded" else "teacher") if setting == "auto" else setting
+    setting = bench.multihop.method
+    return ("compose" if teacher.kind == "embedded" else "teacher") if setting == "auto" else setting
 
 
-def references(cfg: DictConfig, calls, kind: str, asked: list[tuple[list[dict], str]], desc: str) -> list[str | None]:
+def references(rag: Rag, bench: Benchmark, calls, kind: str, asked: list[tuple[list[dict], str]],
+               desc: str) -> list[str | None]:
     """The reference of each (source paragraphs, question): the sources' sentences closest to the question
     (extractive), or the teacher's answer from the sources (`benchmark.answer_prompt`)."""
-    return [None if parts is None else " ".join(parts) for parts in reference_parts(cfg, calls, kind, asked, desc)]
+    return [None if parts is None else " ".join(parts)
+            for parts in reference_parts(rag, bench, calls, kind, asked, desc)]
 
 
-def reference_parts(cfg: DictConfig, calls, kind: str, asked: list[tuple[list[dict], str]],
+def reference_parts(rag: Rag, bench: Benchmark, calls, kind: str, asked: list[tuple[list[dict], str]],
                     desc: str) -> list[list[str] | None]:
     """`references` as parts (sling.data.questions.reference_parts), with the benchmark's answer prompt."""
     from sling.data.questions import reference_parts as parts
 
-    return parts(calls, kind, cfg.rag.embedder, cfg.benchmark.answer_prompt, asked, desc)
+    return parts(calls, kind, rag.embedder, bench.answer_prompt, asked, desc)
 
 
-def write_candidates(cfg: DictConfig, calls, sampled: list[dict], examples: dict, kind: str, label: str) -> list[dict]:
+def write_candidates(bench: Benchmark, teacher: Teacher, rag: Rag, calls, sampled: list[dict], examples: dict,
+                     kind: str, label: str) -> list[dict]:
     """Every candidate question of the sampled paragraphs (sling.data.questions.plan: the question types in turn,
     greedy then sampled), with its reference; one row each."""
     from sling.data.questions import ask, clean_question, plan, type_prompt, with_examples
 
-    b = cfg.benchmark
     items, meta = [], []
     for p in sampled:
         language = prompt_language(p)
-        for qtype, sample in plan(b.samples_per_paragraph, list(b.question_types), p["para_num"]):
-            prompt = type_prompt(qtype, b.question_prompt).format(paragraph=p["text"], language=language)
+        for qtype, sample in plan(bench.samples_per_paragraph, list(bench.question_types), p["para_num"]):
+            prompt = type_prompt(qtype, bench.question_prompt).format(paragraph=p["text"], language=language)
             items.append((with_examples(prompt, language, examples.get(p.get("language") or "", [])), sample))
             meta.append((p, qtype, sample))
-    questions = [clean_question(q) if q else q for q in ask(calls, items, b.sample_temperature,
+    questions = [clean_question(q) if q else q for q in ask(calls, items, bench.sample_temperature,
                                                              "benchmark questions" + label,
-                                                             max_tokens=cfg.teacher.question_max_tokens)]
+                                                             max_tokens=teacher.question_max_tokens)]
     asked = [(m, q) for m, q in zip(meta, questions) if q]
-    answers = references(cfg, calls, kind, [([m[0]], q) for m, q in asked], "oracle answers" + label)
+    answers = references(rag, bench, calls, kind, [([m[0]], q) for m, q in asked], "oracle answers" + label)
     return [{"doc_id": p["doc_id"], "document": p["document"], "page": p["page"], "para_num": p["para_num"],
              "paragraph": p["text"], "paragraph_hash": p["paragraph_hash"], "language": p.get("language"),
              "question_type": qtype, "sample": sample, "question": q, "answer": a.strip()}
             for ((p, qtype, sample), q), a in zip(asked, answers) if a is not None]
 
 
-def findable(cfg: DictConfig, lexical, rows: list[dict], dropped: Counter) -> list[dict]:
+def findable(bench: Benchmark, lexical, rows: list[dict], dropped: Counter) -> list[dict]:
     """The rows whose source paragraph(s) an independent BM25 retriever ranks within `benchmark.findable_top_k` for
     their question, each with its `findable_rank` (the worst of its sources'); the others counted `not_findable`."""
     from sling.retrieval.lexical import findable_rank
 
-    k = cfg.benchmark.findable_top_k
+    k = bench.findable_top_k
     if lexical is None or k is None:
         return rows
     dropped["not_findable"] += 0  # counted in the card even when none is dropped
@@ -271,10 +273,11 @@ def findable(cfg: DictConfig, lexical, rows: list[dict], dropped: Counter) -> li
     return kept
 
 
-def screen(cfg: DictConfig, rows: list[dict], lexical, critic, label: str, check=None) -> tuple[list[dict], dict, Counter]:
+def screen(bench: Benchmark, dataset: Dataset, rows: list[dict], lexical, critic, label: str,
+           check=None) -> tuple[list[dict], dict, Counter]:
     """The candidates that pass the quality and validity filters, `check` (a row's drop reason or None), the
     round trip through BM25 and, where enabled, the critic; the drops by reason and the critic's scores."""
-    kept, dropped, _ = filter_rows(cfg.dataset, rows, percentile=0)
+    kept, dropped, _ = filter_rows(dataset, rows, percentile=0)
     dropped = Counter(dropped)
     if check is not None:
         passed = []
@@ -285,10 +288,10 @@ def screen(cfg: DictConfig, rows: list[dict], lexical, critic, label: str, check
             else:
                 passed.append(r)
         kept = passed
-    kept = findable(cfg, lexical, kept, dropped)
+    kept = findable(bench, lexical, kept, dropped)
     scores: Counter = Counter()
     if critic is not None:  # every round rates every candidate again: the earlier ones come from the cache
-        kept, critic_drops, scores = criticise(cfg, critic, kept, label)
+        kept, critic_drops, scores = criticise(bench, critic, kept, label)
         dropped.update(critic_drops)
     return kept, dict(dropped), scores
 
@@ -304,8 +307,9 @@ def stop_on_failures(teacher, calls, critic) -> None:
                              f"the {done} finished calls are cached, re-run to retry")
 
 
-def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) -> tuple[list[dict], dict]:
-    """The teacher's questions and references for the benchmark documents' sampled paragraphs: several candidates
+def write_questions(bench: Benchmark, teacher: Teacher, model: Model, dataset: Dataset, rag: Rag, ev: Eval, seed: int,
+                    cache_dir: str, documents: list[dict], paragraphs: list[dict]) -> tuple[list[dict], dict]:
+    """The teacher's questions and references for the benchmark `documents`' sampled paragraphs: several candidates
     per paragraph (question types, samples), filtered, found again by BM25, and the best `questions_per_paragraph`
     of each paragraph kept. A document short of `benchmark.questions_per_document` kept questions gets more
     paragraphs (the shortfall over the share of paragraphs that gave a question so far), in up to
@@ -316,38 +320,37 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
     from sling.retrieval.lexical import Lexical
     from sling.teacher.client import CachedCalls, make_teacher
 
-    held = {d["doc_id"] for d in bench}
+    held = {d["doc_id"] for d in documents}
     training = {p["paragraph_hash"] for p in paragraphs if p["doc_id"] not in held}
-    order = {d["doc_id"]: paragraph_order(cfg, paragraphs, d, training) for d in bench}
-    for d in bench:
+    order = {d["doc_id"]: paragraph_order(bench, seed, paragraphs, d, training) for d in documents}
+    for d in documents:
         if not order[d["doc_id"]]:
             log.warning("%s: every paragraph is also in a training document, so none is asked about",
                         d["document"])
-    teacher = make_teacher(cfg)
-    b = cfg.benchmark
-    calls = CachedCalls(cfg, teacher, b.prompt_version)
-    critic = CachedCalls(cfg, teacher, b.critic.prompt_version) if critic_enabled(cfg) else None
-    kind = reference_kind(cfg)
+    calls = CachedCalls(cache_dir, make_teacher(teacher, model), bench.prompt_version)
+    critic = (CachedCalls(cache_dir, calls.teacher, bench.critic.prompt_version) if critic_enabled(bench, teacher)
+              else None)
+    kind = reference_kind(bench, teacher)
     pool = [p for p in paragraphs if p["doc_id"] in held]
-    lexical = Lexical(pool) if b.findable_top_k and pool else None
-    target = questions_per_document(cfg, len(bench))
-    per_paragraph = b.questions_per_paragraph
-    used = {d["doc_id"]: 0 for d in bench}
+    lexical = Lexical(pool) if bench.findable_top_k and pool else None
+    target = questions_per_document(bench, ev, len(documents))
+    per_paragraph = bench.questions_per_paragraph
+    used = {d["doc_id"]: 0 for d in documents}
     rows: list[dict] = []
     kept: list[dict] = []
     dropped: dict = {}
     scores: Counter = Counter()
     examples: dict = {}
     rounds = 0
-    for rounds in range(1, b.max_rounds + 1):
-        have = {d["doc_id"]: 0 for d in bench}
+    for rounds in range(1, bench.max_rounds + 1):
+        have = {d["doc_id"]: 0 for d in documents}
         for r in kept:
             have[r["doc_id"]] += 1
         # after the first round, ask for the shortfall over the share of paragraphs that gave a question (at most 4x)
         gave = len({r["paragraph_hash"] for r in kept})
         factor = 1.0 if rounds == 1 else min(4.0, sum(used.values()) / gave) if gave else 4.0
         sampled = []
-        for d in bench:
+        for d in documents:
             i, short = used[d["doc_id"]], max(0, target - have[d["doc_id"]])
             take = math.ceil(short * factor / per_paragraph)
             sampled += order[d["doc_id"]][i:i + take]
@@ -356,52 +359,53 @@ def write_questions(cfg: DictConfig, bench: list[dict], paragraphs: list[dict]) 
             rounds -= 1
             break
         label = "" if rounds == 1 else f" (round {rounds})"
-        rows += write_candidates(cfg, calls, sampled, examples, kind, label)
-        passed, dropped, scores = screen(cfg, rows, lexical, critic, label)
+        rows += write_candidates(bench, teacher, rag, calls, sampled, examples, kind, label)
+        passed, dropped, scores = screen(bench, dataset, rows, lexical, critic, label)
         kept = select(passed, per_paragraph, rank="findable_rank")
         dropped["per_paragraph"] = len(passed) - len(kept)
-        examples = examples_by_language(kept, b.examples)
-        stop_on_failures(teacher, calls, critic)
+        examples = examples_by_language(kept, bench.examples)
+        stop_on_failures(calls.teacher, calls, critic)
     per_doc: dict[str, list[dict]] = {}
     for r in kept:  # in the order asked: a later round's surplus beyond the target is left out
         per_doc.setdefault(r["doc_id"], []).append(r)
-    kept = [r for d in bench for r in sorted(per_doc.get(d["doc_id"], [])[:target],
-                                            key=lambda r: (r["para_num"], r.get("question_type") or ""))]
+    kept = [r for d in documents for r in sorted(per_doc.get(d["doc_id"], [])[:target],
+                                                key=lambda r: (r["para_num"], r.get("question_type") or ""))]
     mix_asked, mix_kept = type_mix(rows), type_mix(kept)
     stats = {"questions_per_document": target, "sampled_paragraphs": sum(used.values()), "rounds": rounds,
              "generated": len(rows), "kept": len(kept), "dropped": dict(dropped),
              "funnel": funnel(len(rows), dropped, len(kept)),
              "question_types": {t: {"candidates": n, "kept": mix_kept.get(t, 0)} for t, n in mix_asked.items()},
-             "reference": kind, "findable_top_k": b.findable_top_k,
-             "samples_per_paragraph": b.samples_per_paragraph, "questions_per_paragraph": per_paragraph,
-             "critic": {"enabled": critic is not None, "min_score": b.critic.min_score if critic else None,
+             "reference": kind, "findable_top_k": bench.findable_top_k,
+             "samples_per_paragraph": bench.samples_per_paragraph, "questions_per_paragraph": per_paragraph,
+             "critic": {"enabled": critic is not None, "min_score": bench.critic.min_score if critic else None,
                         "scores": {k: scores[k] for k in sorted(scores)}},
-             "teacher": teacher.name}
-    if b.multihop.enabled and kept:
-        hop_rows, stats["multihop"] = write_multihop(cfg, calls, critic, lexical, kind, pool, order, kept, examples)
+             "teacher": calls.teacher.name}
+    if bench.multihop.enabled and kept:
+        hop_rows, stats["multihop"] = write_multihop(bench, teacher, dataset, rag, calls, critic, lexical, kind, pool,
+                                                     order, kept, examples)
         kept = kept + hop_rows
-    stop_on_failures(teacher, calls, critic)
+    stop_on_failures(calls.teacher, calls, critic)
     usage = calls.usage + (critic.usage if critic else Counter())
     stats |= {"calls": usage["calls"], "cache_hits": usage["cache_hits"], "prompt_tokens": usage["prompt_tokens"],
               "completion_tokens": usage["completion_tokens"]}
     return kept, stats
 
 
-def write_multihop(cfg: DictConfig, calls, critic, lexical, kind: str, pool: list[dict], order: dict,
-                   single: list[dict], examples: dict) -> tuple[list[dict], dict]:
+def write_multihop(bench: Benchmark, teacher: Teacher, dataset: Dataset, rag: Rag, calls, critic, lexical, kind: str,
+                   pool: list[dict], order: dict, single: list[dict], examples: dict) -> tuple[list[dict], dict]:
     """Questions over pairs of benchmark paragraphs (sling.data.multihop), aiming at `benchmark.multihop.share` of
     the benchmark: candidates, filters, the hop check, the BM25 round trip (both paragraphs found), one per pair.
     Returns the kept rows (each with `hops`, its two paragraphs) and the card's counts."""
     from sling.data.multihop import compose, hop_problem, pairs
     from sling.data.questions import MULTIHOP_PROMPT, ask, clean_question, select, with_examples
 
-    m = cfg.benchmark.multihop
+    m = bench.multihop
     aim = math.ceil(m.share / (1 - m.share) * len(single))
-    method = multihop_method(cfg)
+    method = multihop_method(bench, teacher)
     if method == "compose":  # pairs among the paragraphs that kept questions, each in as many pairs as it has
         have = Counter(r["paragraph_hash"] for r in single)
         candidates = [p for p in pool if p["paragraph_hash"] in have]
-        linked = pairs(cfg.rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim,
+        linked = pairs(rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim,
                        [have[p["paragraph_hash"]] for p in candidates])
         def together(qa: dict, qb: dict) -> tuple[str, list[str]]:  # the composed question and its two parts
             return f"{qa['question']} {qb['question']}", [qa["answer"], qb["answer"]]
@@ -413,7 +417,7 @@ def write_multihop(cfg: DictConfig, calls, critic, lexical, kind: str, pool: lis
     else:
         eligible = {p["paragraph_hash"] for ps in order.values() for p in ps}
         candidates = [p for p in pool if p["paragraph_hash"] in eligible]
-        linked = pairs(cfg.rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim)
+        linked = pairs(rag.embedder, candidates, m.min_cosine, m.max_cosine, 2 * aim)
         items, meta = [], []
         for a, b in linked:
             language = prompt_language(a)
@@ -421,11 +425,12 @@ def write_multihop(cfg: DictConfig, calls, critic, lexical, kind: str, pool: lis
             for sample in range(m.samples_per_pair):
                 items.append((with_examples(prompt, language, examples.get(a.get("language") or "", [])), sample))
                 meta.append((a, b, sample))
-        questions = [clean_question(q) if q else q for q in ask(calls, items, cfg.benchmark.sample_temperature,
+        questions = [clean_question(q) if q else q for q in ask(calls, items, bench.sample_temperature,
                                                                  "multi-hop questions",
-                                                                 max_tokens=cfg.teacher.question_max_tokens)]
+                                                                 max_tokens=teacher.question_max_tokens)]
         written = [(mt, q) for mt, q in zip(meta, questions) if q]
-        answers = reference_parts(cfg, calls, kind, [([mt[0], mt[1]], q) for mt, q in written], "multi-hop references")
+        answers = reference_parts(rag, bench, calls, kind, [([mt[0], mt[1]], q) for mt, q in written],
+                                  "multi-hop references")
         asked = [(mt, q, parts) for (mt, q), parts in zip(written, answers)]
     rows = [{"doc_id": a["doc_id"], "document": a["document"], "page": a["page"], "para_num": a["para_num"],
              "paragraph": f"{a['text']}\n\n{b['text']}", "paragraph_hash": a["paragraph_hash"],
@@ -439,7 +444,7 @@ def write_multihop(cfg: DictConfig, calls, critic, lexical, kind: str, pool: lis
         a, b = by_pair[r["pair"]]
         return hop_problem(r["question"], r["parts"], a["text"], b["text"], m.max_single_support)
 
-    passed, dropped, _ = screen(cfg, rows, lexical, critic, " (multi-hop)", check)
+    passed, dropped, _ = screen(bench, dataset, rows, lexical, critic, " (multi-hop)", check)
     kept = select(passed, 1, group="pair", rank="findable_rank")[:aim]
     dropped["per_pair"] = len(passed) - len(kept)
     stats = {"method": method, "aimed": aim, "pairs": len(linked), "candidates": len(rows), "kept": len(kept), "dropped": dropped,
@@ -476,13 +481,16 @@ def question_record(r: dict, qid: str, source: str) -> dict:
 
 
 def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
-    """Split, questions and tasks from the documents themselves."""
+    """Split, questions and tasks from the documents themselves. The benchmark stage's entry: it takes the whole
+    config, as its steps read `data`, `benchmark`, `teacher`, `model`, `dataset`, `rag`, `eval`, `seed` and
+    `cache_dir`, and hands each step its sections."""
     docs = ingested_documents()
     if not docs:
         raise BenchmarkError(f"{resolve_path(MANIFEST)} lists no ingested document: run the ingest stage first")
     paragraphs = read_jsonl(resolve_path(PARAGRAPHS))
-    train, bench = split_documents(cfg, docs, paragraphs)
-    rows, stats = write_questions(cfg, bench, paragraphs)
+    train, bench = split_documents(cfg.data.split, cfg.seed, docs, paragraphs)
+    rows, stats = write_questions(cfg.benchmark, cfg.teacher, cfg.model, cfg.dataset, cfg.rag, cfg.eval, cfg.seed,
+                                  cfg.cache_dir, bench, paragraphs)
     source = f"oracle:{stats['teacher']}" if stats["reference"] == "teacher" else f"extractive:{cfg.rag.embedder}"
     corpus = resolve_path(cfg.data.corpus_dir)
     hop_rows = [r for r in rows if r.get("hops")]
@@ -529,14 +537,14 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
     return split, tasks, stats
 
 
-def named_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
+def named_tasks(data: Data, ingest: Ingest) -> tuple[dict, dict, dict]:
     """The configured tasks, their question files normalised; nothing held out of training."""
     tasks: dict[str, dict] = {}
-    for name, task in cfg.data.tasks.items():
-        docs = find_documents(resolve_path(task.documents), list(cfg.ingest.extensions), f"data.tasks.{name}.documents")
+    for name, task in data.tasks.items():
+        docs = find_documents(resolve_path(task.documents), list(ingest.extensions), f"data.tasks.{name}.documents")
         if not docs:
             raise BenchmarkError(f"data.tasks.{name}.documents ({resolve_path(task.documents)}) holds no document "
-                                 f"with an extension in ingest.extensions {list(cfg.ingest.extensions)}")
+                                 f"with an extension in ingest.extensions {list(ingest.extensions)}")
         path = resolve_path(task.questions)
         if not path.exists():
             raise BenchmarkError(f"data.tasks.{name}.questions: {path} does not exist")
@@ -546,7 +554,7 @@ def named_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
             rows.append({"id": str(r["id"]), "question": " ".join(str(r["question"]).split()),
                          "text": str(r.get("text") or ""), "document": str(r.get("document") or ""),
                          "paragraph_hash": sha256_text(" ".join(str(r.get("text") or "").split()))[:16],
-                         "reference": reference, "reference_source": cfg.data.reference_source if reference else None})
+                         "reference": reference, "reference_source": data.reference_source if reference else None})
         tasks[str(name)] = {"documents": [shown(d) for d in docs], "rows": rows, "question_file": shown(path)}
     docs = ingested_documents()
     language = {Path(d["document"]).name: d.get("language") for d in docs}
@@ -573,9 +581,9 @@ def flag_invalid(tasks: dict) -> dict:
     return {"validity_flags": dict(Counter(flagged.values())), "flagged_questions": flagged}
 
 
-def card_samples(cfg: DictConfig, rows: list[dict], n: int = 3) -> list[dict]:
+def card_samples(seed: int, rows: list[dict], n: int = 3) -> list[dict]:
     """A seeded handful of a task's questions with their references, for a person to judge the benchmark by."""
-    picked = random.Random(f"{cfg.seed}:card").sample(rows, min(n, len(rows)))
+    picked = random.Random(f"{seed}:card").sample(rows, min(n, len(rows)))
     return [{"id": r["id"], "question": r["question"], "reference": r["reference"]} for r in picked]
 
 

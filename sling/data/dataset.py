@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from omegaconf import DictConfig
 
 from sling.embed import embed
+from sling.schema import Raft, Rag
 
 log = logging.getLogger("build_dataset")
 
@@ -73,7 +73,7 @@ def split_eval(rows: list[dict], eval_fraction: float, eval_max_share: float, se
     return EvalSplit("paragraph", sides, sorted(h for _, h in taken))
 
 
-def raft_contexts(cfg: DictConfig, rows: list[dict], sides: list[str]) -> tuple[list[dict], int]:
+def raft_contexts(raft: Raft, rag: Rag, seed: int, rows: list[dict], sides: list[str]) -> tuple[list[dict], int]:
     """Per row: the paragraphs of its RAG context (RAFT-style, `dataset.raft`) and what went into it.
 
     Distractors are the training side's paragraphs (`sides`, per row) of other documents closest to the row's question
@@ -81,21 +81,20 @@ def raft_contexts(cfg: DictConfig, rows: list[dict], sides: list[str]) -> tuple[
     gold paragraph, when kept (seeded, 1 - raft.no_gold_share), goes to a seeded position among them. Returns the
     contexts and how many rows got fewer distractors than asked for.
     """
-    r = cfg.dataset.raft
     pool: dict[str, dict] = {}
     for row, side in zip(rows, sides):
         # a distractor stands for a retrieved chunk: paragraphs longer than one never reach a prompt at answer time
-        if side == "train" and len(row["paragraph"]) <= r.max_distractor_chars:
+        if side == "train" and len(row["paragraph"]) <= raft.max_distractor_chars:
             pool.setdefault(row["paragraph_hash"], {"text": row["paragraph"], "doc_id": row["doc_id"],
                                                     "document": row["document"], "hash": row["paragraph_hash"]})
     candidates = list(pool.values())
-    vectors = embed(cfg.rag.embedder, [c["text"] for c in candidates]) if candidates else None
-    questions = embed(cfg.rag.embedder, [row["question"] for row in rows])
-    rng = random.Random(f"{cfg.seed}:raft")
+    vectors = embed(rag.embedder, [c["text"] for c in candidates]) if candidates else None
+    questions = embed(rag.embedder, [row["question"] for row in rows])
+    rng = random.Random(f"{seed}:raft")
     contexts, short = [], 0
     for i, row in enumerate(rows):
-        gold = rng.random() >= r.no_gold_share
-        want = r.distractors if gold else r.distractors + 1  # the same number of chunks either way
+        gold = rng.random() >= raft.no_gold_share
+        want = raft.distractors if gold else raft.distractors + 1  # the same number of chunks either way
         ranked = [] if vectors is None else [candidates[j] for j in np.argsort(-(vectors @ questions[i]), kind="stable")]
         picked = [c for c in ranked if c["doc_id"] != row["doc_id"]][:want]
         short += len(picked) < want

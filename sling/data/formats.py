@@ -2,7 +2,7 @@
 built from the same prompt and response so the two can never disagree."""
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from sling.schema import Dataset, Rag
 
 
 def record(prompt: str, response: str, **lineage) -> dict:
@@ -11,11 +11,11 @@ def record(prompt: str, response: str, **lineage) -> dict:
             **lineage}
 
 
-def general_prompt(cfg: DictConfig, instruction: str, input_text: str) -> str:
-    return cfg.dataset.general_template.format(instruction=instruction, input=input_text or "(none)")
+def general_prompt(dataset: Dataset, instruction: str, input_text: str) -> str:
+    return dataset.general_template.format(instruction=instruction, input=input_text or "(none)")
 
 
-def domain_prompt(cfg: DictConfig, paragraph: str, question: str) -> str:
+def domain_prompt(dataset: Dataset, rag: Rag, paragraph: str, question: str) -> str:
     """The RAG answering prompt with the source paragraph as the context."""
-    context = cfg.dataset.domain_context.format(paragraph=paragraph)
-    return cfg.rag.prompt_template.format(context=context, question=question)
+    context = dataset.domain_context.format(paragraph=paragraph)
+    return rag.prompt_template.format(context=context, question=question)

@@ -21,6 +21,7 @@ from sling.data.questions import (
 )
 from sling.documents.language import prompt_language
 from sling.errors import UserError
+from sling.schema import Rag, Synth, Teacher
 from sling.teacher.client import CachedCalls, make_teacher, server_hint
 from sling.teacher.quality import filter_rows
 
@@ -69,26 +70,26 @@ def spread(paragraphs: list[dict], n: int) -> list[dict]:
     return sorted(picked, key=lambda p: order[id(p)])
 
 
-def candidates(cfg: DictConfig, calls, paragraphs: list[dict], examples: dict, desc: str) -> list[dict]:
+def candidates(synth: Synth, teacher: Teacher, rag: Rag, seed: int, calls, paragraphs: list[dict], examples: dict,
+               desc: str) -> list[dict]:
     """Each paragraph's candidate questions (sling.data.questions.plan) with their answers: the teacher's from the
     paragraph (`synth.answer_prompt`) or the paragraph's own closest sentences (`synth.reference: extractive`)."""
-    s = cfg.synth
-    several = s.samples_per_paragraph > 1 or bool(s.question_types)
+    several = synth.samples_per_paragraph > 1 or bool(synth.question_types)
     items, meta = [], []
     for n, p in enumerate(paragraphs):
         language = prompt_language(p)
-        for j, (qtype, sample) in enumerate(plan(s.samples_per_paragraph, list(s.question_types), n)):
-            prompt = type_prompt(qtype, s.question_prompt).format(paragraph=p["text"], language=language)
+        for j, (qtype, sample) in enumerate(plan(synth.samples_per_paragraph, list(synth.question_types), n)):
+            prompt = type_prompt(qtype, synth.question_prompt).format(paragraph=p["text"], language=language)
             items.append((with_examples(prompt, language, examples.get(p.get("language") or "", [])), sample))
             meta.append((p, j, qtype, sample))
-    questions = ask(calls, items, s.sample_temperature, desc, stop=QUESTION_STOP if several else None,
-                    max_tokens=cfg.teacher.question_max_tokens if several else None)
+    questions = ask(calls, items, synth.sample_temperature, desc, stop=QUESTION_STOP if several else None,
+                    max_tokens=teacher.question_max_tokens if several else None)
     if several:  # a small teacher follows its question with more lines; one candidate is its first line
         questions = [clean_question(q) if q else q for q in questions]
     asked = [(m, q) for m, q in zip(meta, questions) if q]
     answers = [None if parts is None else " ".join(parts) for parts in
-               reference_parts(calls, s.reference, cfg.rag.embedder, s.answer_prompt, [([m[0]], q) for m, q in asked],
-                               "answers")]
+               reference_parts(calls, synth.reference, rag.embedder, synth.answer_prompt,
+                               [([m[0]], q) for m, q in asked], "answers")]
     rows = []
     for ((p, j, qtype, sample), q), a in zip(asked, answers):
         if a is None:
@@ -98,17 +99,19 @@ def candidates(cfg: DictConfig, calls, paragraphs: list[dict], examples: dict, d
                      "paragraph_hash": p["paragraph_hash"], "paragraph": p["text"], "question_index": j,
                      **({"question_type": qtype, "sample": sample} if several else {}),
                      "question": q, "answer": a, "teacher": calls.teacher.name,
-                     "prompt_version": s.prompt_version, "seed": cfg.seed})
+                     "prompt_version": synth.prompt_version, "seed": seed})
     return rows
 
 
 def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dict]:
     """The candidate rows of every paragraph; with `synth.examples`, a second round for the paragraphs none of whose
-    candidates passes the checks, its prompts showing questions that did pass in the paragraph's language."""
-    teacher = make_teacher(cfg)
-    calls = CachedCalls(cfg, teacher, cfg.synth.prompt_version)
+    candidates passes the checks, its prompts showing questions that did pass in the paragraph's language. The
+    synthesize stage's entry: it takes the whole config, as it reads `synth`, `teacher`, `model`, `dataset`, `rag`,
+    `seed` and `cache_dir`."""
+    teacher = make_teacher(cfg.teacher, cfg.model)
+    calls = CachedCalls(cfg.cache_dir, teacher, cfg.synth.prompt_version)
     started = time.perf_counter()
-    rows = candidates(cfg, calls, paragraphs, {}, "questions")
+    rows = candidates(cfg.synth, cfg.teacher, cfg.rag, cfg.seed, calls, paragraphs, {}, "questions")
     second = 0
     if cfg.synth.examples and rows:
         kept, _, _ = filter_rows(cfg.dataset, rows, percentile=0)
@@ -116,7 +119,8 @@ def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dic
         gave = {r["paragraph_hash"] for r in kept}
         retry = [p for p in paragraphs if p["paragraph_hash"] not in gave and examples.get(p.get("language") or "")]
         if retry:
-            more = candidates(cfg, calls, retry, examples, "questions (with examples)")
+            more = candidates(cfg.synth, cfg.teacher, cfg.rag, cfg.seed, calls, retry, examples,
+                              "questions (with examples)")
             second = len(more)
             rows += [r | {"round": 2} for r in more]
     elapsed = time.perf_counter() - started

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from sling.config import resolve_path
@@ -35,6 +35,7 @@ from sling.documents.fidelity import second_reading
 from sling.documents.language import detect_language
 from sling.errors import UserError
 from sling.io import read_json, sha256_text, write_json
+from sling.schema import Ingest
 
 log = logging.getLogger("ingest")
 
@@ -183,7 +184,7 @@ def readable(path: Path) -> Iterator[tuple[list[str], Path, dict]]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def partition(path: Path, cfg: DictConfig) -> list:
+def partition(path: Path, ingest: Ingest) -> list:
     _quiet_unstructured()
     suffix = path.suffix.lower()
     if suffix == ".pdf":
@@ -193,8 +194,8 @@ def partition(path: Path, cfg: DictConfig) -> list:
         # back to hi_res (hub models) and returns nothing offline; pass our configured threshold instead.
         check = updf.is_pdf_too_complex
         check = check.func if isinstance(check, functools.partial) else check  # our own wrapper from an earlier call
-        updf.is_pdf_too_complex = functools.partial(check, max_graphics_ops=cfg.ingest.max_graphics_ops)
-        return updf.partition_pdf(filename=str(path), strategy=cfg.ingest.strategy, languages=["eng"])
+        updf.is_pdf_too_complex = functools.partial(check, max_graphics_ops=ingest.max_graphics_ops)
+        return updf.partition_pdf(filename=str(path), strategy=ingest.strategy, languages=["eng"])
     if suffix == ".md":
         from unstructured.partition.md import partition_md
 
@@ -359,9 +360,9 @@ def find_documents(corpus: Path, extensions: list[str], key: str = "data.corpus_
     return sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
-def partition_checked(path: Path, cfg: DictConfig) -> list:
+def partition_checked(path: Path, ingest: Ingest) -> list:
     try:
-        return partition(path, cfg)
+        return partition(path, ingest)
     except Exception as e:  # unstructured raises many types on odd input; one bad file must not end the run
         raise DocumentError(f"unstructured could not partition it ({type(e).__name__}: {e}); check the file "
                             "opens in a viewer, or convert it to PDF or plain text", "partition_error") from e
@@ -400,34 +401,34 @@ def ocr_elements(path: Path, why: str = "no text layer") -> tuple[list[str], lis
 OCR_KINDS = {"no_text_layer": "no text layer", "illegible_text_layer": "illegible text layer"}
 
 
-def ingest_document(path: Path, cfg: DictConfig) -> tuple[list[dict], dict]:
+def ingest_document(path: Path, ingest: Ingest) -> tuple[list[dict], dict]:
     reading = None  # the second reading of a PDF's text layer; none for other formats and for OCR'd scans
     try:
         with readable(path) as (pages, target, repair):
-            elements = partition_checked(target, cfg)
+            elements = partition_checked(target, ingest)
             if target.suffix.lower() == ".pdf":
                 reading = second_reading(target)
     except DocumentError as e:
-        if e.kind not in OCR_KINDS or cfg.ingest.ocr != "auto" or path.suffix.lower() != ".pdf":
+        if e.kind not in OCR_KINDS or ingest.ocr != "auto" or path.suffix.lower() != ".pdf":
             raise
         (pages, elements), repair = ocr_elements(path, OCR_KINDS[e.kind]), {"ocr": True, "ocr_reason": e.kind}
     if not elements:
         raise DocumentError("unstructured returned no elements although the file has text: check that the "
                             "`en_core_web_sm` spaCy package is installed (README install step) and "
                             "ingest.max_graphics_ops", "no_elements")
-    blocks = to_blocks(elements, cfg.ingest.drop_references)
-    paragraphs, short = merge_paragraphs(blocks, cfg.ingest.min_paragraph_chars, cfg.ingest.max_paragraph_chars)
+    blocks = to_blocks(elements, ingest.drop_references)
+    paragraphs, short = merge_paragraphs(blocks, ingest.min_paragraph_chars, ingest.max_paragraph_chars)
     merged = len(paragraphs)
     cleaned, quality = clean_paragraphs(paragraphs)
     # Coverage measures extraction, so it counts every cleaned paragraph; dropping non-prose is a choice on top.
     extracted = coverage(pages, cleaned), tfidf_cosine(pages, cleaned)
-    paragraphs = [p for p in cleaned if cfg.ingest.keep == "all" or "kind" not in p]
+    paragraphs = [p for p in cleaned if ingest.keep == "all" or "kind" not in p]
     fidelity = {}
     if reading is not None:  # measured on, and repairing, the paragraphs that are kept
-        paragraphs, fidelity = check_fidelity(paragraphs, reading, cfg.ingest.min_page_fidelity)
+        paragraphs, fidelity = check_fidelity(paragraphs, reading, ingest.min_page_fidelity)
     quality["dropped_non_prose"] = merged - len(paragraphs)
     if not paragraphs:
-        raise DocumentError(f"no paragraph of at least {cfg.ingest.min_paragraph_chars} characters "
+        raise DocumentError(f"no paragraph of at least {ingest.min_paragraph_chars} characters "
                             f"({len(elements)} elements, {short} too short, {merged - len(paragraphs)} not prose); "
                             "lower ingest.min_paragraph_chars, or keep non-prose with ingest.keep=all?", "no_paragraphs")
     stats = {"elements": len(elements), "element_types": dict(collections.Counter(type(e).__name__ for e in elements)),
@@ -464,10 +465,10 @@ def code_version() -> str:
     return sha256_text("".join((here / f).read_text() for f in ("read.py", "clean.py", "fidelity.py", "language.py")))
 
 
-def document_settings(cfg: DictConfig) -> dict:
+def document_settings(ingest: Ingest) -> dict:
     """The resolved ingest section without `workers`: how many processes never changes a document's paragraphs, so
     it is neither in the cache key nor in the manifest (a 1-worker and a 2-worker run give the same bytes)."""
-    return {k: v for k, v in OmegaConf.to_container(cfg.ingest, resolve=True).items() if k != "workers"}
+    return {k: v for k, v in OmegaConf.to_container(ingest, resolve=True).items() if k != "workers"}
 
 
 def cache_file(cache: Path, digest: str, settings: dict, code: str) -> Path:
@@ -478,9 +479,9 @@ def cache_file(cache: Path, digest: str, settings: dict, code: str) -> Path:
 def ingest_cached(path: str, settings: dict, target: str) -> dict:
     """One document in a worker process (spawn-safe: plain arguments, config rebuilt here), its result written to
     the cache the moment it is done, so a run killed half-way keeps every finished document."""
-    cfg = OmegaConf.create({"ingest": settings})
+    ingest = OmegaConf.create(settings)
     try:
-        paragraphs, stats = ingest_document(Path(path), cfg)
+        paragraphs, stats = ingest_document(Path(path), ingest)
         result = {"paragraphs": paragraphs, "stats": stats}
     except DocumentError as e:
         result = {"error": {"kind": e.kind, "message": str(e)}}
@@ -509,13 +510,14 @@ def work_estimate(path: Path) -> float:
     return path.stat().st_size / 3000
 
 
-def ingest_all(files: list[Path], digests: dict[Path, str], cfg: DictConfig) -> tuple[dict[Path, dict], dict]:
+def ingest_all(files: list[Path], digests: dict[Path, str], ingest: Ingest,
+               cache_dir: str) -> tuple[dict[Path, dict], dict]:
     """Every distinct document's result, from the cache or partitioned in `ingest.workers` processes.
     ProcessPoolExecutor, not threads: partitioning is CPU-bound Python, held by the GIL. The largest documents are
     submitted first (longest-processing-time scheduling): a long one started last would leave one worker alone on
     it at the end. The order of the results, and so of the output, is the folder's, whatever the schedule."""
-    settings = document_settings(cfg)
-    cache, code = resolve_path(cfg.cache_dir) / "ingest", code_version()
+    settings = document_settings(ingest)
+    cache, code = resolve_path(cache_dir) / "ingest", code_version()
     cache.mkdir(parents=True, exist_ok=True)
     results, todo, first = {}, {}, {}
     for path in files:
@@ -528,7 +530,7 @@ def ingest_all(files: list[Path], digests: dict[Path, str], cfg: DictConfig) -> 
             todo[path] = target
     counts = {"partitioned": len(todo), "cached": len(results)}
     log.info("ingest: %d documents to partition, %d from the cache", counts["partitioned"], counts["cached"])
-    workers = min(cfg.ingest.workers or os.cpu_count() or 1, max(len(todo), 1))
+    workers = min(ingest.workers or os.cpu_count() or 1, max(len(todo), 1))
     bar = tqdm(total=len(first), initial=len(results), desc="ingest", unit="doc")
     if workers == 1:
         for path, target in todo.items():

@@ -15,7 +15,7 @@ No Q4_K_M: gguf.quants (0.19) dequantizes Q4_K and Q6_K but cannot quantize them
 `llama-quantize`, which can, is no package on PyPI. The nearest it writes is Q4_1 (4-bit weights with a scale and a
 minimum per block of 32, as Q4_K's sub-blocks have; 5.0 bits a weight beside Q4_K_M's about 4.9); Q4_0 (scale only,
 4.5 bits) too. Under either, the (tied) output matrix stays Q8_0, as llama.cpp's quantize keeps it wider (Q6_K).
-The 135M student fails the gate at 4 bits (README "Use the model you trained" gives the figures).
+The 135M student fails the gate at 4 bits (docs/model.md gives the figures).
 
 The gate (`compare`, `check`): for probe prompts (the answer stage's own prompts, with its retrieved passages) and
 the adapter's answer to each, every form is run teacher-forced on its own chat template's rendering of the same
@@ -35,11 +35,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from sling.config import resolve_path
 from sling.errors import UserError
 from sling.models.loading import ADAPTER_DIRS, VARIANTS, load_base, merge_adapters
+from sling.schema import Export, Model, Rag
 
 log = logging.getLogger("export")
 
@@ -93,7 +92,7 @@ def chat_template(prompt_template: str, closed_book_template: str) -> str:
             + "{%- endif -%}")
 
 
-def modelfile(gguf_name: str, rag: DictConfig) -> str:
+def modelfile(gguf_name: str, rag: Rag) -> str:
     """An Ollama Modelfile for `gguf_name` beside it: the RAG prompt as a Go template (.System: the context,
     .Prompt: the question) and the answer stage's greedy decoding."""
 
@@ -110,25 +109,25 @@ def modelfile(gguf_name: str, rag: DictConfig) -> str:
             "PARAMETER stop \"<|endoftext|>\"\n")
 
 
-def merged_student(cfg: DictConfig, variant: str, adapter_dirs: dict[str, str] | None = None):
+def merged_student(model: Model, variant: str, adapter_dirs: dict[str, str] | None = None):
     """The base with every adapter of `variant` merged in, in float32 (the merged form's weights)."""
     import torch
 
-    model = merge_adapters(load_base(cfg).to(torch.float32), VARIANTS[variant], adapter_dirs)
-    return model.eval()
+    merged = merge_adapters(load_base(model).to(torch.float32), VARIANTS[variant], adapter_dirs)
+    return merged.eval()
 
 
-def reference_student(cfg: DictConfig, variant: str, adapter_dirs: dict[str, str] | None = None):
+def reference_student(model: Model, variant: str, adapter_dirs: dict[str, str] | None = None):
     """The adapter as PEFT runs it: the earlier adapters merged (as training stacked them), the last one unmerged."""
     import torch
     from peft import PeftModel
 
     names = VARIANTS[variant]
-    model = merge_adapters(load_base(cfg).to(torch.float32), names[:-1], adapter_dirs)
+    reference = merge_adapters(load_base(model).to(torch.float32), names[:-1], adapter_dirs)
     if names:
         path = resolve_path({**ADAPTER_DIRS, **(adapter_dirs or {})}[names[-1]])
-        model = PeftModel.from_pretrained(model, str(path))
-    return model.eval()
+        reference = PeftModel.from_pretrained(reference, str(path))
+    return reference.eval()
 
 
 def save_merged(model, tokenizer, template: str, out: Path) -> None:
@@ -314,7 +313,7 @@ def compare(reference: list, model, tokenizer, items: list[Probe], max_tokens: i
     return Figures(kl=round(kl, 6), top1=round(agree / max(n, 1), 4), positions=n, probes=len(items))
 
 
-def failures(form: str, f: Figures, export: DictConfig) -> list[str]:
+def failures(form: str, f: Figures, export: Export) -> list[str]:
     """What fails the gate for one form: mean KL past `export.max_kl`, top-1 agreement below `export.min_top1` (a NaN
     fails), a task's paired benchmark interval wholly below -`export.tolerance`."""
     out = []
@@ -330,7 +329,7 @@ def failures(form: str, f: Figures, export: DictConfig) -> list[str]:
     return out
 
 
-def check(figures: dict[str, Figures], export: DictConfig, where: str = "the figures") -> None:
+def check(figures: dict[str, Figures], export: Export, where: str = "the figures") -> None:
     """Raise ExportGateError naming each form that fails the gate (`failures`) and its figure; `where` names the
     file that holds the figures."""
     failed = [line for form, f in figures.items() for line in failures(form, f, export)]
@@ -339,39 +338,40 @@ def check(figures: dict[str, Figures], export: DictConfig, where: str = "the fig
                               "wrong chat template or a damaged tensor gives this")
 
 
-def write_forms(cfg: DictConfig, variant: str, out: Path, template: str, kinds: tuple[str, ...] | None = None,
+def write_forms(model: Model, rag: Rag, export: Export, variant: str, out: Path, template: str,
+                kinds: tuple[str, ...] | None = None,
                 adapter_dirs: dict[str, str] | None = None) -> dict[str, tuple[Path, str | None]]:
     """The merged form, the GGUF forms of `kinds` (default `export.gguf_types`) and the Ollama Modelfile (on the
-    last of them), written into `out`; returns each form's directory and GGUF file name (None for the merged
-    safetensors)."""
+    last of them, with `rag`'s decoding settings), written into `out`; returns each form's directory and GGUF file
+    name (None for the merged safetensors)."""
     from sling.io import atomic_write_text
     from sling.models.loading import load_tokenizer
 
-    kinds = tuple(cfg.export.gguf_types if kinds is None else kinds)
-    save_merged(merged_student(cfg, variant, adapter_dirs), load_tokenizer(), template, out / "merged")
+    kinds = tuple(export.gguf_types if kinds is None else kinds)
+    save_merged(merged_student(model, variant, adapter_dirs), load_tokenizer(), template, out / "merged")
     forms: dict[str, tuple[Path, str | None]] = {"merged": (out / "merged", None)}
     name = f"sling-{variant}"
     for kind in kinds:
         file = f"{name}-{kind}.gguf"
-        write_gguf(out / "merged", out / file, kind, template, cfg.export.tokenizer_pre, name)
+        write_gguf(out / "merged", out / file, kind, template, export.tokenizer_pre, name)
         forms[kind] = (out, file)
     if kinds:
-        atomic_write_text(out / "Modelfile", modelfile(f"{name}-{kinds[-1]}.gguf", cfg.rag))
+        atomic_write_text(out / "Modelfile", modelfile(f"{name}-{kinds[-1]}.gguf", rag))
     return forms
 
 
-def measure(cfg: DictConfig, variant: str, forms: dict[str, tuple[Path, str | None]], items: list[Probe],
+def measure(model: Model, export: Export, variant: str, forms: dict[str, tuple[Path, str | None]], items: list[Probe],
             adapter_dirs: dict[str, str] | None = None) -> dict[str, Figures]:
-    """Each form against the adapter (`reference_student`) on the probes."""
+    """Each form against the adapter (`reference_student`) on the probes, over `export.probe_tokens` answer tokens."""
     from sling.models.loading import load_tokenizer
 
-    reference = reference_logprobs(reference_student(cfg, variant, adapter_dirs), load_tokenizer(), items,
-                                   cfg.export.probe_tokens)
+    reference = reference_logprobs(reference_student(model, variant, adapter_dirs), load_tokenizer(), items,
+                                   export.probe_tokens)
     figures = {}
     for form, (path, file) in forms.items():
-        model, tokenizer = load_form(path, file)
-        figures[form] = compare(reference, model, tokenizer, items, cfg.export.probe_tokens)
+        loaded, tokenizer = load_form(path, file)
+        figures[form] = compare(reference, loaded, tokenizer, items, export.probe_tokens)
         log.info("%s: mean KL %.3g, top-1 agreement %.1f%% over %d positions", form, figures[form].kl,
                  100 * figures[form].top1, figures[form].positions)
-        del model
+        del loaded
     return figures

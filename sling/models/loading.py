@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 import os
 
-from omegaconf import DictConfig
-
 from sling.config import resolve_path
 from sling.errors import ConfigError
 from sling.paths import BASE_DIR, adapter_dir
+from sling.schema import Model
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +47,8 @@ def load_tokenizer(base_dir: str | os.PathLike = BASE_DIR):
     return tok
 
 
-def quantization_config(cfg: DictConfig):
-    if cfg.model.quantization != "4bit":
+def quantization_config(model: Model):
+    if model.quantization != "4bit":
         return None
     import torch
     from transformers import BitsAndBytesConfig
@@ -65,28 +64,29 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def compute_dtype(cfg: DictConfig):
-    """fp32 on the CPU (what trains reliably there); the configured dtype on a GPU."""
+def compute_dtype(model: Model):
+    """fp32 on the CPU (what trains reliably there); `model.dtype` on a GPU."""
     import torch
 
-    return torch_dtype(cfg.model.dtype) if _cuda() else torch.float32
+    return torch_dtype(model.dtype) if _cuda() else torch.float32
 
 
-def load_base(cfg: DictConfig, base_dir: str | os.PathLike = BASE_DIR, quantize: bool = False):
+def load_base(model: Model, base_dir: str | os.PathLike = BASE_DIR, quantize: bool = False):
+    """The base snapshot in `base_dir` at `compute_dtype`, 4-bit (`model.quantization`) when `quantize` is set."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_path(base_dir)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} holds no model: run `dvc repro snapshot_model` first")
-    qc = quantization_config(cfg) if quantize else None
-    kwargs = {"dtype": compute_dtype(cfg)}
+    qc = quantization_config(model) if quantize else None
+    kwargs = {"dtype": compute_dtype(model)}
     if qc is not None:
         # Each process of a launched run (train.launcher=accelerate) loads onto its own GPU.
         kwargs.update(quantization_config=qc, device_map={"": int(os.environ.get("LOCAL_RANK", 0))} if _cuda() else "cpu")
-    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    base = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     if qc is None and _cuda():
-        model = model.to("cuda")
-    return model
+        base = base.to("cuda")
+    return base
 
 
 def merge_adapters(model, adapter_names: list[str], adapter_dirs: dict[str, str] | None = None):
@@ -102,11 +102,11 @@ def merge_adapters(model, adapter_names: list[str], adapter_dirs: dict[str, str]
     return model
 
 
-def load_student(cfg: DictConfig, variant: str = "base", adapter_dirs: dict[str, str] | None = None,
+def load_student(model: Model, variant: str = "base", adapter_dirs: dict[str, str] | None = None,
                  base_dir: str | os.PathLike = BASE_DIR):
     """The base model with the adapters of `variant` merged in, in eval mode."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown variant {variant!r} (rag.variants); known: {', '.join(VARIANTS)}")
-    model = merge_adapters(load_base(cfg, base_dir), VARIANTS[variant], adapter_dirs)
-    model.eval()
-    return model
+    student = merge_adapters(load_base(model, base_dir), VARIANTS[variant], adapter_dirs)
+    student.eval()
+    return student

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -38,7 +39,6 @@ from sling.models.loading import (
     load_tokenizer,
     merge_adapters,
 )
-from sling.precision import train_precision
 from sling.paths import (
     BASE_DIR,
     DATASET_DIRS,
@@ -49,6 +49,8 @@ from sling.paths import (
 )
 from sling.paths import checkpoint_dir as default_checkpoint_dir
 from sling.paths import merged_dir as default_merged_dir
+from sling.precision import train_precision
+from sling.schema import Lora, Model, Train
 
 log = logging.getLogger("train")
 
@@ -171,41 +173,51 @@ def eval_subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
     return [rows[i] for i in keep]
 
 
-def lora_config(cfg: DictConfig):
+def lora_config(lora: Lora, model: Model):
     from peft import LoraConfig
 
-    return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=list(cfg.model.target_modules), bias="none", task_type="CAUSAL_LM")
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=list(model.target_modules), bias="none", task_type="CAUSAL_LM")
 
 
-def build_model(cfg: DictConfig, stage: str, base_dir: str | os.PathLike = BASE_DIR,
+def build_model(model_cfg: Model, lora: Lora, stage: str, base_dir: str | os.PathLike = BASE_DIR,
                 adapter_dirs: dict[str, str] | None = None):
     """The base (4-bit when configured) with earlier adapters merged, wrapped with a fresh LoRA adapter."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    quantize = cfg.model.quantization == "4bit"
-    model = load_base(cfg, base_dir, quantize=quantize)
+    quantize = model_cfg.quantization == "4bit"
+    model = load_base(model_cfg, base_dir, quantize=quantize)
     model = merge_adapters(model, VARIANTS[stage][:-1], adapter_dirs)
     if quantize:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model.config.use_cache = False
-    return get_peft_model(model, lora_config(cfg))
+    return get_peft_model(model, lora_config(lora, model_cfg))
 
 
-def run_key(cfg: DictConfig, stage: str, data_dir: Path, adapter_dirs: dict[str, str]) -> str:
-    """What a checkpoint belongs to: resuming is only allowed with the same config, data and earlier adapters."""
-    parts = {"model": OmegaConf.to_container(cfg.model), "lora": OmegaConf.to_container(cfg.lora),
-             "train": OmegaConf.to_container(cfg.train), "seed": cfg.seed,
+TRAINING_GROUPS = ["seed", "model", "lora", "train"]  # what the train stages read of the config
+
+
+def training_settings(cfg: DictConfig) -> DictConfig:
+    """The config groups an adapter is trained with (TRAINING_GROUPS), alone: what its checkpoints belong to
+    (`run_key`) and what is saved beside it (`training_config_yaml`)."""
+    return OmegaConf.masked_copy(cfg, TRAINING_GROUPS)
+
+
+def run_key(settings: DictConfig, stage: str, data_dir: Path, adapter_dirs: dict[str, str]) -> str:
+    """What a checkpoint belongs to: resuming is only allowed with the same settings (`training_settings`), data and
+    earlier adapters."""
+    parts = {"model": OmegaConf.to_container(settings.model), "lora": OmegaConf.to_container(settings.lora),
+             "train": OmegaConf.to_container(settings.train), "seed": settings.seed,
              "data": sha256_tree(data_dir),
              "adapters": [sha256_tree(resolve_path(adapter_dirs[a])) for a in VARIANTS[stage][:-1]]}
     return sha256_text(json.dumps(parts, sort_keys=True, default=str))
 
 
-def training_config_yaml(cfg: DictConfig) -> str:
-    """The settings an adapter was trained with, saved beside it as sling_config.yaml: the seed, model, LoRA and train
-    groups, the ones the train stages read. Not the whole config: a key added to another group would change the
-    adapter directory's bytes (and its DVC hash) without changing the training."""
-    return OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, ["seed", "model", "lora", "train"]), resolve=True)
+def training_config_yaml(settings: DictConfig) -> str:
+    """The settings an adapter was trained with (`training_settings`: the seed, model, LoRA and train groups, the ones
+    the train stages read), saved beside it as sling_config.yaml. Not the whole config: a key added to another group
+    would change the adapter directory's bytes (and its DVC hash) without changing the training."""
+    return OmegaConf.to_yaml(settings, resolve=True)
 
 
 LOSS_SERIES = {"train": "loss", "eval": "eval_loss"}  # a loss curve's name -> the Trainer's log key for it
@@ -255,13 +267,13 @@ def cosine_cycles(max_steps: int, warmup: int, horizon: int | None) -> float:
     return 0.5 * max(max_steps - warmup, 1) / (horizon - warmup)
 
 
-def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int, has_eval: bool,
+def training_args(t: Train, seed: int, output_dir: str | os.PathLike, max_steps: int, has_eval: bool,
                   schedule_steps: int | None = None, **overrides):
-    """TrainingArguments from `cfg.train` (shared by the stage and bench/bench_training.py)."""
+    """TrainingArguments from the train section (shared by the stage and bench/bench_training.py)."""
     import torch
     from transformers import TrainingArguments
 
-    t, cuda = cfg.train, torch.cuda.is_available()
+    cuda = torch.cuda.is_available()
     precision = train_precision(t.precision)
     if t.launcher == "accelerate":
         # Each batch of train.batch_size rows is split over the processes (accelerate's split_batches): the same
@@ -279,17 +291,29 @@ def training_args(cfg: DictConfig, output_dir: str | os.PathLike, max_steps: int
         warmup_steps=t.warmup_steps, per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.grad_accum, eval_strategy="steps" if has_eval else "no", eval_steps=t.eval_steps,
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=2, logging_steps=t.logging_steps,
-        seed=cfg.seed, data_seed=cfg.seed, report_to="none", use_cpu=not cuda, train_sampling_strategy="group_by_length",
+        seed=seed, data_seed=seed, report_to="none", use_cpu=not cuda, train_sampling_strategy="group_by_length",
         bf16=precision == "bf16", fp16=precision == "fp16",
         dataloader_num_workers=0, disable_tqdm=False, remove_unused_columns=False)
     return TrainingArguments(**(kwargs | overrides))
 
 
+@dataclass
+class TrainingResult:
+    """What training one adapter gives its stage: the run's figures (None on a process other than rank 0, which
+    writes nothing), its loss curves, where the adapter (and the merged model, with train.merge_export) was saved."""
+
+    metrics: dict | None
+    curves: dict[str, list[dict]]
+    adapter_dir: str
+    merged_dir: str | None = None
+
+
 def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
           checkpoint_dir: str | os.PathLike | None = None, base_dir: str | os.PathLike = BASE_DIR,
           extra_callbacks: list | None = None, data_dir: str | os.PathLike | None = None,
-          adapter_dirs: dict[str, str] | None = None, merged_dir: str | os.PathLike | None = None) -> dict:
-    """Train the `stage` adapter; returns its metrics, loss curve rows and output directories.
+          adapter_dirs: dict[str, str] | None = None, merged_dir: str | os.PathLike | None = None) -> TrainingResult:
+    """Train the `stage` adapter. Reads the config's training groups alone (`training_settings`: seed, model, lora,
+    train).
 
     Defaults are the pipeline's paths (data/datasets/<stage>, models/adapters/<stage>, checkpoints/<stage>,
     models/merged/<stage>); tests and benchmarks pass their own.
@@ -297,6 +321,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     from datasets import Dataset
     from transformers import Trainer, set_seed
 
+    settings = training_settings(cfg)
     set_seed(cfg.seed)
     t = cfg.train
     data = Path(data_dir) if data_dir else resolve_path(DATASET_DIRS[stage])
@@ -312,7 +337,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
         log.warning("%s has no rows: no eval loss will be reported", dataset_path(data, "eval"))
     all_eval_rows = len(eval_rows)
     eval_rows = eval_subset(eval_rows, t.max_eval_rows, cfg.seed)
-    model = build_model(cfg, stage, base_dir, adapters)
+    model = build_model(cfg.model, cfg.lora, stage, base_dir, adapters)
     packing = resolve_packing(t.packing, model, tokenizer)
     log.info("%s: precision %s (train.precision=%s), %s", stage, train_precision(t.precision), t.precision,
              "packed batches" if packing else "batches padded to their longest row")
@@ -326,7 +351,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     if epochs:
         log.info("%s: %g epoch(s) of %d rows at %d rows a step: %d steps", stage, epochs, len(train_rows),
                  t.batch_size * t.grad_accum, max_steps)
-    args = training_args(cfg, ckpt, max_steps, bool(eval_rows), schedule_steps=t[f"{stage}_schedule_steps"],
+    args = training_args(t, cfg.seed, ckpt, max_steps, bool(eval_rows), schedule_steps=t[f"{stage}_schedule_steps"],
                          **({"train_sampling_strategy": "random"} if packing else {}))
     # The arguments set up the processes (one, or those accelerate launched): rank 0 alone clears checkpoints of
     # another run, then every rank reads the same last checkpoint.
@@ -334,7 +359,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
 
     state = PartialState()
     main_process = state.is_main_process
-    key = run_key(cfg, stage, data, adapters)
+    key = run_key(settings, stage, data, adapters)
     key_file = ckpt / "run_key"
     if main_process:
         if ckpt.exists() and (not key_file.exists() or key_file.read_text() != key):
@@ -386,10 +411,9 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
 
     out = Path(out_dir or resolve_path(ADAPTER_DIRS[stage]))
     curves = loss_curves(trainer.state.log_history)
-    result = {"metrics": None, "curves": curves, "adapter_dir": str(out), "merged_dir": None}
     if not main_process:  # rank 0 writes the adapter and the run's figures
         state.wait_for_everyone()
-        return result
+        return TrainingResult(None, curves, str(out))
     with atomic_dir(out) as tmp:
         # Record the base as configured (relative to the work root), not this machine's absolute path, so the
         # adapter's bytes do not depend on where the repository is checked out.
@@ -403,7 +427,7 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
             adapter_cfg["target_modules"] = sorted(adapter_cfg["target_modules"])
         write_json(tmp / "adapter_config.json", adapter_cfg)
         (tmp / "README.md").unlink(missing_ok=True)
-        atomic_write_text(tmp / TRAINING_CONFIG, training_config_yaml(cfg))
+        atomic_write_text(tmp / TRAINING_CONFIG, training_config_yaml(settings))
         write_json(tmp / MODEL_PROVENANCE, provenance(
             f"train_{stage}", {"lora": OmegaConf.to_container(cfg.lora), "train": OmegaConf.to_container(t),
                                "model": cfg.model.name, "stacked_on": VARIANTS[stage][:-1], "seed": cfg.seed},
@@ -413,11 +437,11 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     if t.merge_export:
         # From the full-precision base, not the training model: a 4-bit base cannot be merged without rounding.
         merged = Path(merged_dir or resolve_path(default_merged_dir(stage)))
-        full = load_student(cfg, stage, {**adapters, stage: str(out)}, base_dir=base_dir)
+        full = load_student(cfg.model, stage, {**adapters, stage: str(out)}, base_dir=base_dir)
         with atomic_dir(merged) as tmp:
             full.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            atomic_write_text(tmp / TRAINING_CONFIG, training_config_yaml(cfg))
+            atomic_write_text(tmp / TRAINING_CONFIG, training_config_yaml(settings))
         del full
     state.wait_for_everyone()
     shutil.rmtree(ckpt, ignore_errors=True)  # the adapter is saved: a finished run leaves nothing to resume
@@ -437,14 +461,13 @@ def train(cfg: DictConfig, stage: str, out_dir: str | os.PathLike | None = None,
     if state.num_processes > 1:  # recorded only where it ran on several, so one process's metrics stay as they were
         metrics |= {"processes": state.num_processes, "distributed": "fsdp" if trainer.is_fsdp_enabled else "ddp",
                     "backend": state.backend}
-    return result | {"metrics": metrics, "merged_dir": str(merged) if merged else None}
+    return TrainingResult(metrics, curves, str(out), str(merged) if merged else None)
 
 
-def launch_command(cfg: DictConfig, argv: list[str]) -> list[str]:
+def launch_command(t: Train, argv: list[str]) -> list[str]:
     """`accelerate launch` of this stage with the same arguments, on train.num_processes processes: data parallel
     (torch DDP; NCCL on GPUs, gloo on a CPU) or FSDP (train.distributed), on this machine unless
     train.accelerate_config names a config of several."""
-    t = cfg.train
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(t.num_processes)]
     if t.accelerate_config:
         cmd += ["--config_file", str(resolve_path(t.accelerate_config))]
@@ -456,14 +479,14 @@ def launch_command(cfg: DictConfig, argv: list[str]) -> list[str]:
     return cmd + ["-m", "pipeline.train", *argv]
 
 
-def launch(cfg: DictConfig, argv: list[str], stage: str) -> None:
+def launch(t: Train, argv: list[str], stage: str) -> None:
     """Run the stage again under `accelerate launch`; the launched processes train and rank 0 writes everything."""
-    cmd = launch_command(cfg, argv)
-    log.info("%s: launching %d process(es) with accelerate: %s", stage, cfg.train.num_processes, " ".join(cmd[1:]))
+    cmd = launch_command(t, argv)
+    log.info("%s: launching %d process(es) with accelerate: %s", stage, t.num_processes, " ".join(cmd[1:]))
     env = {**os.environ, WORKER_ENV: "1"}
     code = subprocess.run(cmd, env=env).returncode
     if code:
         raise SystemExit(f"train {stage}: the processes launched with accelerate (train.launcher=accelerate, "
-                         f"train.num_processes={cfg.train.num_processes}) failed with exit code {code}; their log is "
+                         f"train.num_processes={t.num_processes}) failed with exit code {code}; their log is "
                          "above. A re-run resumes from the last checkpoint")
 

@@ -8,8 +8,6 @@ import logging
 import uuid
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from sling.config import resolve_path
 from sling.documents.clean import clean, clean_glyphs, vocabulary
 from sling.documents.read import (
@@ -20,6 +18,7 @@ from sling.documents.read import (
     to_blocks,
 )
 from sling.io import sha256_text
+from sling.schema import Ingest, Rag
 
 log = logging.getLogger("index")
 
@@ -63,18 +62,18 @@ def chunk_document(paragraphs: list[dict], tokenizer, size: int, overlap: int, d
     return chunks
 
 
-def sections(path: Path, cfg: DictConfig) -> list[dict]:
+def sections(path: Path, ingest: Ingest) -> list[dict]:
     """The document cut at its titles: each section's title and body text, with the pages it spans.
 
     Hand-written because unstructured's `chunk_by_title` sizes chunks in characters, and chunks here are
     sized in the student's tokens; the elements themselves come from the same partitioning as ingest.
     """
     with readable(path) as (_, target, _):  # the same checks and repair as ingest: encrypted, empty, damaged
-        elements = partition(target, cfg)
+        elements = partition(target, ingest)
     if not elements:
         raise DocumentError(f"{path}: unstructured returned no elements; see ingest.max_graphics_ops and the spaCy model")
     out: list[dict] = []
-    for b in to_blocks(elements, cfg.ingest.drop_references):
+    for b in to_blocks(elements, ingest.drop_references):
         if b.kind == "Title" and len(b.text) < 120:
             out.append({"title": b.text, "parts": [], "pages": [b.page]})
         else:
@@ -129,25 +128,27 @@ def chunk_histogram(task: str, lengths: list[int], size: int) -> list[dict]:
     return [{"task": task, **row} for row in histogram(lengths, size)]
 
 
-def document_chunks(cfg: DictConfig, path: Path, tokenizer) -> list[dict]:
-    size, overlap = cfg.rag.chunk_tokens, cfg.rag.chunk_overlap
-    if cfg.rag.chunking == "by_title":
-        doc_chunks = chunk_sections(sections(path, cfg), tokenizer, size, overlap, path.name)
+def document_chunks(rag: Rag, ingest: Ingest, path: Path, tokenizer) -> list[dict]:
+    """One document's chunks (`rag.chunking`), its text read as `ingest` reads it."""
+    size, overlap = rag.chunk_tokens, rag.chunk_overlap
+    if rag.chunking == "by_title":
+        doc_chunks = chunk_sections(sections(path, ingest), tokenizer, size, overlap, path.name)
     else:
-        paragraphs, _ = ingest_document(path, cfg)
+        paragraphs, _ = ingest_document(path, ingest)
         doc_chunks = chunk_document(paragraphs, tokenizer, size, overlap, path.name)
     if not doc_chunks:
-        raise DocumentError(f"{path}: no chunk of text (rag.chunking={cfg.rag.chunking}); check the document")
+        raise DocumentError(f"{path}: no chunk of text (rag.chunking={rag.chunking}); check the document")
     return doc_chunks
 
 
-def build_chunks(cfg: DictConfig, task: str, listing: dict, tokenizer, memo: dict | None = None) -> list[dict]:
+def build_chunks(rag: Rag, ingest: Ingest, task: str, listing: dict, tokenizer,
+                 memo: dict | None = None) -> list[dict]:
     """The task's chunks with deterministic ids; `memo` keeps each document's chunks across the tasks of one run."""
     chunks = []
     memo = {} if memo is None else memo
     for path in task_documents(task, listing):
         if path not in memo:
-            memo[path] = document_chunks(cfg, path, tokenizer)
+            memo[path] = document_chunks(rag, ingest, path, tokenizer)
         for i, c in enumerate(dict(c) for c in memo[path]):
             c["chunk_index"] = i
             c["id"] = str(uuid.uuid5(NAMESPACE, f"{task}|{path.name}|{i}|{sha256_text(c['text'])}"))

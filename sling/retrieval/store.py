@@ -3,32 +3,31 @@ collection name, and writing chunks with their vectors. Read by answering, writt
 """
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
 from sling.config import resolve_path
 from sling.errors import UserError
+from sling.schema import Rag
 
 
-def qdrant_client(cfg: DictConfig):
+def qdrant_client(rag: Rag):
     from qdrant_client import QdrantClient
     from qdrant_client.http.exceptions import ApiException
 
-    if cfg.rag.qdrant_url:
-        client = QdrantClient(url=cfg.rag.qdrant_url)
+    if rag.qdrant_url:
+        client = QdrantClient(url=rag.qdrant_url)
         try:
             client.get_collections()
         except ApiException as e:  # refused, unresolvable, timed out, or not a Qdrant server
-            raise UserError(f"the Qdrant server at rag.qdrant_url={cfg.rag.qdrant_url} does not answer ({e}): start it, "
+            raise UserError(f"the Qdrant server at rag.qdrant_url={rag.qdrant_url} does not answer ({e}): start it, "
                             "fix rag.qdrant_url, or set rag.qdrant_url=null for the embedded store at "
                             "rag.qdrant_path") from e
         return client
-    path = resolve_path(cfg.rag.qdrant_path)
+    path = resolve_path(rag.qdrant_path)
     path.mkdir(parents=True, exist_ok=True)
     return QdrantClient(path=str(path))
 
 
-def collection_name(cfg: DictConfig, task: str) -> str:
-    return f"{cfg.rag.collection_prefix}_{task}"
+def collection_name(rag: Rag, task: str) -> str:
+    return f"{rag.collection_prefix}_{task}"
 
 
 def upsert(client, name: str, chunks: list[dict], vectors) -> None:

@@ -25,8 +25,8 @@ from sling.io import read_jsonl
 from sling.models.export import Difference, Figures, load_form, rendered
 from sling.paths import answers_path, produced, tasks
 from sling.retrieval.answering import answer_locally, cast_for_answering
-from sling.embed import embed
-from sling.scoring.metrics import check_references, paired, score_answers, seeded_scores
+from sling.schema import Eval, Export
+from sling.scoring.metrics import check_references, paired, score_answers, seeded_scores, task_references
 
 log = logging.getLogger("export")
 
@@ -44,38 +44,38 @@ class HeldOut:
     adapter: dict[str, np.ndarray]
 
 
-def held_out(cfg: DictConfig, variant: str) -> list[HeldOut]:
+def held_out(ev: Eval, export: Export, variant: str) -> list[HeldOut]:
     """Per task, the first `export.questions` questions with a checked reference, and the adapter's answers to them
     scored by the score stage's own code."""
     out = []
     for task in tasks():
         all_refs = read_jsonl(produced(answers_path("reference", task), "reference"))
-        keep, _ = check_references(all_refs, cfg, task)
-        first = [i for i, k in enumerate(keep) if k][:cfg.export.questions]
+        keep, _ = check_references(all_refs, ev, task)
+        first = [i for i, k in enumerate(keep) if k][:export.questions]
         keep = [i in first for i in range(len(keep))]
-        references = [all_refs[i]["answer"] for i in first]
-        vectors = embed(cfg.eval.embedder, references)
-        rows, scores = seeded_scores(cfg, task, variant, all_refs, keep, references, vectors)
-        out.append(HeldOut(task, rows, references, vectors, scores))
+        refs = task_references(task, all_refs, keep, ev)
+        rows, scores = seeded_scores(refs, variant, ev)
+        out.append(HeldOut(task, rows, refs.texts, refs.vectors, scores))
     return out
 
 
-def difference(cfg: DictConfig, held: HeldOut, answers: list[str]) -> Difference:
-    """A form's answers minus the adapter's on the headline metric, paired per question."""
+def difference(ev: Eval, seed: int, held: HeldOut, answers: list[str]) -> Difference:
+    """A form's answers minus the adapter's on the headline metric, paired per question (bootstrap seeded by `seed`)."""
     retrieved = [[c["text"] for c in r["retrieved"]] for r in held.rows]
-    form = score_answers(answers, held.references, retrieved, cfg, held.reference_vectors)
-    d = paired(held.adapter, form, cfg, (HEADLINE,))[HEADLINE]
-    return Difference(held.task, d["mean"], tuple(d["ci"]), len(answers), HEADLINE)
+    form = score_answers(answers, held.references, retrieved, ev, held.reference_vectors)
+    d = paired(held.adapter, form, ev, seed, (HEADLINE,))[HEADLINE]
+    return Difference(held.task, d.mean, tuple(d.ci), len(answers), HEADLINE)
 
 
 def answer_benchmark(cfg: DictConfig, variant: str, forms: dict[str, tuple[Path, str | None]],
                      figures: dict[str, Figures]) -> dict[str, Figures]:
-    """`figures` with each form's paired benchmark differences, one per task."""
-    held = held_out(cfg, variant)
+    """`figures` with each form's paired benchmark differences, one per task. The export stage's entry into scoring:
+    it reads `model` and `rag` (answering), `eval`, `export` and `seed` (scoring)."""
+    held = held_out(cfg.eval, cfg.export, variant)
     out = {}
     for form, (path, file) in forms.items():
         model, tokenizer = load_form(path, file)
-        model = cast_for_answering(cfg, model)
+        model = cast_for_answering(cfg.model, cfg.rag, model)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         found = []
@@ -83,7 +83,8 @@ def answer_benchmark(cfg: DictConfig, variant: str, forms: dict[str, tuple[Path,
             t0 = time.perf_counter()
             prompts = [rendered(tokenizer, "\n\n".join(c["text"] for c in r["retrieved"]), r["question"])
                        for r in h.rows]
-            found.append(difference(cfg, h, [r["answer"] for r in answer_locally(cfg, model, tokenizer, prompts)]))
+            answers = answer_locally(cfg.model, cfg.rag, model, tokenizer, prompts)
+            found.append(difference(cfg.eval, cfg.seed, h, [r["answer"] for r in answers]))
             log.info("%s on %s: %s %+.3f %s over %d questions (%.0fs)", form, h.task, HEADLINE, found[-1].mean,
                      list(found[-1].ci), found[-1].questions, time.perf_counter() - t0)
         out[form] = replace(figures[form], benchmark=tuple(found))

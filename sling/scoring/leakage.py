@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from omegaconf import DictConfig
 
 from sling.config import resolve_path
 from sling.errors import UserError
 from sling.io import read_jsonl
 from sling.paths import questions_path, tasks
 from sling.embed import embed
+from sling.schema import Data, Dataset, Leakage
 
 log = logging.getLogger("leakage")
 
@@ -36,12 +36,15 @@ def benchmark_questions() -> list[dict]:
     return out
 
 
-def measure(cfg: DictConfig, train: list[dict], bench: list[dict]) -> dict:
-    cos = cfg.benchmark.leakage.question_cosine
+def measure(leakage: Leakage, dataset: Dataset, data: Data, train: list[dict], bench: list[dict]) -> dict:
+    """The leakage metrics: the benchmark questions (`bench`) whose cosine to a training question (`train`; both
+    embedded by `dataset.embedder`) reaches `leakage.question_cosine` (the `benchmark.leakage` section) or that share
+    a training row's paragraph, and the threshold the stage fails over (`data.leakage_max`)."""
+    cos = leakage.question_cosine
     pairs = []
     if train and bench:
-        sim = embed(cfg.dataset.embedder, [q["question"] for q in bench]) @ embed(
-            cfg.dataset.embedder, [r["question"] for r in train]).T
+        sim = embed(dataset.embedder, [q["question"] for q in bench]) @ embed(
+            dataset.embedder, [r["question"] for r in train]).T
         for i, j in zip(*np.nonzero(sim >= cos)):
             pairs.append({"benchmark_id": bench[i]["id"], "benchmark_question": bench[i]["question"],
                           "training_question": train[j]["question"], "training_document": train[j].get("document"),
@@ -58,5 +61,5 @@ def measure(cfg: DictConfig, train: list[dict], bench: list[dict]) -> dict:
             "near_duplicate_questions": len({p["benchmark_id"] for p in pairs}), "near_duplicate_pairs": len(pairs),
             "max_question_cosine": max_cos, "paragraph_overlap": len(overlap), "shared_documents": shared_docs,
             "leaked": len({p["benchmark_id"] for p in pairs} | {o["benchmark_id"] for o in overlap}),
-            "threshold": cfg.data.leakage_max, "pairs": pairs[:SHOWN], "overlapping_paragraphs": overlap[:SHOWN]}
+            "threshold": data.leakage_max, "pairs": pairs[:SHOWN], "overlapping_paragraphs": overlap[:SHOWN]}
 

@@ -8,13 +8,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
 
 from sling.config import resolve_path
 from sling.errors import InputError
+from sling.embed import embed
 from sling.io import read_jsonl
 from sling.paths import questions_path
-from sling.embed import embed
+from sling.schema import Eval, Published
 from sling.scoring.metrics import (
     paired_differences,
     retrieval_metrics,
@@ -55,11 +55,13 @@ def references(task: str) -> dict[str, dict]:
     return {" ".join(r["question"].split()): r for r in rows}
 
 
-def rescore_task(cfg: DictConfig, task: str, task_file: str) -> tuple[dict, list[dict]]:
+def rescore_task(task: str, task_file: str, published: Published, ev: Eval, seed: int) -> tuple[dict, list[dict]]:
+    """One task's published answers (`data.published`: the paper's result files) scored as the score stage scores
+    ours, with the controls and paired differences; and the per-question table."""
     refs = references(task)
     per_model, answers, order = {}, {}, None
-    for model in cfg.data.published.models:
-        path = resolve_path(cfg.data.published.dir) / f"{task_file}_results_{model}.csv"
+    for model in published.models:
+        path = resolve_path(published.dir) / f"{task_file}_results_{model}.csv"
         rows = read_results(path)
         keys = [" ".join(r["question"].split()) for r in rows]
         unknown = [k[:60] for k in keys if k not in refs]
@@ -69,20 +71,20 @@ def rescore_task(cfg: DictConfig, task: str, task_file: str) -> tuple[dict, list
             raise InputError(f"{path}: its questions differ from the other models' files for {task_file}")
         order, per_model[model] = keys, rows
     references_text = [refs[k]["reference"].strip() for k in order]
-    ref_v = embed(cfg.eval.embedder, references_text)
+    ref_v = embed(ev.embedder, references_text)
     result: dict = {"questions": len(order), "models": {}}
     per_q = {}
     table = [{"question": k, "reference": r} for k, r in zip(order, references_text)]
     for model, rows in per_model.items():
         chunks = [[r[f"context_chunk_{i}"] for i in (1, 2, 3)] for r in rows]
         answers[model] = [r["model_response"].strip() for r in rows]
-        q = score_answers(answers[model], references_text, chunks, cfg, ref_v)
+        q = score_answers(answers[model], references_text, chunks, ev, ref_v)
         per_q[model] = q
-        s = summarise(q, cfg)
+        s = summarise(q, ev, seed)
         s["paper_cosine"] = round(float(np.mean([float(r["cosine_similarity"]) for r in rows])), 4)
         s["latency_s"] = round(float(np.mean([float(r["inference_speed_seconds"]) for r in rows])), 2)
         retrieval, ranks = retrieval_metrics([refs[k].get("text", "") for k in order],
-                                             [[{"text": t} for t in c] for c in chunks], 3, cfg)
+                                             [[{"text": t} for t in c] for c in chunks], 3, ev, seed)
         s["retrieval"] = retrieval
         result["models"][model] = s
         for i, row in enumerate(table):
@@ -93,8 +95,8 @@ def rescore_task(cfg: DictConfig, task: str, task_file: str) -> tuple[dict, list
             row[f"{model}_source_rank"] = ranks[i]
     first = next(iter(per_model.values()))
     chunks = [[r[f"context_chunk_{i}"] for i in (1, 2, 3)] for r in first]
-    result["controls"] = score_controls(references_text, chunks, cfg, ref_v)
+    result["controls"] = score_controls(references_text, chunks, ev, seed, ref_v)
     result["soundness"] = soundness(result["models"], result["controls"])
-    result["paired"] = paired_differences(per_q, cfg)
+    result["paired"] = paired_differences(per_q, ev, seed)
     return result, table
 

@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from sling.config import resolve_path, work_root
 from sling.errors import ConfigError, InputError, UserError
 from sling.io import read_json, sha256_text
@@ -24,6 +22,7 @@ from sling.paths import BASE_DIR, HEADLINE, MODEL_PROVENANCE, TASKS, tasks
 from sling.retrieval.answering import answer_locally, check_collection, load_answerer, retrieve_prompts
 from sling.embed import embed
 from sling.retrieval.store import qdrant_client
+from sling.schema import Data, Model, Rag
 
 BEST_BY = "rescaled"  # the report's headline score per variant (metrics/report.json): the rescaled cosine
 RUN_FIRST = "sling answers from a finished run's index and adapters: run `dvc repro` first"  # then the stage
@@ -99,10 +98,10 @@ class Serving:
                 *(f"adapters of {v}: {self.adapters_of(v)}" for v in self.adapters)]
 
 
-def check_run(cfg: DictConfig) -> None:
+def check_run(rag: Rag) -> None:
     """The run's outputs that answering reads are there, or one InputError naming the first missing one and the
     command that makes it."""
-    needed = [] if cfg.rag.qdrant_url else [(resolve_path(cfg.rag.qdrant_path), "index")]
+    needed = [] if rag.qdrant_url else [(resolve_path(rag.qdrant_path), "index")]
     needed += [(resolve_path(TASKS), "benchmark"), (resolve_path(BASE_DIR) / "config.json", "snapshot_model")]
     for path, stage in needed:
         if not path.exists():
@@ -175,11 +174,12 @@ def git_commit() -> str | None:
     return (proc.stdout.strip() or None) if proc.returncode == 0 else None
 
 
-def serving(cfg: DictConfig, task: str | None = None, variant: str | None = None, also: tuple[str, ...] = (),
-            among: tuple[str, ...] = tuple(VARIANTS)) -> Serving:
-    """What this run serves for `task` (default: the widest) and `variant` (default: the report's best of `among`),
-    with the adapters of `variant` and of every variant in `also`."""
-    check_run(cfg)
+def serving(data: Data, model: Model, rag: Rag, task: str | None = None, variant: str | None = None,
+            also: tuple[str, ...] = (), among: tuple[str, ...] = tuple(VARIANTS)) -> Serving:
+    """What this run (`data.name`, `model.name`, its index at `rag`) serves for `task` (default: the widest) and
+    `variant` (default: the report's best of `among`), with the adapters of `variant` and of every variant in
+    `also`."""
+    check_run(rag)
     task = task or default_task()
     check_task(task)
     if variant:
@@ -187,7 +187,7 @@ def serving(cfg: DictConfig, task: str | None = None, variant: str | None = None
         chosen = "chosen with --variant"
     else:
         variant, chosen = best_variant(task, among)
-    return Serving(root=str(work_root()), commit=git_commit(), data=str(cfg.data.name), model=str(cfg.model.name),
+    return Serving(root=str(work_root()), commit=git_commit(), data=str(data.name), model=str(model.name),
                    task=task, documents=len(tasks()[task].get("documents", [])), variant=variant, chosen=chosen,
                    adapters={v: adapters(v) for v in dict.fromkeys([variant, *also])})
 
@@ -197,14 +197,14 @@ class Student:
     answer stage's prompt and decoding. Not thread-safe (one embedded Qdrant client, one torch model per variant):
     callers that serve several requests hold a lock."""
 
-    def __init__(self, cfg: DictConfig, task: str):
+    def __init__(self, model: Model, rag: Rag, task: str):
         t0 = time.perf_counter()
-        self.cfg, self.task = cfg, task
-        self.client = open_index(cfg)
+        self.model_cfg, self.rag, self.task = model, rag, task
+        self.client = open_index(rag)
         try:
-            check_collection(cfg, self.client, task)
+            check_collection(rag, self.client, task)
             self.tokenizer = load_tokenizer()
-            embed(cfg.rag.embedder, [task])  # loads the embedder now, so that retrieval times are retrieval's own
+            embed(rag.embedder, [task])  # loads the embedder now, so that retrieval times are retrieval's own
         except BaseException:
             self.client.close()
             raise
@@ -214,7 +214,7 @@ class Student:
     def model(self, variant: str):
         if variant not in self.models:
             t0 = time.perf_counter()
-            self.models[variant] = load_answerer(self.cfg, variant)
+            self.models[variant] = load_answerer(self.model_cfg, self.rag, variant)
             self.load_s += time.perf_counter() - t0
         return self.models[variant]
 
@@ -222,13 +222,13 @@ class Student:
         """Each question retrieved once and answered by every variant in `variants`, in one batch per variant."""
         t0 = time.perf_counter()
         rows = [{"id": f"ask-{i}", "question": q} for i, q in enumerate(questions)]
-        chunks, prompts = retrieve_prompts(self.cfg, self.client, self.task, rows)
+        chunks, prompts = retrieve_prompts(self.rag, self.client, self.task, rows)
         share = (time.perf_counter() - t0) / max(len(questions), 1)
         asked = [Asked(q, self.task, [Passage(c["document"], list(c["pages"]), c["score"], c["text"]) for c in found],
                        round(share, 4)) for q, found in zip(questions, chunks)]
         for variant in variants:
             model = self.model(variant)
-            for a, r in zip(asked, answer_locally(self.cfg, model, self.tokenizer, prompts)):
+            for a, r in zip(asked, answer_locally(self.model_cfg, self.rag, model, self.tokenizer, prompts)):
                 a.replies[variant] = Reply(variant, r["answer"], r["answer_tokens"], r["latency_s"])
         return asked
 
@@ -236,14 +236,14 @@ class Student:
         self.client.close()
 
 
-def open_index(cfg: DictConfig):
+def open_index(rag: Rag):
     """The run's Qdrant client; an embedded store that another process holds open is a UserError saying so."""
     try:
-        return qdrant_client(cfg)
+        return qdrant_client(rag)
     except RuntimeError as e:
         if "already accessed" not in str(e):
             raise
-        raise UserError(f"the index at {resolve_path(cfg.rag.qdrant_path)} is open in another process (a running "
+        raise UserError(f"the index at {resolve_path(rag.qdrant_path)} is open in another process (a running "
                         "`sling chat`, or a stage): stop it and try again, or serve the index from a Qdrant server "
                         "(rag.qdrant_url)") from e
 

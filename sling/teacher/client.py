@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
-from omegaconf import DictConfig
 from tqdm import tqdm
 
+from sling import schema
 from sling.config import resolve_path
 from sling.errors import UserError
 from sling.paths import BASE_DIR
@@ -52,18 +52,18 @@ class OpenAITeacher:
     section and the setting that chose the server in error messages. An `extra_body` in the section goes with
     every request (sampling parameters the OpenAI API lacks, e.g. vLLM's `repetition_penalty`)."""
 
-    def __init__(self, cfg: DictConfig, section: str = "teacher", use: str = "teacher=openai"):
+    def __init__(self, teacher: schema.Teacher, section: str = "teacher", use: str = "teacher=openai"):
         import openai
 
-        key = os.environ.get(cfg.api_key_env)
+        key = os.environ.get(teacher.api_key_env)
         if not key:
-            raise TeacherError(f"{use} needs an API key in the environment variable {cfg.api_key_env} "
+            raise TeacherError(f"{use} needs an API key in the environment variable {teacher.api_key_env} "
                                f"(set {section}.api_key_env to use another name; local servers accept any value)")
-        self.client = openai.OpenAI(api_key=key, base_url=cfg.base_url, max_retries=cfg.max_retries,
-                                    timeout=cfg.timeout_s)
-        self.model, self.cfg, self.section = cfg.model, cfg, section
-        self.name = f"openai:{cfg.model}"
-        self.concurrency = cfg.concurrency
+        self.client = openai.OpenAI(api_key=key, base_url=teacher.base_url, max_retries=teacher.max_retries,
+                                    timeout=teacher.timeout_s)
+        self.model, self.cfg, self.section = teacher.model, teacher, section
+        self.name = f"openai:{teacher.model}"
+        self.concurrency = teacher.concurrency
 
     def complete(self, prompt: str, temperature: float | None = None, max_tokens: int | None = None) -> Completion:
         """One reply at the section's temperature, or at `temperature` for a sampled candidate; at most `max_tokens`
@@ -81,24 +81,21 @@ class OpenAITeacher:
 class EmbeddedTeacher:
     """A local causal LM used through its chat template; greedy, left-padded batches."""
 
-    def __init__(self, cfg: DictConfig, model_cfg: DictConfig):
-        from omegaconf import OmegaConf
-
+    def __init__(self, teacher: schema.Teacher, model: schema.Model):
         from sling.models.loading import load_student, load_tokenizer, torch_dtype
         from sling.precision import decode_dtype
 
-        self.cfg = cfg
-        self.tokenizer = load_tokenizer(cfg.model)
+        self.cfg = teacher
+        self.tokenizer = load_tokenizer(teacher.model)
         self.tokenizer.padding_side = "left"
-        full = OmegaConf.create({"model": model_cfg})
-        self.model = load_student(full, "base") if cfg.model == BASE_DIR else _load_path(cfg.model)
+        self.model = load_student(model, "base") if teacher.model == BASE_DIR else _load_path(teacher.model)
         # teacher.dtype (auto: bfloat16 where the hardware has it natively, sling.precision); the name records a
         # non-float32 dtype, so replies cached from one dtype are not served for another
-        self.dtype = decode_dtype(cfg.get("dtype", "float32"), "teacher.dtype")
+        self.dtype = decode_dtype(teacher.get("dtype", "float32"), "teacher.dtype")
         if self.dtype != "float32":
             self.model = self.model.to(torch_dtype(self.dtype))
-        self.name = f"embedded:{model_cfg.name}" + ("" if self.dtype == "float32" else f":{self.dtype}")
-        self.concurrency = cfg.batch_size
+        self.name = f"embedded:{model.name}" + ("" if self.dtype == "float32" else f":{self.dtype}")
+        self.concurrency = teacher.batch_size
 
     def _chat(self, prompt: str) -> str:
         if self.tokenizer.chat_template:
@@ -138,10 +135,12 @@ def server_hint(teacher) -> str:
             f"fix {s}.base_url, or raise {s}.max_retries for a slow one")
 
 
-def make_teacher(cfg: DictConfig) -> Teacher:
-    if cfg.teacher.kind == "openai":
-        return OpenAITeacher(cfg.teacher)
-    return EmbeddedTeacher(cfg.teacher, cfg.model)
+def make_teacher(teacher: schema.Teacher, model: schema.Model) -> Teacher:
+    """The teacher that `teacher` configures; an embedded one that is the student's own base snapshot loads it as
+    `model` says."""
+    if teacher.kind == "openai":
+        return OpenAITeacher(teacher)
+    return EmbeddedTeacher(teacher, model)
 
 
 def stream(teacher: Teacher, prompts: list[str], temperature: float | None = None, seed: int = 0,
@@ -176,16 +175,17 @@ class CachedCalls:
     """Runs prompts through the teacher, serving what the cache holds and saving each new reply at once.
 
     Replies are keyed by teacher, `prompt_version`, prompt and generation parameters (sling.teacher.cache): the
-    teacher's, or `generation` for other callers (the answer stage's students behind a server), whose
-    replies live in `cache_dir/<cache_name>`.
+    teacher's own (`max_new_tokens` and `temperature` of the section it was made from, `teacher.cfg`), or
+    `generation` for other callers (the answer stage's students behind a server); they live in
+    `cache_dir/<cache_name>`.
     """
 
-    def __init__(self, cfg: DictConfig, teacher, prompt_version: str, generation: dict | None = None,
+    def __init__(self, cache_dir: str, teacher, prompt_version: str, generation: dict | None = None,
                  cache_name: str = "teacher"):
-        self.cfg, self.teacher, self.prompt_version = cfg, teacher, prompt_version
-        self.generation = generation or {"max_new_tokens": cfg.teacher.max_new_tokens,
-                                         "temperature": cfg.teacher.temperature}
-        self.cache = ReplyCache(resolve_path(cfg.cache_dir) / cache_name)
+        self.teacher, self.prompt_version = teacher, prompt_version
+        self.generation = generation or {"max_new_tokens": teacher.cfg.max_new_tokens,
+                                         "temperature": teacher.cfg.temperature}
+        self.cache = ReplyCache(resolve_path(cache_dir) / cache_name)
         self.usage = Counter()
         self.failures: list[str] = []
 

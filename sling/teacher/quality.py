@@ -13,10 +13,10 @@ import re
 from collections import Counter, defaultdict
 
 import numpy as np
-from omegaconf import DictConfig
 
 from sling.documents.language import matches_language
 from sling.embed import embed
+from sling.schema import Dataset
 from sling.text import content_words, support, tokens
 
 # The validity checks, in the order they are tried; each is a drop reason of its own.
@@ -83,13 +83,14 @@ def off_topic(question: str, paragraph: str) -> bool:
     return not any(w in have for w in words)
 
 
-def filter_rows(d: DictConfig, rows: list[dict], percentile: float | None = None) -> tuple[list[dict], Counter, float]:
+def filter_rows(dataset: Dataset, rows: list[dict],
+                percentile: float | None = None) -> tuple[list[dict], Counter, float]:
     """Rows that pass every filter, the drop count of each filter, and the paragraph-length cut-off used.
 
-    `d` is the `dataset` section; `percentile` overrides its `min_paragraph_percentile` (0: no length cut).
+    `percentile` overrides `dataset.min_paragraph_percentile` (0: no length cut).
     Near-duplicate questions are looked for among the rows of one document (`doc_id`).
     """
-    percentile = d.min_paragraph_percentile if percentile is None else percentile
+    percentile = dataset.min_paragraph_percentile if percentile is None else percentile
     dropped = Counter(dict.fromkeys(FILTERS, 0))  # every filter reports its count, zero included
     lengths = [len(r["paragraph"]) for r in rows]
     min_len = float(np.percentile(lengths, percentile)) if lengths and percentile else 0.0
@@ -98,36 +99,36 @@ def filter_rows(d: DictConfig, rows: list[dict], percentile: float | None = None
         q, a = (r.get("question") or "").strip(), (r.get("answer") or "").strip()
         if len(r["paragraph"]) < min_len:
             dropped["short_paragraph"] += 1
-        elif len(q) < d.min_question_chars or len(a) < d.min_answer_chars:
+        elif len(q) < dataset.min_question_chars or len(a) < dataset.min_answer_chars:
             dropped["empty_or_malformed"] += 1
-        elif any(p in (q + " " + a).lower() for p in d.refusal_patterns):
+        elif any(p in (q + " " + a).lower() for p in dataset.refusal_patterns):
             dropped["refusal"] += 1
-        elif d.drop_wrong_language and r.get("language") and any(
+        elif dataset.drop_wrong_language and r.get("language") and any(
                 matches_language(text, r["language"], top) is False for text, top in ((q, 1), (a, 3))):
             # asked for questions and answers in the paragraph's language; each is checked on its own, since an
             # extractive reference in that language would carry a question in another through a joint check. The
             # question must read as that language first (an English question quoting the document's words ranks
             # it second or third); an answer, often quoting commands and names, among the first three
             dropped["wrong_language"] += 1
-        elif d.drop_invalid_questions and (why := validity_problem(q, a, r["paragraph"], r.get("language"))):
+        elif dataset.drop_invalid_questions and (why := validity_problem(q, a, r["paragraph"], r.get("language"))):
             dropped[why] += 1
-        elif d.drop_off_topic_questions and off_topic(q, r["paragraph"]):
+        elif dataset.drop_off_topic_questions and off_topic(q, r["paragraph"]):
             dropped["off_topic_question"] += 1
-        elif support(a, r["paragraph"]) < d.min_grounding:
+        elif support(a, r["paragraph"]) < dataset.min_grounding:
             dropped["ungrounded_answer"] += 1
         else:
             kept.append(r)
     by_doc = defaultdict(list)
     for i, r in enumerate(kept):
         by_doc[r["doc_id"]].append(i)
-    vectors = embed(d.embedder, [r["question"] for r in kept]) if kept else None
+    vectors = embed(dataset.embedder, [r["question"] for r in kept]) if kept else None
     drop = set()
     for idx in by_doc.values():
         for a_pos, i in enumerate(idx):
             if i in drop:
                 continue
             for j in idx[a_pos + 1:]:
-                if j not in drop and float(vectors[i] @ vectors[j]) >= d.near_duplicate_cosine:
+                if j not in drop and float(vectors[i] @ vectors[j]) >= dataset.near_duplicate_cosine:
                     drop.add(j)
     dropped["near_duplicate_question"] = len(drop)
     return [r for i, r in enumerate(kept) if i not in drop], dropped, round(min_len, 1)

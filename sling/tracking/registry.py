@@ -44,6 +44,7 @@ from sling.io import read_json
 from sling.models.loading import ADAPTER_DIRS, VARIANTS
 from sling.paths import BASE_DIR, MODEL_PROVENANCE
 from sling.paths import merged_dir as default_merged_dir
+from sling.schema import Data, Model, Rag
 from sling.tracking.runs import PARENT_ENV, flat_metrics
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,11 @@ def requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "torch", "transformers", "peft", "pandas")]
 
 
-def model_config(cfg: DictConfig, base: str) -> dict:
-    return {"base_model": base, "base_name": str(cfg.model.name), "base_hub_id": str(cfg.model.hub_id),
-            "base_revision": str(cfg.model.revision), "adapters": list(VARIANTS[VARIANT]),
-            "prompt_template": str(cfg.rag.prompt_template), "closed_book_template": str(cfg.rag.closed_book_template),
-            "max_new_tokens": int(cfg.rag.max_new_tokens), "repetition_penalty": float(cfg.rag.repetition_penalty)}
+def model_config(model: Model, rag: Rag, base: str) -> dict:
+    return {"base_model": base, "base_name": str(model.name), "base_hub_id": str(model.hub_id),
+            "base_revision": str(model.revision), "adapters": list(VARIANTS[VARIANT]),
+            "prompt_template": str(rag.prompt_template), "closed_book_template": str(rag.closed_book_template),
+            "max_new_tokens": int(rag.max_new_tokens), "repetition_penalty": float(rag.repetition_penalty)}
 
 
 def training_datasets(client, parent: str | None) -> dict[str, str]:
@@ -88,15 +89,15 @@ def training_datasets(client, parent: str | None) -> dict[str, str]:
             if r.data.tags.get("sling.stage", "").startswith("train_") for d in r.inputs.dataset_inputs}
 
 
-def version_tags(cfg: DictConfig, headline: dict, adapters: dict[str, Path], base: str, parent: str | None,
+def version_tags(model: Model, data: Data, headline: dict, adapters: dict[str, Path], base: str, parent: str | None,
                  datasets: dict[str, str], variant: str = VARIANT) -> dict[str, str]:
     prov = {a: read_json(d / MODEL_PROVENANCE) if (d / MODEL_PROVENANCE).exists() else {}
             for a, d in adapters.items()}
     inputs = prov.get(variant, {}).get("inputs", {})
-    tags = {"sling.base.name": str(cfg.model.name), "sling.base.hub_id": str(cfg.model.hub_id),
-            "sling.base.revision": str(cfg.model.revision), "sling.base.path": base,
+    tags = {"sling.base.name": str(model.name), "sling.base.hub_id": str(model.hub_id),
+            "sling.base.revision": str(model.revision), "sling.base.path": base,
             "sling.base.sha256": inputs.get("base", "unknown"), "sling.variant": variant,
-            "sling.adapters": ",".join(adapters), "sling.data": str(cfg.data.name),
+            "sling.adapters": ",".join(adapters), "sling.data": str(data.name),
             "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "workspace"), "sling.parent_run_id": parent or ""}
     for name, p in prov.items():
         if "data" in p.get("inputs", {}):
@@ -106,14 +107,14 @@ def version_tags(cfg: DictConfig, headline: dict, adapters: dict[str, Path], bas
     return tags
 
 
-def description(cfg: DictConfig, headline: dict, base: str) -> str:
+def description(model: Model, data: Data, headline: dict, base: str) -> str:
     scores = ", ".join(f"{task} {node[VARIANT]['rescaled']:.3f}" for task, node in headline.items()
                        if isinstance(node, dict) and isinstance(node.get(VARIANT), dict)
                        and "rescaled" in node[VARIANT])
-    return (f"{cfg.model.name} with the general and domain LoRA adapters merged in order (variant '{VARIANT}'), "
-            f"data={cfg.data.name}, DVC experiment {os.environ.get('DVC_EXP_NAME', 'workspace')}. The base model is not "
+    return (f"{model.name} with the general and domain LoRA adapters merged in order (variant '{VARIANT}'), "
+            f"data={data.name}, DVC experiment {os.environ.get('DVC_EXP_NAME', 'workspace')}. The base model is not "
             f"in MLflow: it is read from {base} (model_config base_model; pass model_config={{'base_model': "
-            f"'{cfg.model.hub_id}'}} or another copy when loading). Rescaled cosine per task: {scores or 'not scored'}.")
+            f"'{model.hub_id}'}} or another copy when loading). Rescaled cosine per task: {scores or 'not scored'}.")
 
 
 def register_student(cfg: DictConfig, headline: dict, adapter_dirs: dict[str, str] | None = None,
@@ -131,8 +132,9 @@ def register_student(cfg: DictConfig, headline: dict, adapter_dirs: dict[str, st
                              f"(`dvc repro train_{name}` makes it)")
     base = str(Path(base_dir).resolve() if base_dir else base_location())
     client = mlflow.MlflowClient()
-    tags = version_tags(cfg, headline, adapters, base, parent_run_id, training_datasets(client, parent_run_id))
-    text = description(cfg, headline, base)
+    tags = version_tags(cfg.model, cfg.data, headline, adapters, base, parent_run_id,
+                        training_datasets(client, parent_run_id))
+    text = description(cfg.model, cfg.data, headline, base)
     active = mlflow.active_run()
     link = parent_run_id or (active.info.run_id if active else None)
     versions = []
@@ -140,13 +142,14 @@ def register_student(cfg: DictConfig, headline: dict, adapter_dirs: dict[str, st
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.pyfunc")
     info = mlflow.pyfunc.log_model(name="student", python_model=str(STUDENT_CODE),
                                    artifacts={a: str(p) for a, p in adapters.items()},
-                                   model_config=model_config(cfg, base), signature=signature(),
+                                   model_config=model_config(cfg.model, cfg.rag, base), signature=signature(),
                                    pip_requirements=requirements())
     versions.append(new_version(client, MODEL_NAME, info, link, tags, text))
     merged = Path(merged_dir) if merged_dir else resolve_path(default_merged_dir(VARIANT))
     if cfg.train.merge_export and (merged / "config.json").exists():
         info = mlflow.pyfunc.log_model(name="student_merged", python_model=str(STUDENT_CODE),
-                                       model_config=model_config(cfg, str(merged.resolve())) | {"adapters": []},
+                                       model_config=model_config(cfg.model, cfg.rag, str(merged.resolve()))
+                                       | {"adapters": []},
                                        signature=signature(), pip_requirements=requirements())
         versions.append(new_version(client, MERGED_NAME, info, link, tags | {"sling.base.path": str(merged.resolve()),
                                                                               "sling.merged_from": base}, text))
@@ -208,7 +211,7 @@ def gate_tags(figures) -> dict[str, str]:
     return tags
 
 
-def register_export(cfg: DictConfig, variant: str, forms: dict[str, tuple[Path, str | None]], figures: dict,
+def register_export(model: Model, data: Data, rag: Rag, variant: str, forms: dict[str, tuple[Path, str | None]], figures: dict,
                     loader: str, adapter_dirs: dict[str, str] | None = None) -> list:
     """The export stage's call, once its gate passed: each form (its directory and GGUF file, None for the merged
     safetensors) logged as a pyfunc model naming it, in the active MLflow run, and registered as a version of
@@ -230,14 +233,14 @@ def register_export(cfg: DictConfig, variant: str, forms: dict[str, tuple[Path, 
     versions = []
     try:
         client = mlflow.MlflowClient()
-        tags = version_tags(cfg, {}, adapters, base, parent, training_datasets(client, parent), variant)
+        tags = version_tags(model, data, {}, adapters, base, parent, training_datasets(client, parent), variant)
         for form, (path, file) in forms.items():
             where = str(Path(path).resolve() / (file or ""))
             info = mlflow.pyfunc.log_model(name=f"export_{form}", python_model=str(STUDENT_CODE),
-                                           model_config=model_config(cfg, str(Path(path).resolve()))
+                                           model_config=model_config(model, rag, str(Path(path).resolve()))
                                            | {"adapters": []} | ({"gguf_file": file} if file else {}),
                                            signature=signature(), pip_requirements=requirements())
-            text = (f"The {form} export of variant '{variant}' ({cfg.model.name} with adapters "
+            text = (f"The {form} export of variant '{variant}' ({model.name} with adapters "
                     f"{', '.join(VARIANTS[variant])} merged) at {where}, not copied into MLflow. Its gate figures "
                     f"against the adapter are the export.* tags, read through {loader}.")
             versions.append(new_version(client, export_name(variant, form), info, link,

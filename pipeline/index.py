@@ -31,6 +31,10 @@ from sling.retrieval.store import collection_name, qdrant_client, upsert
 from sling.tracking.runs import log_artifact, log_metrics, stage_run
 
 
+# the rag keys the index is built from (dvc.yaml lists them, with ingest, as the stage's params)
+INDEX_RAG_KEYS = ("embedder", "chunk_tokens", "chunk_overlap", "chunking", "qdrant_path", "qdrant_url", "collection_prefix")
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     tokenizer = load_tokenizer()
@@ -49,8 +53,11 @@ def main(argv: list[str] | None = None) -> None:
                              "mean_tokens": round(sum(n) / len(n), 1), "max_tokens": max(n), "min_tokens": min(n)}
         client.close()
         write_json(resolve_path(INDEX_METRICS), metrics)
-        write_json(resolve_path(INDEX_PROVENANCE), provenance(
-            "index", OmegaConf.to_container(cfg.rag, resolve=True), {"tasks": resolve_path(TASKS)}))
+        # the keys this stage reads (its params in dvc.yaml), not the whole rag group: a decoding key such as
+        # rag.batch_size does not change the index, and must not change its bytes
+        read = {"ingest": OmegaConf.to_container(cfg.ingest, resolve=True),
+                "rag": {k: OmegaConf.to_container(cfg.rag, resolve=True)[k] for k in INDEX_RAG_KEYS}}
+        write_json(resolve_path(INDEX_PROVENANCE), provenance("index", read, {"tasks": resolve_path(TASKS)}))
         log_metrics(metrics, prefix="index.")
         log_artifact(resolve_path(CHUNK_LENGTHS.format(task="x")).parent, "chunk_lengths")
         log.info("%s", metrics)

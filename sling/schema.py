@@ -476,7 +476,7 @@ class Rag:
     max_new_tokens: int = key(150, "longest answer, in tokens", min=1)
     repetition_penalty: float = key(1.15, "transformers' repetition penalty (in the request body under "
                                           "rag.engine=openai: vLLM honours it)", gt=0)
-    batch_size: int = key(16, "prompts decoded together, in near-equal batches (a batch runs until its longest answer "
+    batch_size: int = key(32, "prompts decoded together, in near-equal batches (a batch runs until its longest answer "
                               "ends)", min=1)
     prefill: str = key("auto", "per_prompt: each prompt enters the cache alone (no compute on padding), then batched "
                                "decoding | batched: one padded forward per batch | auto: per_prompt on a CPU, else "

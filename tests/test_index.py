@@ -201,3 +201,16 @@ def test_retrieval_finds_the_known_source_paragraph(workdir):
     # The same retrieved lists scored against the wrong sources find nothing: the metric can fail.
     wrong, _ = retrieval_metrics([questions[1]["text"], questions[2]["text"], questions[0]["text"]], hits, 2, cfg.eval, cfg.seed)
     assert wrong["recall_at_2"] == 0.0
+
+
+def test_the_index_provenance_records_the_keys_its_stage_declares():
+    """The index's provenance holds the rag keys dvc.yaml lists as the stage's params, no more: a key it does not read
+    (rag.batch_size, a decoding setting) changed the index's bytes while DVC saw no change in its inputs."""
+    import yaml
+
+    from pipeline.index import INDEX_RAG_KEYS
+
+    root = Path(__file__).resolve().parent.parent
+    params = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["index"]["params"]
+    assert set(INDEX_RAG_KEYS) == {p.split(".", 1)[1] for p in params if p.startswith("rag.")}
+    assert "ingest" in params

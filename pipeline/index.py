@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         write_json(resolve_path(INDEX_METRICS), metrics)
         # the keys this stage reads (its params in dvc.yaml), not the whole rag group: a decoding key such as
         # rag.batch_size does not change the index, and must not change its bytes
-        read = {"ingest": OmegaConf.to_container(cfg.ingest, resolve=True),
-                "rag": {k: OmegaConf.to_container(cfg.rag, resolve=True)[k] for k in INDEX_RAG_KEYS}}
+        rag = OmegaConf.to_container(cfg.rag, resolve=True)
+        read = {"ingest": OmegaConf.to_container(cfg.ingest, resolve=True), "rag": {k: rag[k] for k in INDEX_RAG_KEYS}}
         write_json(resolve_path(INDEX_PROVENANCE), provenance("index", read, {"tasks": resolve_path(TASKS)}))
         log_metrics(metrics, prefix="index.")
         log_artifact(resolve_path(CHUNK_LENGTHS.format(task="x")).parent, "chunk_lengths")

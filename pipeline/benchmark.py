@@ -15,8 +15,10 @@ Two modes, chosen by `data.tasks`:
   set's quality filters apply, with counts, and a document they leave short gets more paragraphs. Tasks: one per benchmark document and one over all of them (`benchmark.joint_task`).
 
 Outputs: `data/split/documents.json` (the split manifest, which synthesize reads), `data/benchmark/tasks.json`
-(task -> documents with their hashes, question file, reference source) and the question files; counts in
-`metrics/benchmark.json`. The documents' hashes in tasks.json make the index follow any change to them.
+(task -> documents with their hashes, question file, languages), the question files, and
+`data/benchmark/collections.json` (what the index builds: a collection per task the split allows, with its documents'
+hashes, decided by the split and never by the questions, so that the index follows a change to a document and not
+a change to the questions); counts in `metrics/benchmark.json`.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from sling.data.benchmark import (
 from sling.io import provenance, sha256_file, write_json, write_jsonl
 from sling.paths import (
     BENCHMARK_METRICS,
+    COLLECTIONS,
     QUESTIONS_DIR,
     QUESTIONS_PROVENANCE,
     SPLIT,
@@ -46,7 +49,8 @@ from sling.tracking.runs import log_artifact, log_dataset, log_metrics, stage_ru
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("benchmark", cfg):
-        split, tasks, stats = generated_tasks(cfg) if not cfg.data.tasks else named_tasks(cfg.data, cfg.ingest)
+        split, tasks, collections, stats = (generated_tasks(cfg) if not cfg.data.tasks
+                                            else named_tasks(cfg.data, cfg.ingest))
         qdir = resolve_path(QUESTIONS_DIR)
         for old in qdir.glob("*.jsonl") if qdir.is_dir() else []:
             if old.stem not in tasks:
@@ -61,10 +65,13 @@ def main(argv: list[str] | None = None) -> None:
             samples[name] = card_samples(cfg.seed, rows)
         stats["card_samples"] = samples
         # Each output's provenance names only what shapes it, so that a benchmark-side change (say, more questions)
-        # leaves the split and the task list byte-identical and DVC re-runs neither training nor indexing.
+        # leaves the split and the collections byte-identical and DVC re-runs neither training nor indexing.
         split_conf = {"seed": cfg.seed, "split": OmegaConf.to_container(cfg.data.split, resolve=True)}
         write_json(resolve_path(SPLIT), split | {"provenance": provenance("benchmark", split_conf)})
         write_json(resolve_path(TASKS), {"tasks": listing, "mode": split["mode"]})
+        write_json(resolve_path(COLLECTIONS), {"collections": {
+            name: {"documents": docs, "document_sha256": {d: sha256_file(resolve_path(d)) for d in docs}}
+            for name, docs in collections.items()}})
         write_json(resolve_path(QUESTIONS_PROVENANCE), provenance("benchmark", {
             "seed": cfg.seed, "benchmark": OmegaConf.to_container(cfg.benchmark, resolve=True),
             "teacher": stats.get("teacher"), "reference_source": cfg.data.reference_source}))

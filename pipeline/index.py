@@ -3,7 +3,7 @@
     python -m pipeline.index
     python -m pipeline.index rag.chunk_tokens=200 rag.qdrant_url=http://localhost:6333
 
-Per benchmark task (as the benchmark stage listed them) the documents are ingested like the corpus, split into
+Per collection the benchmark stage listed (one per task the split allows, whichever its questions filled) the documents are ingested like the corpus, split into
 chunks of `rag.chunk_tokens` tokens with `rag.chunk_overlap` overlap counted with the student's tokenizer
 (`rag.chunking=by_title` keeps sections together instead), embedded, and upserted under deterministic
 point ids, so re-indexing the same chunks changes nothing and stale points are removed.
@@ -22,8 +22,8 @@ from sling.paths import (
     CHUNKS,
     INDEX_METRICS,
     INDEX_PROVENANCE,
-    TASKS,
-    tasks,
+    COLLECTIONS,
+    collections,
 )
 from sling.retrieval.chunking import build_chunks, chunk_histogram, log
 from sling.embed import embed
@@ -42,9 +42,14 @@ def main(argv: list[str] | None = None) -> None:
         client = qdrant_client(cfg.rag)
         metrics = {}
         memo: dict = {}
-        for task, listing in tqdm(tasks().items(), desc="index", unit="task"):
+        seen: dict = {}  # a collection's chunk texts -> their vectors
+        for task, listing in tqdm(collections().items(), desc="index", unit="collection"):
             chunks = build_chunks(cfg.rag, cfg.ingest, task, listing, tokenizer, memo)
-            vectors = embed(cfg.rag.embedder, [c["text"] for c in chunks])
+            # collections over the same documents (the joint and the multi-hop task) embed their chunks once
+            texts = tuple(c["text"] for c in chunks)
+            if texts not in seen:
+                seen[texts] = embed(cfg.rag.embedder, list(texts))
+            vectors = seen[texts]
             upsert(client, collection_name(cfg.rag, task), chunks, vectors)
             write_jsonl(resolve_path(CHUNKS.format(task=task)), chunks)
             n = [c["n_tokens"] for c in chunks]
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         # rag.batch_size does not change the index, and must not change its bytes
         rag = OmegaConf.to_container(cfg.rag, resolve=True)
         read = {"ingest": OmegaConf.to_container(cfg.ingest, resolve=True), "rag": {k: rag[k] for k in INDEX_RAG_KEYS}}
-        write_json(resolve_path(INDEX_PROVENANCE), provenance("index", read, {"tasks": resolve_path(TASKS)}))
+        write_json(resolve_path(INDEX_PROVENANCE), provenance("index", read, {"collections": resolve_path(COLLECTIONS)}))
         log_metrics(metrics, prefix="index.")
         log_artifact(resolve_path(CHUNK_LENGTHS.format(task="x")).parent, "chunk_lengths")
         log.info("%s", metrics)

@@ -25,6 +25,7 @@ PARAGRAPHS = "data/ingested/paragraphs.jsonl"
 MANIFEST = "data/ingested/manifest.json"
 SPLIT = "data/split/documents.json"            # which documents train, which are held out for the benchmark
 TASKS = "data/benchmark/tasks.json"            # task name -> documents (with hashes), questions file, reference
+COLLECTIONS = "data/benchmark/collections.json"  # what the index builds: task name -> documents (with hashes)
 QUESTIONS_DIR = "data/benchmark/questions"
 QUESTIONS = QUESTIONS_DIR + "/{task}.jsonl"    # one normalised question file per task
 QUESTIONS_PROVENANCE = QUESTIONS_DIR + "/provenance.json"
@@ -102,6 +103,12 @@ def tasks() -> dict[str, dict]:
         raise FileNotFoundError(f"{path} is missing: run the benchmark stage first (`dvc repro benchmark` or "
                                 "`python -m pipeline.benchmark`)")
     return json.loads(path.read_text(encoding="utf-8"))["tasks"]
+
+
+def collections() -> dict[str, dict]:
+    """The index's collections as the benchmark stage listed them: every task the split allows (a superset of
+    `tasks()`), each with its documents and their hashes."""
+    return json.loads(produced(COLLECTIONS, "benchmark").read_text(encoding="utf-8"))["collections"]
 
 
 def questions_path(task: str) -> str:

@@ -214,3 +214,18 @@ def test_the_index_provenance_records_the_keys_its_stage_declares():
     params = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["index"]["params"]
     assert set(INDEX_RAG_KEYS) == {p.split(".", 1)[1] for p in params if p.startswith("rag.")}
     assert "ingest" in params
+
+
+def test_the_index_depends_on_the_split_and_not_on_the_questions():
+    """The index stage reads the benchmark's collections (decided by the split), not its task list or question files:
+    a benchmark-side change (fewer questions per document, a task the questions left empty) must not rebuild it (the
+    slow tier's seeded experiment in tests/test_pipeline.py checks that DVC does not)."""
+    import yaml
+
+    from sling.paths import COLLECTIONS, QUESTIONS_DIR, TASKS
+
+    root = Path(__file__).resolve().parent.parent
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    deps = stages["index"]["deps"]
+    assert COLLECTIONS in deps and TASKS not in deps and QUESTIONS_DIR not in deps
+    assert COLLECTIONS in stages["benchmark"]["outs"]

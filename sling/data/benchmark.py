@@ -480,8 +480,9 @@ def question_record(r: dict, qid: str, source: str) -> dict:
             **{k: r[k] for k in ("question_type", "findable_rank", "hops", "critic") if r.get(k)}}
 
 
-def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
-    """Split, questions and tasks from the documents themselves. The benchmark stage's entry: it takes the whole
+def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict, dict]:
+    """Split, tasks with their questions, the index's collections (name -> documents) and counts, from the documents
+    themselves. The benchmark stage's entry: it takes the whole
     config, as its steps read `data`, `benchmark`, `teacher`, `model`, `dataset`, `rag`, `eval`, `seed` and
     `cache_dir`, and hands each step its sections."""
     docs = ingested_documents()
@@ -523,22 +524,32 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict]:
     if cfg.benchmark.joint_task:
         tasks[str(cfg.benchmark.joint_task)] = {"documents": [d["document"] for d in bench],
                                                "rows": [q for d in bench for q in questions[d["doc_id"]]]}
-    if hop_rows:  # questions that need two paragraphs: a task of their own, over the documents they span
-        hop_task = str(cfg.benchmark.multihop.task)
-        spanned = {h["document"] for r in hop_rows for h in r["hops"]}
-        tasks[hop_task] = {"documents": [d["document"] for d in bench if d["document"] in spanned],
+    hop_task = str(cfg.benchmark.multihop.task)
+    if hop_rows:  # questions that need two paragraphs: a task of their own, searched over every benchmark document
+        tasks[hop_task] = {"documents": [d["document"] for d in bench],
                            "rows": [question_record(r, f"{hop_task}-{i:02d}", source) for i, r in enumerate(hop_rows, 1)]}
+    # The collections the index builds: every task the split allows, whichever the questions then filled, so that a
+    # benchmark-side change (more or fewer questions, a task left empty) leaves them, and the index, as they were.
+    collections: dict[str, list[str]] = {}
+    if cfg.benchmark.per_document_tasks:
+        collections |= {names[d["doc_id"]]: [d["document"]] for d in bench}
+    if cfg.benchmark.joint_task:
+        collections[str(cfg.benchmark.joint_task)] = [d["document"] for d in bench]
+    if cfg.benchmark.multihop.enabled:
+        collections[hop_task] = [d["document"] for d in bench]
     for t in tasks.values():
         t["documents"] = [shown(corpus / name) for name in t["documents"]]
+    collections = {name: [shown(corpus / d) for d in docs] for name, docs in collections.items()}
     split = {"mode": "held_out", "train": {d["doc_id"]: d["document"] for d in train},
              "benchmark": {d["doc_id"]: d["document"] for d in bench}}
     stats |= {"documents": len(docs), "train_documents": len(train), "benchmark_documents": len(bench),
               "documents_without_questions": empty}
-    return split, tasks, stats
+    return split, tasks, collections, stats
 
 
-def named_tasks(data: Data, ingest: Ingest) -> tuple[dict, dict, dict]:
-    """The configured tasks, their question files normalised; nothing held out of training."""
+def named_tasks(data: Data, ingest: Ingest) -> tuple[dict, dict, dict, dict]:
+    """The configured tasks, their question files normalised, and the index's collections (one per task, over its
+    documents); nothing held out of training."""
     tasks: dict[str, dict] = {}
     for name, task in data.tasks.items():
         docs = find_documents(resolve_path(task.documents), list(ingest.extensions), f"data.tasks.{name}.documents")
@@ -563,7 +574,8 @@ def named_tasks(data: Data, ingest: Ingest) -> tuple[dict, dict, dict]:
         t["languages"] = [lang for lang, _ in found.most_common() if lang]
     split = {"mode": "named_tasks", "train": {d["doc_id"]: d["document"] for d in docs}, "benchmark": {}}
     stats = {"documents": len(docs), "train_documents": len(docs), "benchmark_documents": 0}
-    return split, tasks, stats | flag_invalid(tasks)
+    collections = {name: list(t["documents"]) for name, t in tasks.items()}
+    return split, tasks, collections, stats | flag_invalid(tasks)
 
 
 def flag_invalid(tasks: dict) -> dict:

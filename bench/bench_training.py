@@ -41,19 +41,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from sling.config import compose  # noqa: E402
-from sling.io import read_jsonl  # noqa: E402
-from sling.models.training import (  # noqa: E402
+from sling.config import compose
+from sling.io import read_jsonl
+from sling.models.training import (
     IGNORE,
     CountingCollator,
     build_model,
     tokenize,
     training_args,
 )
-from sling.paths import BASE_DIR, GENERAL_DIR, dataset_path, train_metrics_path  # noqa: E402
+from sling.paths import BASE_DIR, GENERAL_DIR, dataset_path, train_metrics_path
 
 SAI = ROOT.parent / "shared" / "seed" / "SAI_dataset" / "dataset_train.json"
 SAMPLE = ROOT / "corpus" / "sample" / "general.jsonl"

@@ -20,11 +20,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sling.cli import run  # noqa: E402
-from sling.config import load_config, resolve_path  # noqa: E402
-from sling.paths import AUDIT  # noqa: E402
-from sling.scoring.audit import (  # noqa: E402
+from sling.cli import run
+from sling.config import load_config, resolve_path
+from sling.paths import AUDIT
+from sling.scoring.audit import (
     benchmark_items,
     judgement,
     read_answers,

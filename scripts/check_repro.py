@@ -40,8 +40,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sling.paths import METRICS_DIR, REPORTS_DIR, SCORES  # noqa: E402  (the pipeline's paths, named once)
+from sling.paths import METRICS_DIR, REPORTS_DIR, SCORES  # the pipeline's paths, named once
 
 ROOT = Path.cwd()  # set by main(): the git repository the command runs in
 # Outputs that hold wall-clock timings, so their bytes differ on every run: the metrics (compared metric by metric

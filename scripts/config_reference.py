@@ -14,15 +14,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-import sys
-from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from omegaconf import MISSING  # noqa: E402
+from omegaconf import MISSING
 
-from sling import schema  # noqa: E402
+from sling import schema
 
 LONG = 80  # a default longer than this (a prompt template) is printed below its table, not in a cell
 # The groups whose presets have different key sets (each preset's schema a view of the group's, schema.NODES): the

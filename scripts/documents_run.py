@@ -21,8 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from sling.paths import (  # noqa: E402
+from sling.paths import (
     BENCHMARK_METRICS,
     DATASET_METRICS,
     DOCUMENTS_RUN,

@@ -5,12 +5,10 @@ ingestion must drop). By default, corpus/sample/experiment_tracking.txt into the
     python scripts/make_sample_pdf.py notes.md notes.pdf --header "Notes"   # any file (the pipeline test does this)
 """
 import argparse
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from sling.documents.render import render_text  # noqa: E402  (the same renderer the ingest tests use)
+from sling.documents.render import render_text  # the same renderer the ingest tests use
 
 SRC = ROOT / "corpus/sample/experiment_tracking.txt"
 OUT = ROOT / "corpus/sample/documents/experiment_tracking.pdf"

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def tree(client, experiment: str = "sling", last: int | None = None, metrics: str | None = None) -> str:

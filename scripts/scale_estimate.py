@@ -24,8 +24,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from sling.paths import DOCUMENTS_RUN  # noqa: E402  (scripts/documents_run.py writes it)
+from sling.paths import DOCUMENTS_RUN  # scripts/documents_run.py writes it
 
 RUN = ROOT / DOCUMENTS_RUN
 PUBLISHED = ROOT / "bench" / "published.yaml"

@@ -43,8 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from sling.paths import (  # noqa: E402
+from sling.paths import (
     CHUNKS_DIR,
     HEADLINE,
     LEAKAGE_METRICS,

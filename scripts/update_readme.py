@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 FIGURE = DOCS / "assets" / "study_forest.svg"  # the study's forest plot, shown by the README and the docs
-sys.path.insert(0, str(ROOT))  # sling.config and sling.scoring.stats, run from anywhere
-from sling.paths import (  # noqa: E402
+from sling.paths import (
     DOCUMENTS_RUN,
     PAPER_RESCORED,
     SCORES,

@@ -190,3 +190,16 @@ def test_no_library_module_is_a_command_line_program():
                  isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and isinstance(n.test.left, ast.Name)
                  and n.test.left.id == "__name__" for n in ast.parse(p.read_text(encoding="utf-8")).body)]
     assert not mains, f"{mains} run as programs: move their main into sling/commands.py or pipeline/"
+
+
+def test_no_script_puts_the_checkout_on_sys_path():
+    """scripts/ and bench/ import `sling` and `pipeline` as the install left them (an editable install of this
+    checkout, scripts/install.sh), never by putting the repository's root on sys.path themselves."""
+    editing = []
+    for p in sorted([*(ROOT / "scripts").glob("*.py"), *(ROOT / "bench").glob("*.py")]):
+        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("insert", "append")
+                    and ast.unparse(n.func.value) == "sys.path"
+                    and not ast.unparse(n.args[-1]).endswith("'tests')")):
+                editing.append(f"{p.relative_to(ROOT)}:{n.lineno}")
+    assert not editing, f"{editing} edit sys.path: the editable install (scripts/install.sh) already finds the project"

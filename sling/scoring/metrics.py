@@ -316,6 +316,10 @@ class References:
     texts: list[str]
     vectors: np.ndarray
 
+    def kept(self, rows: list) -> list:
+        """The scored ones of `rows`, which follow the references' order (an answer file's rows, say)."""
+        return [r for r, k in zip(rows, self.keep) if k]
+
 
 def task_references(task: str, rows: list[dict], keep: list[bool], ev: Eval) -> References:
     texts = [r["answer"] for r, k in zip(rows, keep) if k]
@@ -333,7 +337,7 @@ def seeded_scores(refs: References, name: str, ev: Eval,
     if [r["id"] for r in rows] != [r["id"] for r in refs.rows]:
         raise InputError(f"{name}/{refs.task}: answers and references cover different questions; re-run the answer "
                          "stage")
-    rows = [r for r, k in zip(rows, refs.keep) if k]
+    rows = refs.kept(rows)
     retrieved = [[c["text"] for c in r["retrieved"]] for r in rows]
     return rows, score_answers([r["answer"] for r in rows], refs.texts, retrieved, ev, refs.vectors)
 
@@ -354,7 +358,7 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
     result: dict = {"questions": len(refs.texts), "languages": tasks()[task].get("languages", []),
                     "references": ref_check, "variants": {}, "controls": {}, "paired": {}}
     per_question: list[dict] = [{"id": r["id"], "question": r["question"], "reference": r["answer"]}
-                                for r, k in zip(all_refs, keep) if k]
+                                for r in refs.kept(all_refs)]
     per_variant_q = {}
     retrieved_texts = None
     timing_file = resolve_path(ANSWER_METRICS)
@@ -379,7 +383,7 @@ def score_task(cfg: DictConfig, task: str) -> tuple[dict, list[dict]]:
             pq[f"{variant}_cosine"] = round(float(q["cosine"][i]), 4)
             pq[f"{variant}_token_f1"] = round(float(q["token_f1"][i]), 4)
     # Retrieval is the same for every variant (same question embedding, same index).
-    first = [r for r, k in zip(read_jsonl(resolve_path(answers_path(cfg.rag.variants[0], task))), keep) if k]
+    first = refs.kept(read_jsonl(resolve_path(answers_path(cfg.rag.variants[0], task))))
     retrieval, ranks = retrieval_metrics([r.get("source_text", "") for r in first], [r["retrieved"] for r in first],
                                          cfg.rag.top_k, ev, seed)
     if retrieval:
@@ -433,7 +437,7 @@ def closed_book(refs: References, per_variant_q: dict, names: dict[str, list[tup
             pq[f"{variant}_closed_book"] = rows[i]["answer"]
             pq[f"{variant}_closed_book_rescaled"] = round(float(q["rescaled"][i]), 4)
     base = "base" if "base" in names else next(iter(names))
-    ids = [r["id"] for r, k in zip(refs.rows, refs.keep) if k]
+    ids = [r["id"] for r in refs.kept(refs.rows)]
     easy = [qid for qid, pq in zip(ids, per_question) if pq[f"{base}_closed_book_rescaled"] >= ev.easy_rescaled]
     for qid, pq in zip(ids, per_question):
         pq["easy"] = qid in easy

@@ -55,12 +55,15 @@ def main(argv: list[str] | None = None) -> None:
         for old in qdir.glob("*.jsonl") if qdir.is_dir() else []:
             if old.stem not in tasks:
                 old.unlink()  # a task that no longer exists
+        # each document hashed once: the task list and the index's collections both carry the hashes
+        hashes = {d: sha256_file(resolve_path(d)) for docs in [*(t["documents"] for t in tasks.values()),
+                                                               *collections.values()] for d in docs}
         listing, samples = {}, {}
         for name, t in tasks.items():
             rows = t.pop("rows", [])
             write_jsonl(resolve_path(questions_path(name)), rows)
             listing[name] = t | {"questions": questions_path(name), "languages": t.get("languages") or task_languages(rows),
-                                 "document_sha256": {d: sha256_file(resolve_path(d)) for d in t["documents"]}}
+                                 "document_sha256": {d: hashes[d] for d in t["documents"]}}
             stats.setdefault("tasks", {})[name] = len(rows)
             samples[name] = card_samples(cfg.seed, rows)
         stats["card_samples"] = samples
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         write_json(resolve_path(SPLIT), split | {"provenance": provenance("benchmark", split_conf)})
         write_json(resolve_path(TASKS), {"tasks": listing, "mode": split["mode"]})
         write_json(resolve_path(COLLECTIONS), {"collections": {
-            name: {"documents": docs, "document_sha256": {d: sha256_file(resolve_path(d)) for d in docs}}
+            name: {"documents": docs, "document_sha256": {d: hashes[d] for d in docs}}
             for name, docs in collections.items()}})
         write_json(resolve_path(QUESTIONS_PROVENANCE), provenance("benchmark", {
             "seed": cfg.seed, "benchmark": OmegaConf.to_container(cfg.benchmark, resolve=True),

@@ -516,17 +516,18 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict, dict]:
         raise BenchmarkError(f"no benchmark question survived the quality filters ({stats['dropped']}) from the "
                              f"{len(bench)} benchmark documents: raise benchmark.questions_per_document, loosen "
                              "the dataset.* filters (e.g. dataset.min_grounding), or use a stronger teacher")
+    every = [d["document"] for d in bench]
     tasks: dict[str, dict] = {}
     if cfg.benchmark.per_document_tasks:
         for d in bench:
             if questions[d["doc_id"]]:
                 tasks[names[d["doc_id"]]] = {"documents": [d["document"]], "rows": questions[d["doc_id"]]}
     if cfg.benchmark.joint_task:
-        tasks[str(cfg.benchmark.joint_task)] = {"documents": [d["document"] for d in bench],
+        tasks[str(cfg.benchmark.joint_task)] = {"documents": every,
                                                "rows": [q for d in bench for q in questions[d["doc_id"]]]}
     hop_task = str(cfg.benchmark.multihop.task)
     if hop_rows:  # questions that need two paragraphs: a task of their own, searched over every benchmark document
-        tasks[hop_task] = {"documents": [d["document"] for d in bench],
+        tasks[hop_task] = {"documents": every,
                            "rows": [question_record(r, f"{hop_task}-{i:02d}", source) for i, r in enumerate(hop_rows, 1)]}
     # The collections the index builds: every task the split allows, whichever the questions then filled, so that a
     # benchmark-side change (more or fewer questions, a task left empty) leaves them, and the index, as they were.
@@ -534,9 +535,9 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict, dict]:
     if cfg.benchmark.per_document_tasks:
         collections |= {names[d["doc_id"]]: [d["document"]] for d in bench}
     if cfg.benchmark.joint_task:
-        collections[str(cfg.benchmark.joint_task)] = [d["document"] for d in bench]
+        collections[str(cfg.benchmark.joint_task)] = every
     if cfg.benchmark.multihop.enabled:
-        collections[hop_task] = [d["document"] for d in bench]
+        collections[hop_task] = every
     for t in tasks.values():
         t["documents"] = [shown(corpus / name) for name in t["documents"]]
     collections = {name: [shown(corpus / d) for d in docs] for name, docs in collections.items()}

@@ -48,13 +48,11 @@ def open_gguf(path: str | Path, n_ctx: int, threads: int | None = None):
 
 
 def student_gguf(student, tokenizer, kind: str, out_dir: Path, template: str, tokenizer_pre: str, name: str) -> Path:
-    """`student` (a loaded, merged causal LM) written as one GGUF file of `kind` in `out_dir` (written once: an
-    existing file is kept, so `out_dir` should name what the weights came from)."""
+    """`student` (a loaded, merged causal LM) written as one GGUF file of `kind` in `out_dir`, through the merged
+    safetensors form, as the export stage writes its forms (sling.models.export.write_forms)."""
     from sling.models.export import save_merged, write_gguf
 
     out = out_dir / f"{name}.{kind}.gguf"
-    if out.exists():
-        return out
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         merged = Path(tmp) / "merged"

@@ -32,8 +32,10 @@ STAGES = ["snapshot_model", "ingest", "benchmark", "synthesize", "build_dataset"
 SAMPLE = ROOT / "corpus" / "sample"
 
 
-def sh(cmd: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, shell=True, cwd=cwd, env=venv_env(env), capture_output=True, text=True, timeout=1800)
+def sh(cmd: str, cwd: Path, env: dict | None = None, check: bool = True,
+       timeout: int = 1800) -> subprocess.CompletedProcess:
+    """`cmd` in a shell whose PATH leads to the venv; `timeout` guards against a hang (one pipeline run fits in it)."""
+    proc = subprocess.run(cmd, shell=True, cwd=cwd, env=venv_env(env), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"`{cmd}` failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc

@@ -956,6 +956,10 @@ def task_problems(cfg: DictConfig) -> list[str]:
             problems.append("benchmark.per_document_tasks=false and benchmark.joint_task=null leave no task")
         if cfg.benchmark.joint_task and not valid_task_name(str(cfg.benchmark.joint_task)):
             problems.append("benchmark.joint_task may hold letters, digits, '-' and '_' only")
+        if (cfg.benchmark.multihop.enabled and cfg.benchmark.joint_task
+                and str(cfg.benchmark.joint_task) == str(cfg.benchmark.multihop.task)):
+            problems.append(f"benchmark.joint_task and benchmark.multihop.task are both "
+                            f"{cfg.benchmark.joint_task!r}: name the two tasks apart")
     if cfg.eval.max_reference_tokens is not None and cfg.eval.max_reference_tokens < cfg.rag.max_new_tokens:
         problems.append(f"eval.max_reference_tokens ({cfg.eval.max_reference_tokens}) must be at least "
                         f"rag.max_new_tokens ({cfg.rag.max_new_tokens}), or null")

@@ -93,6 +93,8 @@ def test_documents_profile_names_the_folder_it_needs():
         validate(compose(["data=documents"]))
     with pytest.raises(ConfigError, match=r"data.split.benchmark_fraction must be a number in \(0, 1\)"):
         validate(compose(["data=documents", "data.corpus_dir=x", "data.split.benchmark_fraction=1"]))
+    with pytest.raises(ConfigError, match=r"benchmark.joint_task and benchmark.multihop.task are both 'all'"):
+        validate(compose(["data=documents", "data.corpus_dir=x", "benchmark.multihop.task=all"]))
     with pytest.raises(ConfigError, match=r"data.tasks.bad name: a task name may hold"):
         validate(compose(["+data.tasks={bad name:{documents:x,questions:y}}"]))
 

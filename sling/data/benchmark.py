@@ -516,31 +516,25 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict, dict]:
         raise BenchmarkError(f"no benchmark question survived the quality filters ({stats['dropped']}) from the "
                              f"{len(bench)} benchmark documents: raise benchmark.questions_per_document, loosen "
                              "the dataset.* filters (e.g. dataset.min_grounding), or use a stronger teacher")
-    every = [d["document"] for d in bench]
-    tasks: dict[str, dict] = {}
-    if cfg.benchmark.per_document_tasks:
-        for d in bench:
-            if questions[d["doc_id"]]:
-                tasks[names[d["doc_id"]]] = {"documents": [d["document"]], "rows": questions[d["doc_id"]]}
-    if cfg.benchmark.joint_task:
-        tasks[str(cfg.benchmark.joint_task)] = {"documents": every,
-                                               "rows": [q for d in bench for q in questions[d["doc_id"]]]}
-    hop_task = str(cfg.benchmark.multihop.task)
-    if hop_rows:  # questions that need two paragraphs: a task of their own, searched over every benchmark document
-        tasks[hop_task] = {"documents": every,
-                           "rows": [question_record(r, f"{hop_task}-{i:02d}", source) for i, r in enumerate(hop_rows, 1)]}
     # The collections the index builds: every task the split allows, whichever the questions then filled, so that a
     # benchmark-side change (more or fewer questions, a task left empty) leaves them, and the index, as they were.
+    # The tasks are the collections the questions filled.
+    every = [shown(corpus / d["document"]) for d in bench]
     collections: dict[str, list[str]] = {}
+    task_rows: dict[str, list[dict]] = {}
     if cfg.benchmark.per_document_tasks:
-        collections |= {names[d["doc_id"]]: [d["document"]] for d in bench}
+        for d in bench:
+            collections[names[d["doc_id"]]] = [shown(corpus / d["document"])]
+            task_rows[names[d["doc_id"]]] = questions[d["doc_id"]]
     if cfg.benchmark.joint_task:
         collections[str(cfg.benchmark.joint_task)] = every
-    if cfg.benchmark.multihop.enabled:
+        task_rows[str(cfg.benchmark.joint_task)] = [q for d in bench for q in questions[d["doc_id"]]]
+    if cfg.benchmark.multihop.enabled:  # questions that need two paragraphs, searched over every benchmark document
+        hop_task = str(cfg.benchmark.multihop.task)
         collections[hop_task] = every
-    for t in tasks.values():
-        t["documents"] = [shown(corpus / name) for name in t["documents"]]
-    collections = {name: [shown(corpus / d) for d in docs] for name, docs in collections.items()}
+        task_rows[hop_task] = [question_record(r, f"{hop_task}-{i:02d}", source) for i, r in enumerate(hop_rows, 1)]
+    tasks = {name: {"documents": list(docs), "rows": task_rows[name]}
+             for name, docs in collections.items() if task_rows[name]}
     split = {"mode": "held_out", "train": {d["doc_id"]: d["document"] for d in train},
              "benchmark": {d["doc_id"]: d["document"] for d in bench}}
     stats |= {"documents": len(docs), "train_documents": len(train), "benchmark_documents": len(bench),

@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> None:
         for old in qdir.glob("*.jsonl") if qdir.is_dir() else []:
             if old.stem not in tasks:
                 old.unlink()  # a task that no longer exists
-        # each document hashed once: the task list and the index's collections both carry the hashes
-        hashes = {d: sha256_file(resolve_path(d)) for docs in [*(t["documents"] for t in tasks.values()),
-                                                               *collections.values()] for d in docs}
+        # each document hashed once: the task list and the index's collections both carry the hashes (every task's
+        # documents are a collection's)
+        hashes = {d: sha256_file(resolve_path(d)) for docs in collections.values() for d in docs}
         listing, samples = {}, {}
         for name, t in tasks.items():
             rows = t.pop("rows", [])

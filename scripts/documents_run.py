@@ -118,7 +118,8 @@ def collect(checkout: Path, corpus: Path, command: str) -> dict:
         "stages": stages if scores else None, "work": work_done(checkout) if scores else None,
         "benchmark": {k: bench[k] for k in ("questions_per_document", "sampled_paragraphs", "rounds", "generated",
                                             "kept", "funnel", "critic", "tasks", "card_samples", "teacher",
-                                            "question_types", "reference", "findable_top_k", "dropped", "multihop")
+                                            "question_types", "reference", "findable_top_k", "findable_k",
+                                            "benchmark_paragraphs", "dropped", "multihop")
                       if k in bench},
         "training_set": {k: dataset[k] for k in ("input_rows", "kept", "train_rows", "eval_rows") if k in dataset},
         "split": {k: bench[k] for k in ("documents", "train_documents", "benchmark_documents")},

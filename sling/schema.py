@@ -359,6 +359,10 @@ class Benchmark:
     findable_top_k: Optional[int] = key(20, "round trip: a kept question must find its source paragraph(s) among "
                                             "the top k of an independent BM25 retriever over the benchmark "
                                             "documents (not the run's index); null: no check", min=1)
+    findable_share: float = key(0.1, "the round trip's k is at most this share of the benchmark documents' "
+                                     "paragraphs (at least 1): a top 20 of 30 paragraphs finds almost any "
+                                     "question, so a small folder's check would let the vaguest ones through",
+                                gt=0, max=1)
     examples: int = key(2, "questions already kept in the paragraph's language, shown with a later round's prompt "
                            "as the form to follow (no per-language prompt text; 0: none)", min=0)
     multihop: Multihop = key(Multihop, "questions that need two paragraphs, with a hop check")

@@ -141,6 +141,22 @@ def test_a_question_quoting_a_few_words_of_the_documents_language_is_still_in_an
     assert matches_language("What is the purpose of the descrição do modelo section?", "pt", top=1) is False
 
 
+def test_a_question_is_in_the_language_of_its_words_outside_quotation_marks():
+    """Real: on debian-reference's French preface the embedded teacher wrote an English question quoting a whole French
+    sentence of it, which py3langid ranks French first; the words around the quotes are English. A question quoting
+    the document's words in its own language keeps it (German and French quotation marks), and one whose words outside
+    the quotes are too few to tell is read whole."""
+    from sling.documents.language import matches_language
+
+    q = ("What is the name of the person who made the text \"La Référence Debian fut lancée par l’assassinat de "
+         "l’administration système\" into French?")
+    assert matches_language(q, "fr", top=1) is False and matches_language(q, "en", top=1) is True
+    assert matches_language("Was bedeutet „Liste von Werten für die Zeichenkodierung“ in der Debian-Referenz?", "de",
+                            top=1) is True
+    assert matches_language("Comment utiliser « apt-get install » pour installer un paquet ?", "fr", top=1) is True
+    assert matches_language("Qu'est-ce que « la Référence Debian » ?", "fr", top=1) is True
+
+
 def test_a_paragraph_plainly_in_another_language_than_its_document_gets_its_own():
     """Real paragraphs of debian-reference's French chapter 8 (partly translated: most of it is still English) and of
     its French preface: the French paragraph of the English-majority chapter reads as French, an English one of the

@@ -110,6 +110,35 @@ def test_the_round_trip_needs_an_independent_retriever_to_find_the_source():
     assert findable_rank(lexical.ranks(["treemagic"], 1)[0], ["magic", "treemagic"]) is None  # top 1 holds one
 
 
+def test_the_round_trip_k_is_a_share_of_a_small_folders_paragraphs():
+    """On a small folder a top 20 ranks nearly every benchmark paragraph (real: 31 in glpk-doc's Portuguese manual
+    chapter, where "O que quer?" found its source at rank 7): k is at most `benchmark.findable_share` of them. Over
+    five real paragraphs (k 1 at the default share) a question whose source BM25 ranks second is dropped; with the
+    share at 1 it is kept, and a big folder keeps `findable_top_k`."""
+    from collections import Counter
+
+    from sling.config import compose
+    from sling.data.benchmark import findable, findable_k
+    from sling.retrieval.lexical import Lexical
+
+    bench = compose([]).benchmark
+    assert (findable_k(bench, 5), findable_k(bench, 31), findable_k(bench, 1000)) == (1, 4, 20)
+    paragraphs = [{"paragraph_hash": h, "text": t} for h, t in
+                  [("reads", READS), ("fname", FNAME), ("object", PROBLEM_OBJECT), ("magic", MAGIC),
+                   ("treemagic", TREEMAGIC)]]
+    lexical = Lexical(paragraphs)
+    question = "What does glp_read_cnfsat do with a compressed file name?"
+    ranks = lexical.ranks([question], 5)[0]
+    assert ranks.get("reads") == 2, ranks  # the file-name paragraph ranks first
+    rows = [{"question": question, "paragraph_hash": "reads"},
+            {"question": "Which suffix marks a compressed file name for glp_read_cnfsat?", "paragraph_hash": "fname"}]
+    dropped = Counter()
+    assert [r["paragraph_hash"] for r in findable(bench, lexical, rows, dropped)] == ["fname"]
+    assert dropped["not_findable"] == 1
+    wide = compose(["benchmark.findable_share=1"]).benchmark
+    assert len(findable(wide, lexical, rows, Counter())) == 2
+
+
 def test_pairs_link_related_paragraphs_once_each():
     from sling.data.multihop import pairs
 

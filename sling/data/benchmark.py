@@ -254,13 +254,21 @@ def write_candidates(bench: Benchmark, teacher: Teacher, rag: Rag, calls, sample
             for ((p, qtype, sample), q), a in zip(asked, answers) if a is not None]
 
 
+def findable_k(bench: Benchmark, pool_size: int) -> int | None:
+    """The round trip's k: `benchmark.findable_top_k`, but at most `benchmark.findable_share` of the `pool_size`
+    paragraphs BM25 ranks (at least 1), so that the check still tells on a small folder; None: no check."""
+    if bench.findable_top_k is None or not pool_size:
+        return None
+    return min(bench.findable_top_k, max(1, math.ceil(bench.findable_share * pool_size)))
+
+
 def findable(bench: Benchmark, lexical, rows: list[dict], dropped: Counter) -> list[dict]:
-    """The rows whose source paragraph(s) an independent BM25 retriever ranks within `benchmark.findable_top_k` for
-    their question, each with its `findable_rank` (the worst of its sources'); the others counted `not_findable`."""
+    """The rows whose source paragraph(s) an independent BM25 retriever ranks within the round trip's k (`findable_k`)
+    for their question, each with its `findable_rank` (the worst of its sources'); the others counted `not_findable`."""
     from sling.retrieval.lexical import findable_rank
 
-    k = bench.findable_top_k
-    if lexical is None or k is None:
+    k = findable_k(bench, len(lexical.hashes)) if lexical is not None else None
+    if k is None:
         return rows
     dropped["not_findable"] += 0  # counted in the card even when none is dropped
     kept = []
@@ -376,6 +384,7 @@ def write_questions(bench: Benchmark, teacher: Teacher, model: Model, dataset: D
              "funnel": funnel(len(rows), dropped, len(kept)),
              "question_types": {t: {"candidates": n, "kept": mix_kept.get(t, 0)} for t, n in mix_asked.items()},
              "reference": kind, "findable_top_k": bench.findable_top_k,
+             "findable_k": findable_k(bench, len(pool)), "benchmark_paragraphs": len(pool),
              "samples_per_paragraph": bench.samples_per_paragraph, "questions_per_paragraph": per_paragraph,
              "critic": {"enabled": critic is not None, "min_score": bench.critic.min_score if critic else None,
                         "scores": {k: scores[k] for k in sorted(scores)}},

@@ -6,7 +6,13 @@ names the ISO 639-1 codes it returns.
 """
 from __future__ import annotations
 
+import re
+
 MIN_LETTERS = 20  # fewer letters than this say too little to name a language
+# Quoted text in any script's quotation marks ("...", “...”, «...», „...“, 「...」) or backticks: a question
+# quoting its document's words is still written in the language of the words around the quotes.
+_QUOTED = re.compile('\u201e[^\u201c\u201d]*[\u201c\u201d]|"[^"]*"|\u201c[^\u201d]*\u201d|\u00ab[^\u00bb]*\u00bb|'
+                     '\u300c[^\u300d]*\u300d|`[^`]*`')
 MAX_CHARS = 20_000  # a document's opening pages are enough, and keep detection fast on a long manual
 
 
@@ -63,7 +69,12 @@ def matches_language(text: str, code: str, top: int = 3, min_probability: float 
     """Whether `text` reads as written in `code`: among the `top` languages py3langid ranks first (a short technical
     sentence in English can rank a kin language first, a Spanish one never ranks English in the first three), with a
     normalised probability of at least `min_probability` (an English question quoting two Portuguese words ranks
-    Portuguese second, at 0.003); None for a text with too few letters to tell."""
+    Portuguese second, at 0.003); None for a text with too few letters to tell. Text in quotation marks is left out
+    where the rest has letters enough to tell (an English question quoting a whole French sentence ranks French
+    first)."""
+    own = _QUOTED.sub(" ", text)
+    if sum(c.isalpha() for c in own) >= MIN_LETTERS:
+        text = own
     if sum(c.isalpha() for c in text) < MIN_LETTERS:
         return None
     return _reads_as(_ranked(text), code, top, min_probability)

@@ -234,8 +234,10 @@ def candidates_line(bench: dict) -> str:
     mix = ", ".join(f"{t} {v['kept']} of {v['candidates']}" for t, v in bench["question_types"].items())
     parts = [f"References: {bench['reference']}. Question types, kept of candidates: {mix}."]
     if bench.get("findable_top_k"):
+        k = bench.get("findable_k") or bench["findable_top_k"]
+        pool = f" of the {bench['benchmark_paragraphs']} benchmark paragraphs" if bench.get("benchmark_paragraphs") else ""
         parts.append(f"Round trip: {bench['dropped'].get('not_findable', 0)} candidate(s) whose source paragraph an "
-                     f"independent BM25 retriever did not rank in its top {bench['findable_top_k']} were dropped.")
+                     f"independent BM25 retriever did not rank in its top {k}{pool} were dropped.")
     m = bench.get("multihop")
     if m:
         how = {"compose": " (composed: a kept question of each of two linked paragraphs, asked together)",

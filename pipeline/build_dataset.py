@@ -17,7 +17,7 @@ from sling.cli import run
 from sling.config import load_config, resolve_path
 from sling.data.dataset import log, raft_contexts, split_eval
 from sling.data.formats import domain_prompt, record
-from sling.data.questions import select
+from sling.data.questions import instruction, select
 from sling.errors import InputError
 from sling.io import provenance, read_jsonl, write_json, write_jsonl
 from sling.paths import (
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv)
     with stage_run("build_dataset", cfg):
         rows = read_jsonl(produced(SYNTHETIC, "synthesize"))
-        kept, dropped, min_len = filter_rows(cfg.dataset, rows)
+        kept, dropped, min_len = filter_rows(cfg.dataset, rows, instruction=instruction(cfg.synth.question_prompt))
         if any("question_type" in r for r in rows):  # several candidates per paragraph: the best valid ones
             chosen = select(kept, cfg.synth.questions_per_paragraph)
             dropped["per_paragraph"] = len(kept) - len(chosen)

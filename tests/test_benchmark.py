@@ -307,3 +307,19 @@ def test_the_critic_runs_on_the_embedded_teacher(tmp_path, monkeypatch, base_dir
     assert sum(scores.values()) == 3 and set(scores) <= {"1", "2", "3", "4", "5", "unparsed"}
     assert all(set(r["critic"]) == {"clarity", "answerable", "faithful"} for r in kept)
     assert resolve_path(c.cache_dir).exists()
+
+
+def test_the_error_for_no_question_names_the_fix_that_fits_the_drops():
+    """Real counts: on debian-reference's German appendix the embedded teacher wrote 44 candidates, 43 of them German
+    statements instead of questions; no looser filter or larger target helps, a stronger teacher does. Candidates
+    lost mostly to grounding get the looser-filter advice."""
+    from sling.data.benchmark import no_questions_message
+
+    docs = [{"document": "debian-reference-apa.de.html", "language": "de"}]
+    german = no_questions_message({"generated": 44, "teacher": "embedded:SmolLM2-135M-Instruct",
+                                   "dropped": {"wrong_language": 1, "not_a_question": 43, "off_topic_question": 0}},
+                                  docs)
+    assert "44 candidates; dropped: wrong_language 1, not_a_question 43)" in german
+    assert "language (de)" in german and "teacher=openai" in german and "min_grounding" not in german
+    grounded = no_questions_message({"generated": 10, "dropped": {"ungrounded_answer": 8, "not_a_question": 2}}, docs)
+    assert "dataset.min_grounding" in grounded and "language (de)" not in grounded

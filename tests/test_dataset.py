@@ -43,6 +43,7 @@ def work(tmp_path, monkeypatch):
         row("d4", 18, "Why is the rank r much smaller than the width?", GOOD,                    # copies its paragraph
             paragraph=f"{LONG}Why is the rank r much smaller than the width? The pretrained weights stay frozen."),
         row("d3", 19, "What stays frozen when the adapter is trained?", GOOD) | {"language": "es"},  # asked in Spanish
+        row("d2", 20, "What is a term, tool or thing that stays frozen?", GOOD),                  # echoes its prompt
     ]
     write_jsonl(tmp_path / "data/synthetic/qa.jsonl", rows)
     return tmp_path
@@ -55,10 +56,10 @@ def read(path):
 def test_filters_drop_and_count_each_case(work):
     build_dataset.main(["dataset.min_paragraph_percentile=5"])
     metrics = json.loads((work / "metrics/dataset.json").read_text())
-    assert metrics["input_rows"] == 31
+    assert metrics["input_rows"] == 32
     assert metrics["dropped"] == {"short_paragraph": 1, "empty_or_malformed": 1, "refusal": 1, "wrong_language": 1,
                                   "not_a_question": 1,
-                                  "points_at_source": 1, "reference_repeats_question": 1,
+                                  "points_at_source": 1, "echoes_prompt": 1, "reference_repeats_question": 1,
                                   "question_copies_paragraph": 1, "off_topic_question": 1, "ungrounded_answer": 1,
                                   "near_duplicate_question": 1}
     assert metrics["kept"] == 20 == metrics["train_rows"] + metrics["eval_rows"]

@@ -139,6 +139,34 @@ def test_the_round_trip_k_is_a_share_of_a_small_folders_paragraphs():
     assert len(findable(wide, lexical, rows, Counter())) == 2
 
 
+def test_a_question_that_copies_its_prompts_instruction_is_dropped():
+    """Real candidates of the embedded teacher on debian-reference's French chapter 8 (mostly English) that copy the
+    definition type's instruction ("asks what a term, tool or thing the text defines ... is") are dropped as
+    echoes_prompt, in the filters' counts; real questions of the same run that name their subject are kept."""
+    from sling.config import compose
+    from sling.data.questions import instruction
+    from sling.teacher.quality import filter_rows
+
+    cfg = compose([])
+    paragraph = ("The list of IBus and its engine packages are the following. The ibus-anthy package provides "
+                 "the Japanese input method, and ibus-pinyin the Chinese one; see Section 8.2.1 for the keyboard "
+                 "input of the Linux console and the X Window system.")
+    echoes = ['What is a term, tool, or thing that is named "The list of IBus and its engine packages are the '
+              'following"?',
+              "What is the name of the tool or thing that provides the Japanese input method?"]
+    fine = ["What is the difference between the Linux console and the X Window system?",
+            "Which packages give IBus its input methods?"]
+    answer = "The ibus-anthy package provides the Japanese input method, and ibus-pinyin the Chinese one."
+    rows = [{"doc_id": "d", "paragraph": paragraph, "language": "en", "question": q, "answer": answer}
+            for q in echoes + fine]
+    kept, dropped, _ = filter_rows(cfg.dataset, rows, percentile=0,
+                                   instruction=instruction(cfg.benchmark.question_prompt))
+    assert [r["question"] for r in kept] == fine
+    assert dropped["echoes_prompt"] == 2
+    # without the prompts' phrases the check is off: all four pass
+    assert len(filter_rows(cfg.dataset, rows, percentile=0)[0]) == 4
+
+
 def test_pairs_link_related_paragraphs_once_each():
     from sling.data.multihop import pairs
 
@@ -224,6 +252,10 @@ def test_a_candidate_loses_its_label_list_marker_quotes_and_preamble_in_any_lang
             "How can GNOME and KDE share one MIME database?",
         "Frage: Was ist apt-get?": "Was ist apt-get?",
         "¡Buena pregunta! ¿Qué lee glp_read_cnfsat?": "¿Qué lee glp_read_cnfsat?",
+        # a lead-in before a colon and a new sentence (real, on debian-reference's French chapter 8, mostly English)
+        'What a delightful question! How about this: "What is the difference between a comma and a semicolon?"':
+            "What is the difference between a comma and a semicolon?",
+        "Voici ma question : Comment configurer le clavier ?": "Comment configurer le clavier ?",
         # kept whole: an abbreviation inside the question, a colon inside it, a number in it
         "What does the -v option of e.g. cp do?": "What does the -v option of e.g. cp do?",
         "SAT solvers: what do they read?": "SAT solvers: what do they read?",

@@ -254,6 +254,28 @@ def write_candidates(bench: Benchmark, teacher: Teacher, rag: Rag, calls, sample
             for ((p, qtype, sample), q), a in zip(asked, answers) if a is not None]
 
 
+# Drops that say the teacher did not write a question in the document's language at all, rather than a question
+# that a looser setting would keep.
+NOT_WRITTEN = ("empty_or_malformed", "refusal", "wrong_language", "not_a_question", "echoes_prompt")
+
+
+def no_questions_message(stats: dict, documents: list[dict]) -> str:
+    """The one-line error when no benchmark document kept a question: the drops that were not zero and the fix that
+    fits them. When most candidates were no question in the documents' language, the teacher cannot write them and
+    only a stronger one helps; otherwise a looser filter or more questions asked may."""
+    dropped = {k: v for k, v in (stats.get("dropped") or {}).items() if v}
+    drops = ", ".join(f"{k} {v}" for k, v in dropped.items()) or "none"
+    head = (f"no benchmark question survived the quality filters from the {len(documents)} benchmark document(s) "
+            f"({stats.get('generated', 0)} candidates; dropped: {drops})")
+    if sum(dropped.get(k, 0) for k in NOT_WRITTEN) > sum(dropped.values()) / 2:
+        langs = ", ".join(sorted({d.get("language") or "?" for d in documents}))
+        return (f"{head}: the teacher ({stats.get('teacher')}) wrote few questions in the documents' language "
+                f"({langs}); use a stronger teacher (teacher=openai with any OpenAI-compatible server: "
+                "docs/documents.md, Another teacher)")
+    return (f"{head}: raise benchmark.questions_per_document, loosen the dataset.* filters (e.g. "
+            "dataset.min_grounding), or use a stronger teacher")
+
+
 def findable_k(bench: Benchmark, pool_size: int) -> int | None:
     """The round trip's k: `benchmark.findable_top_k`, but at most `benchmark.findable_share` of the `pool_size`
     paragraphs BM25 ranks (at least 1), so that the check still tells on a small folder; None: no check."""
@@ -285,7 +307,9 @@ def screen(bench: Benchmark, dataset: Dataset, rows: list[dict], lexical, critic
            check=None) -> tuple[list[dict], dict, Counter]:
     """The candidates that pass the quality and validity filters, `check` (a row's drop reason or None), the
     round trip through BM25 and, where enabled, the critic; the drops by reason and the critic's scores."""
-    kept, dropped, _ = filter_rows(dataset, rows, percentile=0)
+    from sling.data.questions import instruction
+
+    kept, dropped, _ = filter_rows(dataset, rows, percentile=0, instruction=instruction(bench.question_prompt))
     dropped = Counter(dropped)
     if check is not None:
         passed = []
@@ -522,9 +546,7 @@ def generated_tasks(cfg: DictConfig) -> tuple[dict, dict, dict, dict]:
         log.warning("no benchmark question survived the filters for %d document(s): %s (see metrics/benchmark.json)",
                     len(empty), empty)
     if len(empty) == len(bench):
-        raise BenchmarkError(f"no benchmark question survived the quality filters ({stats['dropped']}) from the "
-                             f"{len(bench)} benchmark documents: raise benchmark.questions_per_document, loosen "
-                             "the dataset.* filters (e.g. dataset.min_grounding), or use a stronger teacher")
+        raise BenchmarkError(no_questions_message(stats, bench))
     # The collections the index builds: every task the split allows, whichever the questions then filled, so that a
     # benchmark-side change (more or fewer questions, a task left empty) leaves them, and the index, as they were.
     # The tasks are the collections the questions filled.

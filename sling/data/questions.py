@@ -21,6 +21,7 @@ import numpy as np
 
 from sling.documents.language import prompt_language
 from sling.embed import embed
+from sling.teacher.quality import instruction_phrases
 from sling.text import sentences
 
 TYPES_VERSION = "types-v1"
@@ -44,6 +45,12 @@ EXAMPLES = "\n\nQuestions written before in {language}, for their form only:\n{e
 # running on through the answer a small model writes after it.
 QUESTION_STOP = ["?", "\uff1f", "\u061f"]
 
+
+
+def instruction(question_prompt: str) -> frozenset:
+    """The phrases of every prompt that asks for a question (the section's own `question_prompt`, each type's, the
+    multi-hop one and the examples' lead-in), which a kept question must not copy (quality.validity_problem)."""
+    return instruction_phrases([question_prompt, *QUESTION_TYPES.values(), MULTIHOP_PROMPT, EXAMPLES])
 
 
 def type_prompt(name: str, question_prompt: str) -> str:
@@ -92,31 +99,39 @@ _LABEL = re.compile(r"^[^\W\d_]{1,12}(?:\s*\d+)?\s*[:\uff1a]\s+")
 _MARKER = re.compile(r"^(?:[-*\u2022\u00b7>]+|\(?\d+(?:\.\d+)*[.)]?)\s+")
 _OPENERS = "\u00bf\u00a1([\"'\u201c\u00ab\u201e"
 _QUOTES = "\"'\u201c\u201d\u00ab\u00bb\u201e`*"
+# A lead-in of up to four words before a colon ("How about this:", "Voici ma question :"), taken off when a new
+# sentence (a capital letter, perhaps after a quote) follows it.
+_LEAD_IN = re.compile(r"^(?:[^\W\d_]+[\s,]+){0,3}[^\W\d_]+\s*[:\uff1a]\s+")
 # A sentence end inside the line, before a capital: "What a great question! How does X work?" asks the second part.
 _SENTENCE_END = re.compile(r"(?<=[.!\u3002\uff01])\s+(?=[^\w\s]?[^\W\d_])")
 
 
 def _unwrap(line: str) -> str:
-    for _ in range(3):  # "1. Question: "What ...?"" unwraps in turn
+    for _ in range(4):  # "1. Question: "What ...?"" and "Great question! How about this: "What ...?"" unwrap in turn
         before = line
         line = _MARKER.sub("", _LABEL.sub("", line)).strip(_QUOTES + " ")
+        lead = _LEAD_IN.match(line)
+        if lead and line[lead.end():].lstrip(_OPENERS + _QUOTES)[:1].isupper():
+            line = line[lead.end():].strip(_QUOTES + " ")
+        if line.endswith(tuple(QUESTION_STOP)):
+            parts = [p for p in _SENTENCE_END.split(line) if p]
+            asks = [i for i, p in enumerate(parts) if p.lstrip(_OPENERS)[:1].isupper()]
+            # the last sentence that starts with a capital, with whatever follows it, when what precedes is no question
+            if (len(parts) > 1 and asks and asks[-1] > 0
+                    and not any(p.endswith(tuple(QUESTION_STOP)) for p in parts[:asks[-1]])):
+                line = " ".join(parts[asks[-1]:])
         if line == before:
             break
-    if line.endswith(tuple(QUESTION_STOP)):
-        parts = [p for p in _SENTENCE_END.split(line) if p]
-        asks = [i for i, p in enumerate(parts) if p.lstrip(_OPENERS)[:1].isupper()]
-        # the last sentence that starts with a capital, with whatever follows it, when what precedes is no question
-        if len(parts) > 1 and asks and asks[-1] > 0 and not any(p.endswith(tuple(QUESTION_STOP)) for p in parts[:asks[-1]]):
-            line = " ".join(parts[asks[-1]:])
     return line
 
 
 def clean_question(text: str) -> str:
     """The question as one line, whitespace collapsed: the reply's first line that ends with a question mark (of any
     script), else its first non-empty line (a teacher often wraps its question in a preamble, or follows it with an
-    answer or a second question); a label, list marker or quotes around it are taken off, and so is a sentence
-    before it on its line ("What a great question! How ...?" asks "How ...?"). Nothing is written for one language:
-    labels are any one word before a colon, sentences end at . or ! before a capital letter of any cased script."""
+    answer or a second question); a label, list marker or quotes around it are taken off, and so is a sentence or a
+    short lead-in before it on its line ("What a great question! How ...?" and "How about this: "How ...?"" ask
+    "How ...?"). Nothing is written for one language: labels are any one word before a colon, lead-ins up to four
+    words before a colon and a capital letter, sentences end at . or ! before a capital letter of any cased script."""
     lines = [_unwrap(" ".join(line.split())) for line in (text or "").splitlines() if line.strip()]
     lines = [line for line in lines if line]
     return next((line for line in lines if line.endswith(tuple(QUESTION_STOP))), lines[0] if lines else "")

@@ -13,6 +13,7 @@ from sling.data.questions import (
     ask,
     clean_question,
     examples_by_language,
+    instruction,
     plan,
     reference_parts,
     type_mix,
@@ -114,7 +115,7 @@ def synthesize(cfg: DictConfig, paragraphs: list[dict]) -> tuple[list[dict], dic
     rows = candidates(cfg.synth, cfg.teacher, cfg.rag, cfg.seed, calls, paragraphs, {}, "questions")
     second = 0
     if cfg.synth.examples and rows:
-        kept, _, _ = filter_rows(cfg.dataset, rows, percentile=0)
+        kept, _, _ = filter_rows(cfg.dataset, rows, percentile=0, instruction=instruction(cfg.synth.question_prompt))
         examples = examples_by_language(kept, cfg.synth.examples)
         gave = {r["paragraph_hash"] for r in kept}
         retry = [p for p in paragraphs if p["paragraph_hash"] not in gave and examples.get(p.get("language") or "")]

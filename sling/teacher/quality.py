@@ -20,7 +20,8 @@ from sling.schema import Dataset
 from sling.text import content_words, support, tokens
 
 # The validity checks, in the order they are tried; each is a drop reason of its own.
-VALIDITY = ("not_a_question", "points_at_source", "reference_repeats_question", "question_copies_paragraph")
+VALIDITY = ("not_a_question", "points_at_source", "echoes_prompt", "reference_repeats_question",
+            "question_copies_paragraph")
 FILTERS = ("short_paragraph", "empty_or_malformed", "refusal", "wrong_language", *VALIDITY, "off_topic_question",
            "ungrounded_answer", "near_duplicate_question")
 
@@ -44,13 +45,28 @@ def _plain(text: str) -> str:
     return " ".join(tokens(text))
 
 
-def validity_problem(question: str, answer: str, paragraph: str, language: str | None = None) -> str | None:
+def _phrases(text: str) -> set[tuple[str, ...]]:
+    """Runs of three words of `text` that hold at least two content words ("tool or thing", "a question mark")."""
+    ws = tokens(text)
+    return {tuple(ws[i:i + 3]) for i in range(len(ws) - 2) if len(content_words(" ".join(ws[i:i + 3]))) >= 2}
+
+
+def instruction_phrases(prompts) -> frozenset:
+    """The three-word phrases of the prompts' own instructions (their {placeholders} left out): a question that
+    holds one copies the instruction ("What is a term, tool, or thing that is named ...?" from "asks what a term,
+    tool or thing the text defines ... is"), in whatever language the rest is written."""
+    return frozenset(p for prompt in prompts for p in _phrases(re.sub(r"\{\w+\}", " ", prompt)))
+
+
+def validity_problem(question: str, answer: str, paragraph: str, language: str | None = None,
+                     instruction: frozenset = frozenset()) -> str | None:
     """Why a generated question (with its reference answer) is not a valid benchmark or training row, or None.
 
     - not_a_question: it does not end with a question mark, or (English) holds no interrogative word or auxiliary
       ("The text asks a question about the structure of the routine rhohxc.F90.");
     - points_at_source: it points at "the text / passage / report / paper ..." (English, Spanish) instead of naming
       its subject;
+    - echoes_prompt: it holds a phrase of the prompt that asked for it (`instruction`, from `instruction_phrases`);
     - reference_repeats_question: the answer holds the question, the question holds the answer, or the answer adds
       no content word the question does not already have;
     - question_copies_paragraph: the question (four words or more) is a verbatim span of its paragraph.
@@ -63,6 +79,8 @@ def validity_problem(question: str, answer: str, paragraph: str, language: str |
     pointer = POINTERS.get(language or "en")
     if pointer is not None and pointer.search(q):
         return "points_at_source"
+    if instruction and not _phrases(q).isdisjoint(instruction):
+        return "echoes_prompt"
     plain_q, plain_a = _plain(q), _plain(answer)
     held = content_words(answer)
     novel = [w for w in held if w not in set(words)]
@@ -83,11 +101,12 @@ def off_topic(question: str, paragraph: str) -> bool:
     return not any(w in have for w in words)
 
 
-def filter_rows(dataset: Dataset, rows: list[dict],
-                percentile: float | None = None) -> tuple[list[dict], Counter, float]:
+def filter_rows(dataset: Dataset, rows: list[dict], percentile: float | None = None,
+                instruction: frozenset = frozenset()) -> tuple[list[dict], Counter, float]:
     """Rows that pass every filter, the drop count of each filter, and the paragraph-length cut-off used.
 
-    `percentile` overrides `dataset.min_paragraph_percentile` (0: no length cut).
+    `percentile` overrides `dataset.min_paragraph_percentile` (0: no length cut). `instruction`: the phrases of the
+    prompts that asked for the questions (`instruction_phrases`), which a question must not copy.
     Near-duplicate questions are looked for among the rows of one document (`doc_id`).
     """
     percentile = dataset.min_paragraph_percentile if percentile is None else percentile
@@ -110,7 +129,8 @@ def filter_rows(dataset: Dataset, rows: list[dict],
             # question must read as that language first (an English question quoting the document's words ranks
             # it second or third); an answer, often quoting commands and names, among the first three
             dropped["wrong_language"] += 1
-        elif dataset.drop_invalid_questions and (why := validity_problem(q, a, r["paragraph"], r.get("language"))):
+        elif dataset.drop_invalid_questions and (why := validity_problem(q, a, r["paragraph"], r.get("language"),
+                                                                        instruction)):
             dropped[why] += 1
         elif dataset.drop_off_topic_questions and off_topic(q, r["paragraph"]):
             dropped["off_topic_question"] += 1

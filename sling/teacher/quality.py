@@ -47,8 +47,8 @@ def _plain(text: str) -> str:
 
 def _phrases(text: str) -> set[tuple[str, ...]]:
     """Runs of three words of `text` that hold at least two content words ("tool or thing", "a question mark")."""
-    ws = tokens(text)
-    return {tuple(ws[i:i + 3]) for i in range(len(ws) - 2) if len(content_words(" ".join(ws[i:i + 3]))) >= 2}
+    ws, content = tokens(text), set(content_words(text))
+    return {tuple(ws[i:i + 3]) for i in range(len(ws) - 2) if sum(w in content for w in ws[i:i + 3]) >= 2}
 
 
 def instruction_phrases(prompts) -> frozenset:
